@@ -1,0 +1,243 @@
+"""Command-line front end: drives the same core iterators as the GUI.
+
+Exit codes: 0 success, 1 bad input (one-line message, never a traceback), 2 usage
+error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from sketchapp import __version__
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sketchapp",
+        description="Turn freehand sketches into coloured images with GANs. "
+        "Run without arguments to open the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"sketchapp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    complete = sub.add_parser(
+        "complete",
+        help="complete a sketch into images (Contextual GAN latent search)",
+        description="Complete SKETCH into coloured images. Writes the best result to OUT "
+        "and every candidate beside it as OUT-1, OUT-2, ...",
+    )
+    complete.add_argument("sketch", metavar="SKETCH", help="sketch image (PNG, JPEG, WebP, BMP)")
+    complete.add_argument("-o", "--output", required=True, metavar="OUT", help="result file (.png, .jpg, .webp)")
+    source = complete.add_mutually_exclusive_group()
+    source.add_argument("--preset", metavar="NAME", help="style preset (see 'sketchapp presets')")
+    source.add_argument("--model", metavar="FILE", help="model checkpoint (.safetensors)")
+    complete.add_argument("--candidates", type=_positive, metavar="K", help="candidates optimised together")
+    complete.add_argument("--iterations", type=_non_negative, metavar="N", help="optimisation steps at most")
+    complete.add_argument("--seed", type=_non_negative, help="random seed (printed and stored in the PNG)")
+    complete.add_argument("--start", choices=("auto", "random", "encoder"), help="how candidates start")
+    complete.add_argument("--contextual", choices=("kl", "l1"), help="contextual loss on the sketch")
+    complete.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    complete.add_argument("--threads", type=_positive, help="CPU threads (default: all available)")
+    complete.add_argument("--hints", metavar="HINTS.png", help="RGBA colour hints over the sketch")
+    complete.add_argument("--frames", metavar="DIR", help="save intermediate completions here")
+    complete.add_argument("--frame-every", type=_positive, default=10, metavar="N", help="frame interval (default 10)")
+    complete.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    complete.set_defaults(usage_error=complete.error)
+
+    sub.add_parser("presets", help="list bundled and user presets")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    if not argv:
+        parser.print_help()
+        print("\nThe desktop window is not part of this release yet; use the commands above.")
+        return EXIT_OK
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from sketchapp.core.errors import SketchAppError
+
+    try:
+        if args.command == "complete":
+            return _complete(args)
+        return _presets()
+    except SketchAppError as exc:
+        print(f"sketchapp: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("\nsketchapp: cancelled", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _presets() -> int:
+    from sketchapp.core.presets import installed_presets
+
+    presets, problems = installed_presets()
+    if not presets:
+        print("No presets installed.")
+    for p in presets:
+        print(f"{p.id:<20} {p.name:<24} engine={p.engine:<10} style={p.sketch_style:<12} [{p.source}] {p.model}")
+    for problem in problems:
+        print(f"sketchapp: warning: {problem}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from sketchapp.core.errors import ImageLoadError
+    from sketchapp.core.images import SAVE_FORMATS, load_image
+
+    output = Path(args.output)
+    if output.suffix.lower() not in SAVE_FORMATS:
+        args.usage_error(f"output {output.name!r} needs an image extension ({', '.join(sorted(SAVE_FORMATS))})")
+    if not args.model and not args.preset:
+        args.usage_error("give a model: --model FILE or --preset NAME")
+    sketch = load_image(args.sketch, mode="RGB")
+    hints = load_image(args.hints, mode="RGBA") if args.hints else None
+    if output.parent and not output.parent.exists():
+        raise ImageLoadError(f"{output.parent}: output folder does not exist")
+
+    from sketchapp.core.checkpoint import load_model
+    from sketchapp.core.completion import CompletionSettings, ContextualEngine
+    from sketchapp.core.device import configure_cpu_threads, select_device
+    from sketchapp.core.presets import find_preset, installed_presets
+
+    settings = CompletionSettings()
+    label = args.model
+    model_path = args.model
+    if args.preset:
+        preset = find_preset(args.preset, installed_presets()[0])
+        settings, model_path, label = preset.settings, preset.model, preset.id
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    settings = settings.updated(
+        candidates=args.candidates,
+        iterations=args.iterations,
+        start=args.start,
+        contextual=args.contextual,
+        seed=seed,
+    )
+    device = select_device(args.device)
+    threads = configure_cpu_threads(args.threads)
+    model = load_model(model_path, device)
+    engine = ContextualEngine(model, device)
+    frames = Path(args.frames) if args.frames else None
+    if frames:
+        try:
+            frames.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ImageLoadError(f"{frames}: cannot create frames folder ({exc.strerror or exc})") from exc
+    progress = _Progress(sys.stderr, settings.iterations, quiet=args.quiet)
+    where = f"{device.type}" + (f", {threads} threads" if device.type == "cpu" else "")
+    progress.note(f"completing {Path(args.sketch).name} with {label} on {where}, seed {seed}")
+    last = None
+    for snapshot in engine.start(sketch, hints, settings):
+        last = snapshot
+        progress.update(snapshot)
+        if frames and (snapshot.final or snapshot.iteration % args.frame_every == 0):
+            _save_frame(frames, snapshot)
+    progress.close()
+    if last is None or not last.final:
+        raise ImageLoadError("the completion stopped without a result")
+    _write_results(output, last, {"model": str(label), "seed": str(seed), "settings": json.dumps(settings.to_dict())})
+    progress.note(
+        f"best candidate {last.best + 1} of {last.candidates}, loss {last.losses['total'][last.best]:.4f}, "
+        f"{last.iteration} iterations; wrote {output}"
+    )
+    return EXIT_OK
+
+
+def _save_frame(folder: Path, snapshot) -> None:  # noqa: ANN001 - core type imported lazily
+    from sketchapp.core.images import contact_grid, save_image
+
+    name = "final.png" if snapshot.final else f"{snapshot.phase}-{snapshot.iteration:05d}.png"
+    if snapshot.phase == "init":
+        name = f"init-{snapshot.info.get('init_done', 0):05d}.png"
+    save_image(folder / name, contact_grid(snapshot.images("joint"), columns=4))
+
+
+def _write_results(output: Path, snapshot, text: dict[str, str]) -> None:  # noqa: ANN001
+    from sketchapp.core.images import save_image
+
+    images = snapshot.images("image")
+    losses = snapshot.losses["total"]
+    save_image(output, images[snapshot.best], {**text, "candidate": str(snapshot.best + 1)})
+    for index, image in enumerate(images):
+        path = output.with_name(f"{output.stem}-{index + 1}{output.suffix}")
+        save_image(path, image, {**text, "candidate": str(index + 1), "loss": f"{losses[index]:.6f}"})
+
+
+class _Progress:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, stream: TextIO, total: int, quiet: bool = False) -> None:
+        self.stream, self.total, self.quiet = stream, max(total, 1), quiet
+        self.tty = stream.isatty()
+        self.started = time.perf_counter()
+        self.last_line = 0.0
+        self.width = 30
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=self.stream)
+
+    def update(self, snapshot) -> None:  # noqa: ANN001
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if not snapshot.final and now - self.last_line < (0.1 if self.tty else 5.0):
+            return
+        self.last_line = now
+        done = snapshot.iteration
+        elapsed = now - self.started
+        if snapshot.phase == "init":
+            text = f"choosing starts {snapshot.info.get('init_done', 0)}/{snapshot.info.get('init_total', 0)}"
+        else:
+            filled = int(self.width * min(done / self.total, 1.0))
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = (self.total - done) / rate if rate > 0 and not snapshot.final else 0.0
+            text = (
+                f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} "
+                f"loss {snapshot.losses['total'][snapshot.best]:.4f} {rate:.1f} it/s ETA {eta:.0f}s"
+            )
+        if self.tty:
+            self.stream.write("\r" + text.ljust(90))
+        else:
+            self.stream.write(text + os.linesep)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()

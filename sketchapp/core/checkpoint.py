@@ -1,0 +1,197 @@
+"""Checkpoints: safetensors weights plus a JSON metadata record, in one file.
+
+safetensors holds raw tensors and a JSON header, so loading a file can never execute
+code from it (unlike pickle). Every problem a user can cause - a truncated download,
+a file from another program, weights that do not fit their metadata - becomes a
+CheckpointError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from sketchapp import __version__
+from sketchapp.core.errors import CheckpointError
+from sketchapp.core.fileio import write_bytes_atomic
+from sketchapp.core.networks import JointDiscriminator, JointGANConfig, JointGenerator, SketchEncoder
+
+FORMAT = "sketchapp.checkpoint"
+FORMAT_VERSION = 1
+METADATA_KEY = "sketchapp"
+CONTEXTUAL = "contextual"
+
+
+@dataclass
+class JointModel:
+    """A loaded joint-image GAN: the networks the contextual engine needs, in eval mode."""
+
+    config: JointGANConfig
+    generator: JointGenerator
+    discriminator: JointDiscriminator
+    encoder: SketchEncoder | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, config: JointGANConfig, **metadata: Any) -> JointModel:
+        """Freshly initialised networks (for training, and for tests)."""
+        encoder = SketchEncoder(config) if config.has_encoder else None
+        return cls(config, JointGenerator(config), JointDiscriminator(config), encoder, dict(metadata))
+
+    def modules(self) -> dict[str, nn.Module]:
+        parts: dict[str, nn.Module] = {"G": self.generator, "D": self.discriminator}
+        if self.encoder is not None:
+            parts["E"] = self.encoder
+        return parts
+
+    def to(self, device: torch.device) -> JointModel:
+        for module in self.modules().values():
+            module.to(device)
+        return self
+
+    def eval(self) -> JointModel:
+        for module in self.modules().values():
+            module.eval()
+        return self
+
+    @property
+    def sketch_style(self) -> str:
+        return str(self.metadata.get("sketch_style", "unknown"))
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], model: JointModel, half_precision: bool = False, **metadata: Any
+) -> None:
+    """Write ``model`` atomically. ``metadata`` adds to (and overrides) model.metadata.
+
+    half_precision stores float weights as fp16 (half the size); they load back as fp32.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in model.modules().items():
+        for name, tensor in module.state_dict().items():
+            value = tensor.detach().cpu()
+            if half_precision and value.is_floating_point():
+                value = value.half()
+            tensors[f"{prefix}.{name}"] = value.contiguous()
+    record = {**model.metadata, **metadata}
+    record.update(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        engine=CONTEXTUAL,
+        architecture=model.config.to_dict(),
+        app_version=record.get("app_version", __version__),
+    )
+    model.metadata = record
+    payload = st_save(tensors, metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
+    try:
+        write_bytes_atomic(path, payload)
+    except OSError as exc:
+        raise CheckpointError(f"{Path(path).name}: cannot write checkpoint ({exc.strerror or exc})") from exc
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Metadata and tensors of a SketchApp checkpoint file, validated but not built."""
+    file = Path(path)
+    name = file.name
+    if not file.is_file():
+        raise CheckpointError(f"{file}: no such checkpoint file")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+    if not data:
+        raise CheckpointError(f"{name}: the checkpoint file is empty (0 bytes)")
+    header = _read_header(data, name)
+    raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    if raw is None:
+        raise CheckpointError(f"{name}: a safetensors file, but not a SketchApp checkpoint (no metadata)")
+    try:
+        metadata = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{name}: checkpoint metadata is not valid JSON") from exc
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: not a SketchApp checkpoint (unknown metadata format)")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{name}: checkpoint format version {version} is newer than this SketchApp supports "
+            f"({FORMAT_VERSION}); update SketchApp"
+        )
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{name}: checkpoint is truncated or corrupt ({exc})") from exc
+    return metadata, tensors
+
+
+def _read_header(data: bytes, name: str) -> dict[str, Any]:
+    """Check the safetensors framing before handing the bytes to the parser."""
+    not_ours = f"{name}: not a SketchApp checkpoint (expected a .safetensors file)"
+    if len(data) < 8:
+        raise CheckpointError(not_ours)
+    size = int.from_bytes(data[:8], "little")
+    if size < 2 or size > 100_000_000 or data[8:9] != b"{":
+        raise CheckpointError(not_ours)
+    if 8 + size > len(data):
+        raise CheckpointError(f"{name}: checkpoint is truncated (header cut short)")
+    try:
+        header = json.loads(data[8 : 8 + size])
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(not_ours) from exc
+    if not isinstance(header, dict):
+        raise CheckpointError(not_ours)
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + size + end > len(data):
+        raise CheckpointError(
+            f"{name}: checkpoint is truncated ({len(data)} bytes, {8 + size + end} expected)"
+        )
+    return header
+
+
+def load_model(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu", engine: str = CONTEXTUAL
+) -> JointModel:
+    """Build the networks a checkpoint describes and load its weights, in eval mode."""
+    name = Path(path).name
+    metadata, tensors = read_checkpoint(path)
+    kind = metadata.get("engine")
+    if kind != engine:
+        raise CheckpointError(f"{name}: checkpoint is for the {kind!r} engine, not {engine!r}")
+    try:
+        config = JointGANConfig.from_dict(metadata.get("architecture") or {})
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{name}: invalid architecture in metadata ({exc})") from exc
+    model = JointModel.create(config)
+    model.metadata = metadata
+    parts = model.modules()
+    grouped: dict[str, dict[str, torch.Tensor]] = {prefix: {} for prefix in parts}
+    for key, tensor in tensors.items():
+        prefix, _, rest = key.partition(".")
+        if prefix not in grouped:
+            raise CheckpointError(f"{name}: weights {key!r} do not belong to the architecture in its metadata")
+        grouped[prefix][rest] = tensor
+    for prefix, module in parts.items():
+        expected = module.state_dict()
+        given = grouped[prefix]
+        missing = sorted(set(expected) - set(given))
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise CheckpointError(f"{name}: weights missing for {prefix}.{missing[0]}{more}")
+        for key, tensor in given.items():
+            if tuple(tensor.shape) != tuple(expected[key].shape):
+                raise CheckpointError(
+                    f"{name}: weights {prefix}.{key} have shape {tuple(tensor.shape)} but the metadata's "
+                    f"architecture needs {tuple(expected[key].shape)}"
+                )
+            given[key] = tensor.to(expected[key].dtype)
+        module.load_state_dict(given)
+    return model.to(torch.device(device)).eval()

@@ -1,0 +1,98 @@
+"""The contract every engine honours, so the GUI worker and the CLI drive them alike.
+
+An engine turns a sketch (and optional colour hints) into an iterator of Snapshots.
+Iterative engines (contextual completion) stream many; one-pass engines (pix2pix,
+CycleGAN) yield one final Snapshot. A cancelled run simply ends without a final one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+
+class CancelToken:
+    """A thread-safe flag an engine checks once per iteration."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+def to_uint8(pictures: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W, C) uint8, a fresh numpy copy."""
+    scaled = ((pictures.detach().float() + 1.0) * 127.5).round_().clamp_(0, 255)
+    return scaled.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """One moment of a run: every candidate's picture and losses, and which is best.
+
+    Pictures stay as the engine's tensor until asked for, so emitting a Snapshot per
+    iteration costs nothing; ``images()`` makes uint8 copies on demand.
+    """
+
+    iteration: int
+    iterations: int
+    phase: str  # "init" (choosing starts), "optimise", or "done"
+    losses: dict[str, np.ndarray]  # name -> one value per candidate; "total" always present
+    best: int
+    pictures: torch.Tensor = field(repr=False)  # (K, C, H, 2H) joint sketch|image, [-1, 1]
+    latents: torch.Tensor | None = field(default=None, repr=False)  # (K, z_dim)
+    final: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def candidates(self) -> int:
+        return int(self.pictures.shape[0])
+
+    @property
+    def half_size(self) -> int:
+        return int(self.pictures.shape[-2])
+
+    def images(self, part: str = "image") -> np.ndarray:
+        """(K, H, W, 3) uint8 copies: part is "image" (right half), "sketch" (left) or "joint"."""
+        h = self.half_size
+        pictures = self.pictures
+        if part == "image":
+            pictures = pictures[..., h:]
+        elif part == "sketch":
+            pictures = pictures[..., :h]
+        elif part != "joint":
+            raise ValueError(f"part must be 'image', 'sketch' or 'joint', not {part!r}")
+        return to_uint8(pictures)
+
+    def best_image(self, part: str = "image") -> np.ndarray:
+        return self.images(part)[self.best]
+
+    def z(self) -> np.ndarray | None:
+        """The latent code of every candidate (a copy), to refine one later."""
+        return None if self.latents is None else self.latents.detach().cpu().numpy().copy()
+
+
+class Engine(Protocol):
+    """What the worker and CLI need of an engine."""
+
+    kind: str
+    half_size: int
+
+    def start(
+        self,
+        sketch: np.ndarray,
+        hints: np.ndarray | None = None,
+        settings: Any = None,
+        cancel: CancelToken | None = None,
+        z: np.ndarray | None = None,
+    ) -> Iterator[Snapshot]: ...

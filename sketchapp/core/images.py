@@ -1,0 +1,137 @@
+"""The one image loader and saver: any file a user may have in, uint8 numpy arrays out."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from sketchapp.core.errors import ImageLoadError
+from sketchapp.core.fileio import atomic_write
+
+#: Largest image accepted, in pixels (about 8000 x 8000): beyond this a sketch is
+#: almost surely a mistake, and decoding it would take gigabytes.
+MAX_PIXELS = 64_000_000
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+
+
+def load_image(
+    path: str | os.PathLike[str], mode: str = "RGB", max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """Read an image file as a uint8 array in ``mode`` ("RGB", "RGBA" or "L").
+
+    EXIF rotation is applied; transparency is composited on white for "RGB" and "L";
+    16-bit and palette images are converted. Raises ImageLoadError with a one-line
+    message for a missing, empty, corrupt, non-image or oversized file.
+    """
+    if mode not in ("RGB", "RGBA", "L"):
+        raise ValueError(f"unsupported mode {mode!r}")
+    file = Path(path)
+    name = file.name
+    if not file.exists():
+        raise ImageLoadError(f"{file}: no such file")
+    if file.is_dir():
+        raise ImageLoadError(f"{file}: is a folder, not an image")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ImageLoadError(f"{file}: cannot read ({exc.strerror or exc})") from exc
+    if not data:
+        raise ImageLoadError(f"{name}: the file is empty (0 bytes)")
+    return decode_image(data, name, mode=mode, max_pixels=max_pixels)
+
+
+def decode_image(data: bytes, name: str, mode: str = "RGB", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes; see load_image. ``name`` is used in error messages."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageLoadError(
+                    f"{name}: image is {width}x{height} pixels, more than the "
+                    f"{max_pixels // 1_000_000} megapixel limit"
+                )
+            img.load()
+        except ImageLoadError:
+            raise
+        except UnidentifiedImageError as exc:
+            raise ImageLoadError(f"{name}: not an image file or an unsupported format") from exc
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageLoadError(f"{name}: image is too large to open safely") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageLoadError(f"{name}: corrupt or truncated image ({exc})") from exc
+    img = ImageOps.exif_transpose(img)
+    return _to_mode(img, mode)
+
+
+def _to_mode(img: Image.Image, mode: str) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" or img.mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("LA", "RGBa", "La"):
+        img = img.convert("RGBA")
+    if img.mode == "CMYK" or img.mode == "YCbCr":
+        img = img.convert("RGB")
+    if mode == "RGBA":
+        return np.array(img.convert("RGBA"), dtype=np.uint8)
+    if img.mode == "RGBA":
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    return np.array(img.convert(mode), dtype=np.uint8)
+
+
+def save_image(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    text: Mapping[str, str] | None = None,
+    quality: int = 95,
+) -> None:
+    """Write a uint8 image atomically; the format follows the extension.
+
+    ``text`` becomes PNG text chunks (ignored by other formats).
+    """
+    file = Path(path)
+    fmt = SAVE_FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        raise ImageLoadError(
+            f"{file.name}: unsupported output format (use {', '.join(sorted(SAVE_FORMATS))})"
+        )
+    img = Image.fromarray(np.ascontiguousarray(pixels))
+    options: dict[str, object] = {}
+    if fmt == "PNG" and text:
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_itxt(key, value)
+        options["pnginfo"] = info
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality
+        if img.mode == "RGBA" and fmt == "JPEG":
+            img = img.convert("RGB")
+    with atomic_write(file) as handle:
+        img.save(handle, format=fmt, **options)
+
+
+def contact_grid(pictures: np.ndarray, columns: int, gap: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile (N, H, W, C) uint8 pictures into one sheet, ``columns`` per row."""
+    count, height, width, channels = pictures.shape
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    sheet = np.full(
+        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, channels), fill, np.uint8
+    )
+    for index, picture in enumerate(pictures):
+        r, c = divmod(index, columns)
+        y, x = r * (height + gap), c * (width + gap)
+        sheet[y : y + height, x : x + width] = picture
+    return sheet

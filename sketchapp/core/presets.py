@@ -1,0 +1,115 @@
+"""Style presets: a trained model, the sketch style it expects and its engine settings.
+
+A preset is a small JSON file. Loading validates it fully and touches nothing else
+(the model is only located, not loaded), so listing presets is cheap and safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sketchapp.core.completion import CompletionSettings
+from sketchapp.core.errors import PresetError, SettingsError
+
+ENGINES = ("contextual",)
+_FIELDS = {"name", "engine", "model", "sketch_style", "settings", "thumbnail", "description"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    id: str  # the file stem; what --preset takes (the display name works too)
+    name: str
+    engine: str
+    model: Path
+    sketch_style: str
+    settings: CompletionSettings = field(default_factory=CompletionSettings)
+    thumbnail: Path | None = None
+    description: str = ""
+    source: str = "bundled"  # "bundled" or "user"
+
+
+def load_preset(path: str | os.PathLike[str], model_dirs: tuple[Path, ...] = (), source: str = "user") -> Preset:
+    """Read and validate one preset file; its model is looked up beside it, then in ``model_dirs``."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PresetError(f"{file.name}: cannot read preset ({exc.strerror or exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{file.name}: preset is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise PresetError(f"{file.name}: preset must be a JSON object")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise PresetError(f"{file.name}: unknown preset fields: {', '.join(unknown)}")
+    for key in ("name", "model", "sketch_style"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise PresetError(f"{file.name}: preset needs a non-empty {key!r}")
+    engine = data.get("engine", "contextual")
+    if engine not in ENGINES:
+        raise PresetError(f"{file.name}: engine {engine!r} is not supported (choose from {', '.join(ENGINES)})")
+    try:
+        settings = CompletionSettings.from_dict(data.get("settings") or {})
+    except (SettingsError, TypeError) as exc:
+        raise PresetError(f"{file.name}: {exc}") from exc
+    thumbnail = data.get("thumbnail")
+    return Preset(
+        id=file.stem,
+        name=data["name"].strip(),
+        engine=engine,
+        model=_locate(data["model"], (file.parent, *model_dirs)),
+        sketch_style=data["sketch_style"],
+        settings=settings,
+        thumbnail=_locate(thumbnail, (file.parent,)) if isinstance(thumbnail, str) and thumbnail else None,
+        description=str(data.get("description", "")),
+        source=source,
+    )
+
+
+def _locate(name: str, folders: tuple[Path, ...]) -> Path:
+    candidate = Path(name)
+    if candidate.is_absolute():
+        return candidate
+    for folder in folders:
+        if (folder / candidate).exists():
+            return folder / candidate
+    return folders[0] / candidate
+
+
+def list_presets(folders: list[tuple[Path, str]], model_dirs: tuple[Path, ...] = ()) -> tuple[list[Preset], list[str]]:
+    """Every valid preset in ``folders`` ((path, source) pairs), and a message per broken file."""
+    found: list[Preset] = []
+    problems: list[str] = []
+    for folder, source in folders:
+        if not folder.is_dir():
+            continue
+        for file in sorted(folder.glob("*.json")):
+            try:
+                found.append(load_preset(file, model_dirs, source))
+            except PresetError as exc:
+                problems.append(str(exc))
+    return found, problems
+
+
+def find_preset(key: str, presets: list[Preset]) -> Preset:
+    """The preset whose id or display name is ``key`` (case-insensitive); user presets win."""
+    wanted = key.strip().lower()
+    matches = [p for p in presets if wanted in (p.id.lower(), p.name.lower())]
+    if not matches:
+        names = ", ".join(sorted(p.id for p in presets)) or "none installed"
+        raise PresetError(f"unknown preset {key!r} (available: {names})")
+    return sorted(matches, key=lambda p: p.source != "user")[0]
+
+
+def installed_presets() -> tuple[list[Preset], list[str]]:
+    """Bundled presets and the user's own, with problems found in broken files."""
+    from sketchapp import paths
+
+    return list_presets(
+        [(paths.bundled_presets_dir(), "bundled"), (paths.user_presets_dir(), "user")],
+        (paths.bundled_models_dir(), paths.user_models_dir()),
+    )

@@ -1,0 +1,1 @@
+"""Thin QtCore workers that drive core iterators from a QThread and emit signals."""
