@@ -1,0 +1,146 @@
+"""`sketchapp complete` and `sketchapp presets`: results, exit codes, messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sketchapp.cli import main
+
+FAST = ["--iterations", "15", "--candidates", "3", "--seed", "1", "-q"]
+
+
+def complete(*args: str) -> int:
+    return main(["complete", *map(str, args)])
+
+
+def test_complete_writes_best_and_every_candidate(tmp_path, sketch_png, tiny_checkpoint, capsys):
+    out = tmp_path / "result.png"
+    assert complete(sketch_png, "-o", out, "--model", tiny_checkpoint, *FAST) == 0
+    assert Image.open(out).size == (16, 16)
+    for i in (1, 2, 3):
+        assert (tmp_path / f"result-{i}.png").is_file()
+    assert not (tmp_path / "result-4.png").exists()
+    text = Image.open(out).text
+    assert text["seed"] == "1" and json.loads(text["settings"])["candidates"] == 3
+    assert capsys.readouterr().err == ""
+
+
+def test_same_seed_same_result(tmp_path, sketch_png, tiny_checkpoint):
+    for name in ("a.png", "b.png"):
+        assert complete(sketch_png, "-o", tmp_path / name, "--model", tiny_checkpoint, *FAST) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_progress_and_frames(tmp_path, sketch_png, tiny_checkpoint, capsys):
+    frames = tmp_path / "frames"
+    out = tmp_path / "r.webp"
+    args = ["--iterations", "20", "--candidates", "2", "--seed", "3", "--frames", frames, "--frame-every", "5"]
+    assert complete(sketch_png, "-o", out, "--model", tiny_checkpoint, *args) == 0
+    names = sorted(p.name for p in frames.iterdir())
+    assert {"optimise-00005.png", "optimise-00020.png", "final.png"} <= set(names)
+    assert any(n.startswith("init-") for n in names)
+    err = capsys.readouterr().err
+    assert "seed 3" in err and "20/20" in err and "wrote" in err
+    assert out.is_file()
+
+
+def test_hints_file(tmp_path, sketch_png, tiny_checkpoint):
+    hints = tmp_path / "hints.png"
+    Image.new("RGBA", (30, 40), (255, 0, 0, 255)).save(hints)
+    assert complete(sketch_png, "-o", tmp_path / "r.png", "--model", tiny_checkpoint, "--hints", hints, *FAST) == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n garbage"), "corrupt|not an image"),
+        (lambda p: p.write_text("just some notes"), "not an image"),
+        (lambda p: Image.new("1", (9000, 9000)).save(p, format="PNG"), "megapixel"),
+    ],
+    ids=["missing", "zero-byte", "corrupt", "not-image", "enormous"],
+)
+def test_bad_sketch_exits_1_with_one_line(tmp_path, tiny_checkpoint, capsys, make, message):
+    sketch = tmp_path / "sketch.png"
+    make(sketch)
+    assert complete(sketch, "-o", tmp_path / "r.png", "--model", tiny_checkpoint, *FAST) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sketchapp: error: ") and "\n" not in err
+    import re
+
+    assert re.search(message, err)
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_wrong_checkpoint_exits_1(tmp_path, sketch_png, capsys):
+    assert complete(sketch_png, "-o", tmp_path / "r.png", "--model", sketch_png, *FAST) == 1
+    assert "not a SketchApp checkpoint" in capsys.readouterr().err
+    assert complete(sketch_png, "-o", tmp_path / "r.png", "--model", tmp_path / "none.safetensors", *FAST) == 1
+
+
+def test_unknown_preset_and_device_exit_1(tmp_path, sketch_png, tiny_checkpoint, capsys):
+    assert complete(sketch_png, "-o", tmp_path / "r.png", "--preset", "nonesuch", *FAST) == 1
+    assert "unknown preset 'nonesuch'" in capsys.readouterr().err
+    assert complete(sketch_png, "-o", tmp_path / "r.png", "--model", tiny_checkpoint, "--device", "tpu", *FAST) == 1
+    assert "unknown device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["complete"],
+        ["complete", "s.png"],
+        ["complete", "s.png", "-o", "r.png"],
+        ["complete", "s.png", "-o", "r.txt", "--model", "m"],
+        ["complete", "s.png", "-o", "r.png", "--model", "m", "--candidates", "0"],
+        ["complete", "s.png", "-o", "r.png", "--model", "m", "--preset", "p"],
+        ["complete", "s.png", "-o", "r.png", "--model", "m", "--iterations", "many"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_user_preset_is_listed_and_used(tmp_path, sketch_png, tiny_checkpoint, monkeypatch, capsys):
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(tmp_path / "data"))
+    presets = tmp_path / "data" / "presets"
+    presets.mkdir(parents=True)
+    (presets / "mine.json").write_text(
+        json.dumps({"name": "My style", "model": str(tiny_checkpoint), "sketch_style": "xdog", "settings": {"candidates": 2}})
+    )
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    assert "mine" in listed and "My style" in listed and "[user]" in listed
+    out = tmp_path / "r.png"
+    assert complete(sketch_png, "-o", out, "--preset", "My style", "--iterations", "5", "-q") == 0
+    assert (tmp_path / "r-2.png").is_file() and not (tmp_path / "r-3.png").exists()
+    assert Image.open(out).text["model"] == "mine"
+
+
+def test_real_entry_point_never_prints_a_traceback(tmp_path, tiny_checkpoint):
+    """The installed command as a user runs it, in a fresh process."""
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff broken jpeg")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    run = subprocess.run(
+        [sys.executable, "-m", "sketchapp", "complete", str(bad), "-o", str(tmp_path / "r.png"), "--model", str(tiny_checkpoint)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.stderr.startswith("sketchapp: error: bad.jpg:")

@@ -1,0 +1,211 @@
+"""The contextual completion engine really completes sketches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sketchapp.core.completion import CompletionSettings, ContextualEngine
+from sketchapp.core.engine import CancelToken
+from sketchapp.core.errors import SettingsError
+from sketchapp.core.networks import sample_z
+from tests.conftest import planted
+
+H = 16
+FAST = CompletionSettings(candidates=8, iterations=300, seed=0, patience=0)
+
+
+def run(engine: ContextualEngine, sketch: np.ndarray, **kwargs):
+    hints = kwargs.pop("hints", None)
+    z = kwargs.pop("z", None)
+    cancel = kwargs.pop("cancel", None)
+    settings = FAST.updated(**kwargs)
+    return list(engine.start(sketch, hints=hints, settings=settings, cancel=cancel, z=z))
+
+
+def half_error(pictures: torch.Tensor, truth: torch.Tensor, part: str) -> torch.Tensor:
+    """Mean absolute error per candidate on one half of the joint picture."""
+    sl = slice(0, H) if part == "sketch" else slice(H, 2 * H)
+    return (pictures[..., sl] - truth[..., sl]).abs().mean(dim=(1, 2, 3))
+
+
+@pytest.mark.parametrize("contextual", ["kl", "l1"])
+def test_planted_z_is_recovered(tiny_model, contextual):
+    """Given only G(z*)'s sketch half, completion finds G(z*)'s image half too."""
+    _, truth, sketch = planted(tiny_model)
+    with torch.no_grad():
+        random_pictures = tiny_model.generator(sample_z(64, 32, torch.Generator().manual_seed(5)))
+    random_sketch = half_error(random_pictures, truth, "sketch").median()
+    random_image = half_error(random_pictures, truth, "image").median()
+
+    final = run(ContextualEngine(tiny_model), sketch, contextual=contextual)[-1]
+    assert final.final
+    best = final.pictures[final.best : final.best + 1]
+    assert half_error(best, truth, "sketch").item() < 0.1 * random_sketch
+    assert half_error(best, truth, "image").item() < 0.2 * random_image
+
+
+def test_loss_decreases_and_snapshots_stream(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    snapshots = run(ContextualEngine(tiny_model), sketch, iterations=100)
+    phases = [s.phase for s in snapshots]
+    assert phases[0] == "init" and phases[-1] == "done"
+    optimise = [s for s in snapshots if s.phase == "optimise"]
+    assert [s.iteration for s in optimise] == list(range(1, 101))
+    first, last = optimise[0].losses["total"].min(), snapshots[-1].losses["total"].min()
+    assert last < 0.5 * first
+    assert all(not s.final for s in snapshots[:-1])
+
+
+def test_random_start_is_best_of_n(tiny_model):
+    """The starts handed to the optimiser are the K best of N random codes by the contextual term."""
+    _, _, sketch = planted(tiny_model)
+    snapshots = run(ContextualEngine(tiny_model), sketch, iterations=0, init_samples=30, candidates=4)
+    inits = [s for s in snapshots if s.phase == "init"]
+    assert [s.info["init_done"] for s in inits] == [4, 8, 12, 16, 20, 24, 28, 30]
+    chosen = inits[-1].losses["contextual"]
+    assert list(chosen) == sorted(chosen)
+    # the kept losses only ever improve as more samples are scored
+    assert all(b.losses["contextual"].max() <= a.losses["contextual"].max() + 1e-7 for a, b in zip(inits, inits[1:]))
+
+
+def test_candidates_differ(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    final = run(ContextualEngine(tiny_model), sketch, iterations=30)[-1]
+    images = final.images("image").astype(np.int16)
+    assert images.shape == (8, H, H, 3) and images.dtype == np.int16
+    for i in range(8):
+        for j in range(i + 1, 8):
+            assert np.abs(images[i] - images[j]).mean() > 1.0
+
+
+def test_hint_pixels_are_honoured(tiny_model):
+    """Colour hints on the image half pull those pixels toward the hinted colours."""
+    _, truth, _ = planted(tiny_model, seed=3)
+    blank = np.full((H, H, 3), 255, np.uint8)  # no sketch constraint beyond white paper
+    hint_colours = ((truth[0, :, :, H:].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()
+    hints = np.zeros((H, H, 4), np.uint8)
+    hints[:, : H // 2, :3] = hint_colours[:, : H // 2]
+    hints[:, : H // 2, 3] = 255
+    engine = ContextualEngine(tiny_model)
+
+    def region_error(snapshot) -> float:
+        best = snapshot.pictures[snapshot.best]
+        return (best[:, :, H : H + H // 2] - truth[0, :, :, H : H + H // 2]).abs().mean().item()
+
+    without = region_error(run(engine, blank, contextual="l1")[-1])
+    with_hints = region_error(run(engine, blank, contextual="l1", hints=hints, hint_weight=4.0)[-1])
+    assert with_hints < 0.5 * without
+
+
+def test_cancel_stops_within_one_iteration_without_result(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    token = CancelToken()
+    seen = []
+    for snapshot in ContextualEngine(tiny_model).start(sketch, settings=FAST, cancel=token):
+        seen.append(snapshot)
+        if snapshot.iteration == 3:
+            token.cancel()
+    assert seen[-1].iteration <= 4
+    assert not any(s.final for s in seen)
+
+
+def test_cancel_while_choosing_starts(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    token = CancelToken()
+    seen = []
+    for snapshot in ContextualEngine(tiny_model).start(sketch, settings=FAST, cancel=token):
+        seen.append(snapshot)
+        token.cancel()
+    assert len(seen) == 1 and seen[0].phase == "init"
+
+
+def test_seed_makes_runs_reproducible(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    engine = ContextualEngine(tiny_model)
+    a = run(engine, sketch, iterations=20, seed=7)[-1].images()
+    b = run(engine, sketch, iterations=20, seed=7)[-1].images()
+    c = run(engine, sketch, iterations=20, seed=8)[-1].images()
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_refine_from_given_z(tiny_model):
+    """A caller's z (one chosen candidate) is where the run starts, with one candidate per row."""
+    _, _, sketch = planted(tiny_model)
+    engine = ContextualEngine(tiny_model)
+    chosen = run(engine, sketch, iterations=10)[-1]
+    z = chosen.z()[chosen.best]
+    refined = run(engine, sketch, iterations=50, z=z)
+    assert refined[0].phase == "init" and refined[0].info["start"] == "given"
+    assert np.allclose(refined[0].z(), z[None])
+    assert refined[-1].candidates == 1
+    assert refined[-1].losses["total"][0] <= chosen.losses["total"][chosen.best]
+
+
+def test_encoder_start(tiny_model_with_encoder):
+    _, _, sketch = planted(tiny_model_with_encoder)
+    engine = ContextualEngine(tiny_model_with_encoder)
+    snapshots = run(engine, sketch, iterations=5, start="auto", candidates=4)
+    first = snapshots[0]
+    assert first.info["start"] == "encoder" and first.candidates == 4
+    with torch.no_grad():
+        from sketchapp.core.prepare import sketch_tensor
+
+        expected = tiny_model_with_encoder.encoder(sketch_tensor(sketch, H))
+    assert torch.allclose(first.latents[0], expected[0].clamp(-1, 1), atol=1e-6)
+    assert len({tuple(np.round(z, 4)) for z in first.z()}) == 4
+
+
+def test_encoder_start_needs_an_encoder(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    with pytest.raises(SettingsError, match="no encoder"):
+        run(ContextualEngine(tiny_model), sketch, start="encoder")
+
+
+def test_convergence_stop(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    snapshots = run(ContextualEngine(tiny_model), sketch, iterations=5000, patience=25, min_improvement=1e-3)
+    final = snapshots[-1]
+    assert final.final and final.info["converged"]
+    assert final.iteration < 5000
+
+
+def test_sgd_with_z_clipping(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    snapshots = run(ContextualEngine(tiny_model), sketch, optimizer="sgd", lr=0.05, iterations=50)
+    assert all(np.abs(s.z()).max() <= 1.0 for s in snapshots)
+    first = next(s for s in snapshots if s.phase == "optimise")
+    assert snapshots[-1].losses["total"].min() < first.losses["total"].min()
+
+
+def test_any_sketch_size_and_mode(tiny_model):
+    engine = ContextualEngine(tiny_model)
+    for sketch in (np.full((300, 120), 255, np.uint8), np.full((7, 50, 4), 128, np.uint8)):
+        assert run(engine, sketch, iterations=2)[-1].final
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"candidates": 0},
+        {"iterations": -1},
+        {"start": "magic"},
+        {"contextual": "l2"},
+        {"optimizer": "lbfgs"},
+        {"lr": 0},
+        {"momentum": 1.0},
+        {"realism_weight": -1},
+    ],
+)
+def test_settings_are_validated(bad):
+    with pytest.raises(SettingsError):
+        CompletionSettings(**bad)
+
+
+def test_settings_round_trip():
+    settings = CompletionSettings(candidates=3, contextual="l1", seed=4)
+    assert CompletionSettings.from_dict(settings.to_dict()) == settings
+    with pytest.raises(SettingsError, match="unknown"):
+        CompletionSettings.from_dict({"candidats": 3})
