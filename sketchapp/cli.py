@@ -152,6 +152,7 @@ def _complete(args: argparse.Namespace) -> int:
     threads = configure_cpu_threads(args.threads)
     model = load_model(model_path, device)
     engine = ContextualEngine(model, device)
+    engine.warm_up(settings)
     frames = Path(args.frames) if args.frames else None
     if frames:
         try:

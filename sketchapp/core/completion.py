@@ -48,7 +48,8 @@ class CompletionSettings:
     patience: int = 100  # convergence stop: iterations without meaningful improvement; 0 = off
     min_improvement: float = 1e-3  # relative drop of the best loss that counts as progress
     seed: int | None = None
-    channels_last: bool = True
+    channels_last: bool = True  # CPU memory layout that oneDNN convolutions run fastest in
+    compile: bool = False  # torch.compile G and D: ~10 % faster, after a compile of ~30 s
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -96,6 +97,7 @@ class ContextualEngine:
         for module in self.model.modules().values():
             module.requires_grad_(False)  # only z is optimised: no weight gradients
         self._layout = torch.contiguous_format
+        self._compiled: tuple[torch.nn.Module, torch.nn.Module] | None = None
 
     @property
     def half_size(self) -> int:
@@ -105,12 +107,32 @@ class ContextualEngine:
     def z_dim(self) -> int:
         return self.model.config.z_dim
 
-    def _set_layout(self, channels_last: bool) -> None:
+    def set_layout(self, channels_last: bool) -> None:
         layout = torch.channels_last if channels_last else torch.contiguous_format
         if layout is not self._layout:
             for module in self.model.modules().values():
                 module.to(memory_format=layout)
             self._layout = layout
+
+    def warm_up(self, settings: CompletionSettings | None = None) -> None:
+        """One throw-away step at the run's batch size, so the first real Snapshot comes fast.
+
+        The first pass through each layer builds its kernels (oneDNN primitives on CPU,
+        cuDNN plans on GPU); doing that while the model loads takes it off the user's wait.
+        """
+        settings = settings or CompletionSettings()
+        self.set_layout(settings.channels_last and self.device.type == "cpu")
+        generator, discriminator = self.networks(settings.compile)
+        z = torch.zeros(settings.candidates, self.z_dim, device=self.device, requires_grad=True)
+        F.softplus(-discriminator(generator(z))).sum().backward()
+
+    def networks(self, compiled: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """G and D, optionally through torch.compile (compiled once, kept for later runs)."""
+        if not compiled:
+            return self.model.generator, self.model.discriminator
+        if self._compiled is None:
+            self._compiled = (torch.compile(self.model.generator), torch.compile(self.model.discriminator))
+        return self._compiled
 
     def start(
         self,
@@ -148,8 +170,8 @@ class _Run:
         self.settings = settings
         self.cancel = cancel
         self.given_z = z
-        model = engine.model
-        self.G, self.D, self.E = model.generator, model.discriminator, model.encoder
+        self.G, self.D = engine.networks(settings.compile)
+        self.E = engine.model.encoder
         self.device = engine.device
         h = engine.half_size
         self.h = h
@@ -201,13 +223,10 @@ class _Run:
         """-log D(G(z)) per candidate: softplus(-logit) is the same, numerically stable."""
         return F.softplus(-self.D(pictures))
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        return self.G(z)
-
     # -- run ----------------------------------------------------------------------------
     def snapshots(self) -> Iterator[Snapshot]:
         s = self.settings
-        self.engine._set_layout(s.channels_last and self.device.type == "cpu")
+        self.engine.set_layout(s.channels_last and self.device.type == "cpu")
         if self.given_z is not None:
             z = yield from self._fixed_start(self._given_z(), "given")
         elif s.start == "encoder" or (s.start == "auto" and self.E is not None):
@@ -241,7 +260,7 @@ class _Run:
         if self.cancel.cancelled:
             return None
         with torch.no_grad():
-            pictures = self.generate(z)
+            pictures = self.G(z)
             loss = self.contextual(pictures).cpu().numpy()
         yield Snapshot(
             iteration=0,
@@ -270,7 +289,7 @@ class _Run:
             n = min(k, total - done)
             z = sample_z(n, self.engine.z_dim, self.rng).to(self.device)
             with torch.no_grad():
-                pictures = self.generate(z)
+                pictures = self.G(z)
                 loss = self.contextual(pictures)
             pool_z = torch.cat([pool_z, z])
             pool_loss = torch.cat([pool_loss, loss])
@@ -305,7 +324,7 @@ class _Run:
                 return
             iteration += 1
             optimizer.zero_grad(set_to_none=True)
-            pictures = self.generate(z)
+            pictures = self.G(z)
             contextual = self.contextual(pictures)
             realism = self.realism(pictures)
             total = s.contextual_weight * contextual + s.realism_weight * realism
@@ -336,7 +355,7 @@ class _Run:
     def _final(self, z: torch.Tensor, iteration: int) -> Snapshot:
         s = self.settings
         with torch.no_grad():
-            pictures = self.generate(z)
+            pictures = self.G(z)
             contextual = self.contextual(pictures)
             realism = self.realism(pictures)
             total = s.contextual_weight * contextual + s.realism_weight * realism

@@ -209,3 +209,12 @@ def test_settings_round_trip():
     assert CompletionSettings.from_dict(settings.to_dict()) == settings
     with pytest.raises(SettingsError, match="unknown"):
         CompletionSettings.from_dict({"candidats": 3})
+
+
+def test_warm_up_changes_nothing(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    engine = ContextualEngine(tiny_model)
+    before = run(engine, sketch, iterations=5)[-1].images()
+    engine.warm_up(FAST)
+    assert all(p.grad is None for p in tiny_model.generator.parameters())
+    assert np.array_equal(run(engine, sketch, iterations=5)[-1].images(), before)
