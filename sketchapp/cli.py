@@ -116,7 +116,7 @@ def _presets() -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from sketchapp.core.errors import ImageLoadError
+    from sketchapp.core.errors import ImageSaveError
     from sketchapp.core.images import SAVE_FORMATS, load_image
 
     output = Path(args.output)
@@ -127,7 +127,7 @@ def _complete(args: argparse.Namespace) -> int:
     sketch = load_image(args.sketch, mode="RGB")
     hints = load_image(args.hints, mode="RGBA") if args.hints else None
     if output.parent and not output.parent.exists():
-        raise ImageLoadError(f"{output.parent}: output folder does not exist")
+        raise ImageSaveError(f"{output.parent}: output folder does not exist")
 
     from sketchapp.core.checkpoint import load_model
     from sketchapp.core.completion import CompletionSettings, ContextualEngine
@@ -158,7 +158,7 @@ def _complete(args: argparse.Namespace) -> int:
         try:
             frames.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ImageLoadError(f"{frames}: cannot create frames folder ({exc.strerror or exc})") from exc
+            raise ImageSaveError(f"{frames}: cannot create frames folder ({exc.strerror or exc})") from exc
     progress = _Progress(sys.stderr, settings.iterations, quiet=args.quiet)
     where = f"{device.type}" + (f", {threads} threads" if device.type == "cpu" else "")
     progress.note(f"completing {Path(args.sketch).name} with {label} on {where}, seed {seed}")
@@ -169,8 +169,7 @@ def _complete(args: argparse.Namespace) -> int:
         if frames and (snapshot.final or snapshot.iteration % args.frame_every == 0):
             _save_frame(frames, snapshot)
     progress.close()
-    if last is None or not last.final:
-        raise ImageLoadError("the completion stopped without a result")
+    assert last is not None and last.final, "an uncancelled run always ends with a final snapshot"
     _write_results(output, last, {"model": str(label), "seed": str(seed), "settings": json.dumps(settings.to_dict())})
     progress.note(
         f"best candidate {last.best + 1} of {last.candidates}, loss {last.losses['total'][last.best]:.4f}, "

@@ -11,6 +11,10 @@ class ImageLoadError(SketchAppError):
     """An image file is missing, unreadable, corrupt, empty or too large."""
 
 
+class ImageSaveError(SketchAppError):
+    """An image could not be written (full disk, no permission, bad format)."""
+
+
 class CheckpointError(SketchAppError):
     """A checkpoint is missing, truncated, foreign or does not match its metadata."""
 

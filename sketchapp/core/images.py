@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from sketchapp.core.errors import ImageLoadError
+from sketchapp.core.errors import ImageLoadError, ImageSaveError
 from sketchapp.core.fileio import atomic_write
 
 #: Largest image accepted, in pixels (about 8000 x 8000): beyond this a sketch is
@@ -104,7 +104,7 @@ def save_image(
     file = Path(path)
     fmt = SAVE_FORMATS.get(file.suffix.lower())
     if fmt is None:
-        raise ImageLoadError(
+        raise ImageSaveError(
             f"{file.name}: unsupported output format (use {', '.join(sorted(SAVE_FORMATS))})"
         )
     img = Image.fromarray(np.ascontiguousarray(pixels))
@@ -118,8 +118,11 @@ def save_image(
         options["quality"] = quality
         if img.mode == "RGBA" and fmt == "JPEG":
             img = img.convert("RGB")
-    with atomic_write(file) as handle:
-        img.save(handle, format=fmt, **options)
+    try:
+        with atomic_write(file) as handle:
+            img.save(handle, format=fmt, **options)
+    except OSError as exc:
+        raise ImageSaveError(f"{file}: cannot write image ({exc.strerror or exc})") from exc
 
 
 def contact_grid(pictures: np.ndarray, columns: int, gap: int = 2, fill: int = 255) -> np.ndarray:

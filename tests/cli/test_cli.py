@@ -144,3 +144,18 @@ def test_real_entry_point_never_prints_a_traceback(tmp_path, tiny_checkpoint):
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert run.stderr.startswith("sketchapp: error: bad.jpg:")
+
+
+def test_unwritable_output_exits_1(tmp_path, sketch_png, tiny_checkpoint, capsys, monkeypatch):
+    import errno
+
+    from sketchapp.core import fileio
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fileio.os, "replace", disk_full)
+    assert complete(sketch_png, "-o", tmp_path / "r.png", "--model", tiny_checkpoint, *FAST) == 1
+    err = capsys.readouterr().err
+    assert "cannot write image (No space left on device)" in err
+    assert list(tmp_path.glob("r*.png")) == []

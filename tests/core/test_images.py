@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sketchapp.core.errors import ImageLoadError
+from sketchapp.core.errors import ImageLoadError, ImageSaveError
 from sketchapp.core.images import contact_grid, load_image, save_image
 from sketchapp.core.prepare import fit_square, hints_tensor, sketch_tensor
 
@@ -78,8 +78,28 @@ def test_save_writes_png_text_and_other_formats(tmp_path):
     for ext in (".jpg", ".webp", ".bmp"):
         save_image(tmp_path / f"o{ext}", pixels)
         assert load_image(tmp_path / f"o{ext}").shape == (3, 3, 3)
-    with pytest.raises(ImageLoadError, match="unsupported output format"):
+    with pytest.raises(ImageSaveError, match="unsupported output format"):
         save_image(tmp_path / "o.gif", pixels)
+
+
+def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from sketchapp.core import fileio
+
+    path = tmp_path / "keep.png"
+    save_image(path, np.zeros((2, 2, 3), np.uint8))
+    before = path.read_bytes()
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fileio.os, "replace", disk_full)
+    with pytest.raises(ImageSaveError, match="No space left"):
+        save_image(path, np.full((2, 2, 3), 255, np.uint8))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
 
 
 def test_fit_square_centres_on_white():
