@@ -22,7 +22,7 @@ from torch import nn
 
 from sketchapp import __version__
 from sketchapp.core.errors import CheckpointError
-from sketchapp.core.fileio import write_bytes_atomic
+from sketchapp.core.fileio import read_user_file, write_bytes_atomic
 from sketchapp.core.networks import JointDiscriminator, JointGANConfig, JointGenerator, SketchEncoder
 
 FORMAT = "sketchapp.checkpoint"
@@ -100,16 +100,8 @@ def save_checkpoint(
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Metadata and tensors of a SketchApp checkpoint file, validated but not built."""
-    file = Path(path)
-    name = file.name
-    if not file.is_file():
-        raise CheckpointError(f"{file}: no such checkpoint file")
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"{name}: cannot read ({exc.strerror or exc})") from exc
-    if not data:
-        raise CheckpointError(f"{name}: the checkpoint file is empty (0 bytes)")
+    name = Path(path).name
+    data = read_user_file(path, CheckpointError, "checkpoint")
     header = _read_header(data, name)
     raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
     if raw is None:

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from sketchapp.core.errors import SketchAppError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
@@ -35,3 +37,22 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_write(path) as handle:
         handle.write(data)
+
+
+def read_user_file(path: str | os.PathLike[str], error: type[SketchAppError], kind: str) -> bytes:
+    """The bytes of a file a user named, or ``error`` with a one-line reason.
+
+    ``kind`` names what the file should be ("image", "checkpoint") in the messages.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise error(f"{file}: no such {kind} file")
+    if file.is_dir():
+        raise error(f"{file}: is a folder, not a{'n' if kind[0] in 'aeiou' else ''} {kind} file")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise error(f"{file}: cannot read ({exc.strerror or exc})") from exc
+    if not data:
+        raise error(f"{file.name}: the {kind} file is empty (0 bytes)")
+    return data

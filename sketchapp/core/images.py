@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from sketchapp.core.errors import ImageLoadError, ImageSaveError
-from sketchapp.core.fileio import atomic_write
+from sketchapp.core.fileio import atomic_write, read_user_file
 
 #: Largest image accepted, in pixels (about 8000 x 8000): beyond this a sketch is
 #: almost surely a mistake, and decoding it would take gigabytes.
@@ -32,19 +32,8 @@ def load_image(
     """
     if mode not in ("RGB", "RGBA", "L"):
         raise ValueError(f"unsupported mode {mode!r}")
-    file = Path(path)
-    name = file.name
-    if not file.exists():
-        raise ImageLoadError(f"{file}: no such file")
-    if file.is_dir():
-        raise ImageLoadError(f"{file}: is a folder, not an image")
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise ImageLoadError(f"{file}: cannot read ({exc.strerror or exc})") from exc
-    if not data:
-        raise ImageLoadError(f"{name}: the file is empty (0 bytes)")
-    return decode_image(data, name, mode=mode, max_pixels=max_pixels)
+    data = read_user_file(path, ImageLoadError, "image")
+    return decode_image(data, Path(path).name, mode=mode, max_pixels=max_pixels)
 
 
 def decode_image(data: bytes, name: str, mode: str = "RGB", max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -60,7 +60,7 @@ def test_hints_file(tmp_path, sketch_png, tiny_checkpoint):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: None, "no such file"),
+        (lambda p: None, "no such image file"),
         (lambda p: p.write_bytes(b""), "empty"),
         (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n garbage"), "corrupt|not an image"),
         (lambda p: p.write_text("just some notes"), "not an image"),

@@ -65,9 +65,9 @@ def test_enormous_image_is_refused_before_decoding(tmp_path):
 
 
 def test_missing_and_folder(tmp_path):
-    with pytest.raises(ImageLoadError, match="no such file"):
+    with pytest.raises(ImageLoadError, match="no such image file"):
         load_image(tmp_path / "nope.png")
-    with pytest.raises(ImageLoadError, match="folder"):
+    with pytest.raises(ImageLoadError, match="is a folder"):
         load_image(tmp_path)
 
 
