@@ -1,0 +1,1 @@
+"""Sketch styles and data sets for training and evaluation."""

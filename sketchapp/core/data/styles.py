@@ -1,0 +1,184 @@
+"""Sketch styles: deterministic filters that turn a picture into black lines on white.
+
+Training pairs are (style(image), image), so the style a model is trained with is the
+kind of drawing it understands. Every style takes a uint8 greyscale, RGB or RGBA
+picture and returns a uint8 greyscale one of the same size (255 = paper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import cv2
+import numpy as np
+
+from sketchapp.core.errors import SettingsError
+
+
+def to_grey(picture: np.ndarray) -> np.ndarray:
+    """uint8 grey, RGB or RGBA (composited on white) -> uint8 grey."""
+    if picture.dtype != np.uint8:
+        raise SettingsError(f"pictures must be uint8, got {picture.dtype}")
+    if picture.ndim == 2:
+        return picture
+    if picture.ndim == 3 and picture.shape[2] == 4:
+        alpha = picture[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = picture[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        picture = (rgb + 0.5).astype(np.uint8)
+    if picture.ndim == 3 and picture.shape[2] == 3:
+        return cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY)
+    raise SettingsError(f"expected a greyscale, RGB or RGBA picture, got shape {picture.shape}")
+
+
+class _Params:
+    """Validated, serialisable style parameters."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            low, high = f.metadata.get("range", (None, None)) if f.metadata else (None, None)
+            value = getattr(self, f.name)
+            if low is not None and not (low <= value <= high):
+                raise SettingsError(f"{type(self).__name__[:-6].lower()} {f.name} must be in [{low}, {high}], got {value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
+def _field(default: float, low: float, high: float) -> Any:
+    from dataclasses import field
+
+    return field(default=default, metadata={"range": (low, high)})
+
+
+@dataclass(frozen=True)
+class XDoGParams(_Params):
+    """eXtended Difference of Gaussians (Winnemoeller et al. 2012), the Contextual GAN style.
+
+    S = (1 + p) G_sigma - p G_(k sigma) sharpens edges; S above epsilon is paper, below
+    it fades to ink along 1 + tanh(phi (S - epsilon)). Flat areas darker than epsilon
+    fill with ink, which gives XDoG its inked-shadow look.
+    """
+
+    sigma: float = _field(0.8, 0.1, 10.0)  # blur of the fine Gaussian, in pixels
+    k: float = _field(1.6, 1.01, 10.0)  # ratio of the coarse Gaussian to the fine one
+    sharpen: float = _field(40.0, 0.0, 200.0)  # p: weight of the difference of Gaussians
+    epsilon: float = _field(0.3, 0.0, 1.0)  # grey level below which ink starts
+    phi: float = _field(50.0, 1.0, 1000.0)  # steepness of the soft threshold
+
+
+def xdog(picture: np.ndarray, params: XDoGParams = XDoGParams()) -> np.ndarray:
+    grey = to_grey(picture).astype(np.float32) / 255.0
+    fine = cv2.GaussianBlur(grey, (0, 0), params.sigma)
+    coarse = cv2.GaussianBlur(grey, (0, 0), params.sigma * params.k)
+    sharpened = (1.0 + params.sharpen) * fine - params.sharpen * coarse
+    lines = np.where(
+        sharpened >= params.epsilon, 1.0, 1.0 + np.tanh(params.phi * (sharpened - params.epsilon))
+    )
+    return (np.clip(lines, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class EdgeParams(_Params):
+    """Canny edges, cleaned of specks and thickened to a drawn line."""
+
+    blur: float = _field(1.0, 0.0, 10.0)  # Gaussian blur before Canny, in pixels
+    low: float = _field(20.0, 1.0, 1000.0)  # hysteresis thresholds on the gradient (0-255 scale)
+    high: float = _field(60.0, 1.0, 1000.0)
+    thickness: int = _field(1, 1, 9)  # line width in pixels
+    min_length: int = _field(8, 0, 10_000)  # drop edge fragments with fewer pixels
+
+
+def edge(picture: np.ndarray, params: EdgeParams = EdgeParams()) -> np.ndarray:
+    grey = to_grey(picture)
+    if params.blur > 0:
+        grey = cv2.GaussianBlur(grey, (0, 0), params.blur)
+    edges = cv2.Canny(grey, min(params.low, params.high), params.high, L2gradient=True)
+    edges = _drop_small(edges, params.min_length)
+    if params.thickness > 1:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (params.thickness, params.thickness))
+        edges = cv2.dilate(edges, kernel)
+    return 255 - edges
+
+
+@dataclass(frozen=True)
+class PencilParams(_Params):
+    """Colour dodge of the picture with its blurred negative: a soft graphite drawing."""
+
+    blur: float = _field(6.0, 0.5, 50.0)  # width of the strokes, in pixels
+    darkness: float = _field(1.5, 0.5, 5.0)  # gamma that deepens the strokes (burn)
+
+
+def pencil(picture: np.ndarray, params: PencilParams = PencilParams()) -> np.ndarray:
+    grey = to_grey(picture).astype(np.float32)
+    blurred_negative = cv2.GaussianBlur(255.0 - grey, (0, 0), params.blur)
+    dodged = np.clip(grey * 255.0 / np.maximum(255.0 - blurred_negative, 1.0), 0.0, 255.0) / 255.0
+    return (dodged**params.darkness * 255.0 + 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class CleanupParams(_Params):
+    """Line art from a photo or scan of a paper sketch: flat white paper, dark clean lines."""
+
+    background: float = _field(0.05, 0.01, 0.5)  # size of the lighting estimate, as a fraction of the picture
+    strength: float = _field(0.12, 0.01, 0.9)  # how much darker than the paper a line must be
+    softness: float = _field(0.06, 0.0, 0.5)  # width of the grey ramp at line edges (0 = hard)
+    min_area: int = _field(6, 0, 10_000)  # drop specks with fewer pixels
+
+
+def cleanup(picture: np.ndarray, params: CleanupParams = CleanupParams()) -> np.ndarray:
+    grey = to_grey(picture).astype(np.float32)
+    grey = cv2.medianBlur(grey.astype(np.uint8), 3).astype(np.float32)  # sensor and paper-grain noise
+    size = max(3, int(max(grey.shape) * params.background) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    # closing removes the thin dark lines and leaves the paper with its uneven lighting
+    paper = cv2.morphologyEx(grey, cv2.MORPH_CLOSE, kernel)
+    paper = cv2.GaussianBlur(paper, (0, 0), size / 4)
+    ratio = np.clip(grey / np.maximum(paper, 1.0), 0.0, 1.0)  # 1 = paper, lower = ink
+    darkness = 1.0 - ratio
+    if params.softness > 0:
+        ink = np.clip((darkness - params.strength) / params.softness + 0.5, 0.0, 1.0)
+    else:
+        ink = (darkness >= params.strength).astype(np.float32)
+    mask = _drop_small((ink > 0.5).astype(np.uint8) * 255, params.min_area) > 0
+    ink = np.where(mask, ink, 0.0)
+    return (255.0 * (1.0 - ink) + 0.5).astype(np.uint8)
+
+
+def _drop_small(binary: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Remove connected components (8-connected) smaller than min_pixels from a 0/255 mask."""
+    if min_pixels <= 1:
+        return binary
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_pixels
+    return np.where(keep[labels], 255, 0).astype(np.uint8)
+
+
+StyleFunction = Callable[[np.ndarray, Any], np.ndarray]
+
+STYLES: dict[str, tuple[type[_Params], StyleFunction]] = {
+    "xdog": (XDoGParams, xdog),
+    "edge": (EdgeParams, edge),
+    "pencil": (PencilParams, pencil),
+    "cleanup": (CleanupParams, cleanup),
+}
+
+
+def make_params(style: str, **values: Any) -> _Params:
+    """Validated parameters for ``style``; unknown names are an error."""
+    if style not in STYLES:
+        raise SettingsError(f"unknown sketch style {style!r} (choose from {', '.join(STYLES)})")
+    cls = STYLES[style][0]
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingsError(f"{style} has no parameter {', '.join(unknown)} (it has {', '.join(sorted(known))})")
+    return cls(**values)
+
+
+def apply_style(style: str, picture: np.ndarray, **values: Any) -> np.ndarray:
+    """Draw ``picture`` as a sketch in ``style`` with the given parameters."""
+    params = make_params(style, **values)
+    return STYLES[style][1](picture, params)
