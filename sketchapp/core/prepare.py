@@ -9,10 +9,10 @@ import torch
 from sketchapp.core.errors import SketchAppError
 
 
-def _as_rgb(sketch: np.ndarray) -> np.ndarray:
+def as_rgb(sketch: np.ndarray) -> np.ndarray:
     """Greyscale, RGB or RGBA (composited on white) uint8 -> RGB uint8."""
     if sketch.dtype != np.uint8:
-        raise SketchAppError(f"sketch must be uint8 pixels, got {sketch.dtype}")
+        raise SketchAppError(f"pictures must be uint8 pixels, got {sketch.dtype}")
     if sketch.ndim == 2:
         return np.repeat(sketch[:, :, None], 3, axis=2)
     if sketch.ndim == 3 and sketch.shape[2] == 3:
@@ -20,7 +20,7 @@ def _as_rgb(sketch: np.ndarray) -> np.ndarray:
     if sketch.ndim == 3 and sketch.shape[2] == 4:
         alpha = sketch[:, :, 3:4].astype(np.float32) / 255.0
         return (sketch[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
-    raise SketchAppError(f"sketch must be a greyscale, RGB or RGBA picture, got shape {sketch.shape}")
+    raise SketchAppError(f"expected a greyscale, RGB or RGBA picture, got shape {sketch.shape}")
 
 
 def fit_square(picture: np.ndarray, size: int, fill: int | tuple[int, ...]) -> np.ndarray:
@@ -42,7 +42,7 @@ def fit_square(picture: np.ndarray, size: int, fill: int | tuple[int, ...]) -> n
 
 def sketch_tensor(sketch: np.ndarray, size: int) -> torch.Tensor:
     """Sketch -> (1, 3, size, size) float in [-1, 1], white paper = +1."""
-    rgb = fit_square(_as_rgb(sketch), size, (255, 255, 255))
+    rgb = fit_square(as_rgb(sketch), size, (255, 255, 255))
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     tensor = torch.from_numpy(grey / 127.5 - 1.0)
     return tensor.expand(1, 3, size, size).contiguous()

@@ -8,28 +8,21 @@ picture and returns a uint8 greyscale one of the same size (255 = paper).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import cv2
 import numpy as np
 
 from sketchapp.core.errors import SettingsError
+from sketchapp.core.prepare import as_rgb
 
 
 def to_grey(picture: np.ndarray) -> np.ndarray:
     """uint8 grey, RGB or RGBA (composited on white) -> uint8 grey."""
-    if picture.dtype != np.uint8:
-        raise SettingsError(f"pictures must be uint8, got {picture.dtype}")
-    if picture.ndim == 2:
+    if picture.ndim == 2 and picture.dtype == np.uint8:
         return picture
-    if picture.ndim == 3 and picture.shape[2] == 4:
-        alpha = picture[:, :, 3:4].astype(np.float32) / 255.0
-        rgb = picture[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-        picture = (rgb + 0.5).astype(np.uint8)
-    if picture.ndim == 3 and picture.shape[2] == 3:
-        return cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY)
-    raise SettingsError(f"expected a greyscale, RGB or RGBA picture, got shape {picture.shape}")
+    return cv2.cvtColor(as_rgb(picture), cv2.COLOR_RGB2GRAY)
 
 
 class _Params:
@@ -47,8 +40,6 @@ class _Params:
 
 
 def _field(default: float, low: float, high: float) -> Any:
-    from dataclasses import field
-
     return field(default=default, metadata={"range": (low, high)})
 
 
