@@ -42,11 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", metavar="FILE", help="model checkpoint (.safetensors)")
     complete.add_argument("--candidates", type=_positive, metavar="K", help="candidates optimised together")
     complete.add_argument("--iterations", type=_non_negative, metavar="N", help="optimisation steps at most")
-    complete.add_argument("--seed", type=_non_negative, help="random seed (printed and stored in the PNG)")
+    complete.add_argument("--seed", type=_seed, help="random seed (printed and stored in the PNG)")
     complete.add_argument("--start", choices=("auto", "random", "encoder"), help="how candidates start")
     complete.add_argument("--contextual", choices=("kl", "l1"), help="contextual loss on the sketch")
     complete.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    complete.add_argument("--threads", type=_positive, help="CPU threads (default: all available)")
+    complete.add_argument("--threads", type=_threads, help="CPU threads (default: all available)")
     complete.add_argument("--hints", metavar="HINTS.png", help="RGBA colour hints over the sketch")
     complete.add_argument("--frames", metavar="DIR", help="save intermediate completions here")
     complete.add_argument("--frame-every", type=_positive, default=10, metavar="N", help="frame interval (default 10)")
@@ -68,6 +68,20 @@ def _non_negative(text: str) -> int:
     value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _non_negative(text)
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"must be below 2**63, got {value}")
+    return value
+
+
+def _threads(text: str) -> int:
+    value = _positive(text)
+    if value > 1024:
+        raise argparse.ArgumentTypeError(f"at most 1024 threads, got {value}")
     return value
 
 
@@ -126,8 +140,10 @@ def _complete(args: argparse.Namespace) -> int:
         args.usage_error("give a model: --model FILE or --preset NAME")
     sketch = load_image(args.sketch, mode="RGB")
     hints = load_image(args.hints, mode="RGBA") if args.hints else None
-    if output.parent and not output.parent.exists():
+    if not output.parent.is_dir():
         raise ImageSaveError(f"{output.parent}: output folder does not exist")
+    if output.is_dir():
+        raise ImageSaveError(f"{output}: is a folder; give a file name for the result")
 
     from sketchapp.core.checkpoint import load_model
     from sketchapp.core.completion import CompletionSettings, ContextualEngine
@@ -221,8 +237,10 @@ class _Progress:
         self.last_line = now
         done = snapshot.iteration
         elapsed = now - self.started
-        if snapshot.phase == "init":
-            text = f"choosing starts {snapshot.info.get('init_done', 0)}/{snapshot.info.get('init_total', 0)}"
+        if snapshot.phase == "init" and "init_total" in snapshot.info:
+            text = f"choosing starts {snapshot.info['init_done']}/{snapshot.info['init_total']}"
+        elif snapshot.phase == "init":
+            text = f"starting from the {snapshot.info.get('start', 'given')} codes"
         else:
             filled = int(self.width * min(done / self.total, 1.0))
             rate = done / elapsed if elapsed > 0 else 0.0

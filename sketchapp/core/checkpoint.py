@@ -103,7 +103,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     name = Path(path).name
     data = read_user_file(path, CheckpointError, "checkpoint")
     header = _read_header(data, name)
-    raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    extra = header.get("__metadata__") or {}
+    raw = extra.get(METADATA_KEY) if isinstance(extra, dict) else None
     if raw is None:
         raise CheckpointError(f"{name}: a safetensors file, but not a SketchApp checkpoint (no metadata)")
     try:
@@ -113,7 +114,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{name}: not a SketchApp checkpoint (unknown metadata format)")
     version = metadata.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or version < 1:
+        raise CheckpointError(f"{name}: not a SketchApp checkpoint (bad format version {version!r})")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{name}: checkpoint format version {version} is newer than this SketchApp supports "
             f"({FORMAT_VERSION}); update SketchApp"
@@ -141,7 +144,10 @@ def _read_header(data: bytes, name: str) -> dict[str, Any]:
         raise CheckpointError(not_ours) from exc
     if not isinstance(header, dict):
         raise CheckpointError(not_ours)
-    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"{name}: checkpoint header is damaged ({exc!r})") from exc
     if 8 + size + end > len(data):
         raise CheckpointError(
             f"{name}: checkpoint is truncated ({len(data)} bytes, {8 + size + end} expected)"
@@ -159,8 +165,8 @@ def load_model(
     if kind != engine:
         raise CheckpointError(f"{name}: checkpoint is for the {kind!r} engine, not {engine!r}")
     try:
-        config = JointGANConfig.from_dict(metadata.get("architecture") or {})
-    except (TypeError, ValueError) as exc:
+        config = JointGANConfig.from_dict(dict(metadata.get("architecture") or {}))
+    except (TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{name}: invalid architecture in metadata ({exc})") from exc
     model = JointModel.create(config)
     model.metadata = metadata
@@ -174,6 +180,11 @@ def load_model(
     for prefix, module in parts.items():
         expected = module.state_dict()
         given = grouped[prefix]
+        unexpected = sorted(set(given) - set(expected))
+        if unexpected:
+            raise CheckpointError(
+                f"{name}: weights {prefix}.{unexpected[0]} do not belong to the architecture in its metadata"
+            )
         missing = sorted(set(expected) - set(given))
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""

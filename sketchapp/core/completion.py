@@ -56,6 +56,18 @@ class CompletionSettings:
             if not ok:
                 raise SettingsError(message)
 
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "seed":
+                need(value is None or (type(value) is int and 0 <= value < 2**63), f"seed must be a whole number 0..2**63-1 or null, got {value!r}")
+            elif f.type == "bool":
+                need(type(value) is bool, f"{f.name} must be true or false, got {value!r}")
+            elif f.type == "int":
+                need(type(value) is int, f"{f.name} must be a whole number, got {value!r}")
+            elif f.type == "float":
+                need(type(value) in (int, float), f"{f.name} must be a number, got {value!r}")
+            elif f.type == "str":
+                need(isinstance(value, str), f"{f.name} must be text, got {value!r}")
         need(1 <= self.candidates <= 256, f"candidates must be 1..256, got {self.candidates}")
         need(0 <= self.iterations <= 100_000, f"iterations must be 0..100000, got {self.iterations}")
         need(self.start in STARTS, f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
@@ -350,7 +362,10 @@ class _Run:
                 break
         if self.cancel.cancelled:
             return
-        yield self._final(z.detach(), iteration)
+        final = self._final(z.detach(), iteration)
+        if self.cancel.cancelled:  # cancelled during the final pass: still no result
+            return
+        yield final
 
     def _final(self, z: torch.Tensor, iteration: int) -> Snapshot:
         s = self.settings

@@ -45,7 +45,12 @@ def select_device(preference: str = "auto") -> torch.device:
     if pref.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DeviceError(f"device {preference!r} requested but no CUDA GPU is available")
-        device = torch.device(pref)
+        try:
+            device = torch.device(pref)
+        except RuntimeError as exc:
+            raise DeviceError(f"invalid device {preference!r} (use cuda or cuda:N)") from exc
+        if device.type != "cuda" or (device.index is not None and device.index < 0):
+            raise DeviceError(f"invalid device {preference!r} (use cuda or cuda:N)")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(
                 f"device {preference!r} requested but only {torch.cuda.device_count()} GPU(s) exist"

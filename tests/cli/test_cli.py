@@ -159,3 +159,19 @@ def test_unwritable_output_exits_1(tmp_path, sketch_png, tiny_checkpoint, capsys
     err = capsys.readouterr().err
     assert "cannot write image (No space left on device)" in err
     assert list(tmp_path.glob("r*.png")) == []
+
+
+def test_output_that_is_a_folder_fails_before_the_run(tmp_path, sketch_png, tiny_checkpoint, capsys):
+    folder = tmp_path / "out.png"
+    folder.mkdir()
+    assert complete(sketch_png, "-o", folder, "--model", tiny_checkpoint, *FAST) == 1
+    assert "is a folder" in capsys.readouterr().err
+    assert complete(sketch_png, "-o", sketch_png / "r.png", "--model", tiny_checkpoint, *FAST) == 1
+    assert "output folder does not exist" in capsys.readouterr().err
+
+
+def test_out_of_range_seed_and_threads_are_usage_errors(tmp_path, sketch_png):
+    for extra in (["--seed", str(2**70)], ["--threads", "100000"]):
+        with pytest.raises(SystemExit) as info:
+            complete(sketch_png, "-o", tmp_path / "r.png", "--model", "m", *extra)
+        assert info.value.code == 2

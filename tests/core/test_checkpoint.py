@@ -151,3 +151,24 @@ def test_failed_write_keeps_the_old_file(tmp_path, tiny_model, monkeypatch):
         save_checkpoint(path, other)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_extra_weights_are_refused(tmp_path, tiny_checkpoint):
+    from safetensors.torch import load, save
+
+    data = tiny_checkpoint.read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    tensors = load(data)
+    tensors["G.extra.weight"] = torch.zeros(2)
+    tiny_checkpoint.write_bytes(save(tensors, metadata=header["__metadata__"]))
+    with pytest.raises(CheckpointError, match="G.extra.weight do not belong"):
+        load_model(tiny_checkpoint)
+
+
+def test_written_files_get_normal_permissions(tmp_path, tiny_model):
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "m.safetensors", tiny_model)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644

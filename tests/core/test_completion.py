@@ -218,3 +218,32 @@ def test_warm_up_changes_nothing(tiny_model):
     engine.warm_up(FAST)
     assert all(p.grad is None for p in tiny_model.generator.parameters())
     assert np.array_equal(run(engine, sketch, iterations=5)[-1].images(), before)
+
+
+def test_cancel_during_the_final_pass_gives_no_result(tiny_model):
+    _, _, sketch = planted(tiny_model)
+    token = CancelToken()
+    calls = []
+
+    def cancel_on_final_pass(module, inputs, output):
+        calls.append(1)
+        if len(calls) == 4:  # start, two optimisation steps, then the final pass
+            token.cancel()
+
+    handle = tiny_model.generator.register_forward_hook(cancel_on_final_pass)
+    try:
+        z = np.zeros((2, 32), np.float32)
+        seen = list(ContextualEngine(tiny_model).start(sketch, settings=FAST.updated(iterations=2), cancel=token, z=z))
+    finally:
+        handle.remove()
+    assert len(calls) == 4
+    assert [s.phase for s in seen] == ["init", "optimise", "optimise"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"candidates": 2.5}, {"patience": 2.5}, {"clip_z": "no"}, {"seed": "abc"}, {"seed": 2**64}, {"lr": "fast"}],
+)
+def test_settings_types_are_checked(bad):
+    with pytest.raises(SettingsError):
+        CompletionSettings(**bad)
