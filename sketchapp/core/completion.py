@@ -187,24 +187,20 @@ class _Run:
         self.device = engine.device
         h = engine.half_size
         self.h = h
-        sketch_half = sketch_tensor(sketch, h)
-        target = torch.cat([sketch_half, torch.zeros_like(sketch_half)], dim=3)
-        weight = torch.zeros(1, 1, h, 2 * h)
-        weight[..., :h] = 1.0
-        self.has_hints = hints is not None
-        if hints is not None:
-            colours, alpha = hints_tensor(hints, sketch.shape, h)
-            target[..., h:] = colours
-            weight[..., h:] = alpha * settings.hint_weight
-            self.has_hints = bool(alpha.sum() > 0)
-        self.sketch_half = sketch_half.to(self.device)
-        self.target = target.to(self.device)
+        self.sketch_half = sketch_tensor(sketch, h).to(self.device)
         self.target_grey = _grey(self.sketch_half)
         self.target_dist = _grey_distribution(self.sketch_half)
-        self.sketch_weight = weight[:, 0, :, :h].to(self.device)
-        self.hint_weight = weight[:, 0, :, h:].to(self.device)
-        self.sketch_total = float(self.sketch_weight.sum())
-        self.weight_total = float(weight.sum())
+        # The known-pixel weight map: every sketch pixel weighs 1, hint pixels their alpha.
+        self.sketch_pixels = float(h * h)
+        self.known_total = self.sketch_pixels
+        self.hint_colours: torch.Tensor | None = None
+        self.hint_weight: torch.Tensor | None = None
+        if hints is not None:
+            colours, alpha = hints_tensor(hints, sketch.shape, h)
+            if alpha.sum() > 0:
+                self.hint_colours = colours.to(self.device)
+                self.hint_weight = (alpha[:, 0] * settings.hint_weight).to(self.device)
+                self.known_total += float(self.hint_weight.sum())
         self.rng = torch.Generator().manual_seed(
             settings.seed if settings.seed is not None else int(torch.seed() % (2**63))
         )
@@ -220,16 +216,16 @@ class _Run:
         h = self.h
         if self.settings.contextual == "l1":
             grey = _grey(pictures[..., :h])
-            sketch = ((grey - self.target_grey).abs() * self.sketch_weight).sum(dim=(1, 2))
+            sketch = (grey - self.target_grey).abs().sum(dim=(1, 2))
         else:
             generated = _grey_distribution(pictures[..., :h])
             # KL(input sketch || generated sketch)
             sketch = (self.target_dist * (self.target_dist.log() - generated.log())).sum(dim=1)
-            sketch = sketch * self.sketch_total
-        if self.has_hints:
-            diff = (pictures[..., h:] - self.target[..., h:]).abs().mean(dim=1) * self.hint_weight
+            sketch = sketch * self.sketch_pixels
+        if self.hint_colours is not None:
+            diff = (pictures[..., h:] - self.hint_colours).abs().mean(dim=1) * self.hint_weight
             sketch = sketch + diff.sum(dim=(1, 2))
-        return sketch / self.weight_total
+        return sketch / self.known_total
 
     def realism(self, pictures: torch.Tensor) -> torch.Tensor:
         """-log D(G(z)) per candidate: softplus(-logit) is the same, numerically stable."""

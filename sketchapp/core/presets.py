@@ -10,7 +10,6 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sketchapp.core.completion import CompletionSettings
 from sketchapp.core.errors import PresetError, SettingsError
