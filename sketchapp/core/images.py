@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from sketchapp.core.errors import ImageLoadError, ImageSaveError
 from sketchapp.core.fileio import atomic_write, read_user_file
+from sketchapp.core.svg import looks_like_svg, render_svg
 
 #: Largest image accepted, in pixels (about 8000 x 8000): beyond this a sketch is
 #: almost surely a mistake, and decoding it would take gigabytes.
@@ -27,7 +28,7 @@ def load_image(
     """Read an image file as a uint8 array in ``mode`` ("RGB", "RGBA" or "L").
 
     EXIF rotation is applied; transparency is composited on white for "RGB" and "L";
-    16-bit and palette images are converted. Raises ImageLoadError with a one-line
+    16-bit and palette images are converted; SVG drawings are rasterised. Raises ImageLoadError with a one-line
     message for a missing, empty, corrupt, non-image or oversized file.
     """
     if mode not in ("RGB", "RGBA", "L"):
@@ -38,6 +39,8 @@ def load_image(
 
 def decode_image(data: bytes, name: str, mode: str = "RGB", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode image bytes; see load_image. ``name`` is used in error messages."""
+    if looks_like_svg(data, name):
+        return _to_mode(Image.fromarray(render_svg(data, name), "RGBA"), mode)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
