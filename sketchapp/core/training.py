@@ -1,0 +1,725 @@
+"""Training the joint sketch|image DCGAN and its sketch encoder, as a generator of events.
+
+``train`` is driven alike by ``sketchapp train`` and by the training wizard: it yields
+a TrainEvent after every optimiser step, writes everything a user needs into a run
+folder, and stops cleanly (after saving) when its CancelToken is set.
+
+Run folder::
+
+    settings.json      what was asked for, and the data it was asked on
+    splits.json        the names in train / val / test
+    state.safetensors  weights, optimiser moments and counters: exact resume
+    model.safetensors  the usable model (fp16), refreshed every epoch
+    losses.csv         one row per optimiser step
+    samples/epoch-NNN.png   a grid from fixed codes after every epoch
+
+Every random draw of a step (batch order, z, augmentation) comes from a generator seeded
+by (seed, step), so a run resumed from ``state.safetensors`` continues exactly as if it
+had never stopped. With ``torchrun`` each process takes its share of every global batch
+and DistributedDataParallel averages the gradients; rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from sketchapp import __version__
+from sketchapp.core.checkpoint import JointModel, load_model, save_checkpoint
+from sketchapp.core.data.datasets import PairSet, split_names
+from sketchapp.core.engine import CancelToken, to_uint8
+from sketchapp.core.errors import SettingsError, SketchAppError
+from sketchapp.core.fileio import read_user_file, write_bytes_atomic
+from sketchapp.core.images import contact_grid, save_image
+from sketchapp.core.networks import JointGANConfig, sample_z
+
+STATE_FILE = "state.safetensors"
+MODEL_FILE = "model.safetensors"
+SETTINGS_FILE = "settings.json"
+SPLITS_FILE = "splits.json"
+LOSSES_FILE = "losses.csv"
+SAMPLES_DIR = "samples"
+STATE_FORMAT = "sketchapp.training-state"
+SAMPLE_COUNT = 32
+LOSS_COLUMNS = ("step", "phase", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "e_loss", "seconds")
+
+
+class TrainingError(SketchAppError):
+    """Training cannot start or continue (bad settings, mismatched resume, no data)."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Defaults follow the Contextual GAN paper: Adam 2e-4, beta1 0.5, batch 64, z of 100."""
+
+    half_size: int = 64
+    z_dim: int = 100
+    gf: int = 64
+    df: int = 64
+    ef: int = 64  # encoder width; 0 trains no encoder
+    epochs: int = 25
+    batch_size: int = 64  # 0 = the largest power of two up to 64 that fits in memory
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    augment: bool = True
+    flip: bool = True
+    rotate_degrees: float = 6.0
+    scale: float = 0.08
+    shift: float = 0.06
+    noise: float = 0.02
+    encoder_steps: int = 1500
+    encoder_lr: float = 5e-4
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = bool if f.type in ("bool", bool) else (float if f.type in ("float", float) else int)
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+                value = float(value)
+            if type(value) is not expected:
+                raise SettingsError(f"training {f.name} must be {expected.__name__}, got {value!r}")
+        try:
+            JointGANConfig(self.half_size, self.z_dim, self.gf, self.df, 3, self.ef)
+        except ValueError as exc:
+            raise SettingsError(f"training: {exc}") from exc
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (0 <= self.batch_size <= 4096, "batch size must be 0 (auto) to 4096"),
+            (0 < self.lr < 1 and 0 < self.encoder_lr < 1, "learning rates must be in (0, 1)"),
+            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "betas must be in [0, 1)"),
+            (0 <= self.rotate_degrees <= 45, "rotation must be 0-45 degrees"),
+            (0 <= self.scale <= 0.5 and 0 <= self.shift <= 0.5, "scale and shift must be 0-0.5"),
+            (0 <= self.noise <= 0.5, "noise must be 0-0.5"),
+            (self.encoder_steps >= 0, "encoder steps must be >= 0"),
+            (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
+            (self.checkpoint_minutes > 0, "checkpoint interval must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(f"training {message}")
+
+    @property
+    def config(self) -> JointGANConfig:
+        return JointGANConfig(self.half_size, self.z_dim, self.gf, self.df, 3, self.ef)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SettingsError(f"unknown training settings: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainEvent:
+    kind: str  # "start", "step", "epoch", "encoder", "saved", "done", "cancelled"
+    step: int  # optimiser steps completed (GAN then encoder)
+    steps: int  # total steps of the run
+    epoch: int
+    epochs: int
+    phase: str  # "gan" or "encoder"
+    losses: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0  # seconds of training in this run, resumed runs included
+    eta: float | None = None
+    sample: Path | None = None
+    message: str = ""
+    model: JointModel | None = field(default=None, repr=False)  # on "done": the trained networks
+
+
+# -- distributed -----------------------------------------------------------------------
+
+
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) under torchrun, (0, 1) otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the process group torchrun describes in the environment (no-op without it)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _stop_requested(cancel: CancelToken, world: int) -> bool:
+    """Whether any process was asked to stop; all processes agree, so they stop at the same step."""
+    if world <= 1:
+        return cancel.cancelled
+    flag = torch.tensor([1.0 if cancel.cancelled else 0.0])
+    if dist.get_backend() == "nccl":
+        flag = flag.cuda()
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item() > 0)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+# -- state files -----------------------------------------------------------------------
+
+
+def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> list[Any]:
+    state = optimizer.state_dict()
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return json.loads(json.dumps(state["param_groups"]))
+
+
+def _restore_optimizer(
+    prefix: str, optimizer: torch.optim.Optimizer, groups: list[Any], tensors: dict[str, torch.Tensor]
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        head, _, rest = key.partition(".")
+        if head != prefix:
+            continue
+        index, _, name = rest.partition(".")
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _module_tensors(model: JointModel, tensors: dict[str, torch.Tensor]) -> None:
+    for prefix, module in model.modules().items():
+        for name, value in module.state_dict().items():
+            tensors[f"{prefix}.{name}"] = value.detach().cpu().contiguous()
+
+
+def _write_state(path: Path, model: JointModel, optimizers: dict[str, torch.optim.Optimizer], record: dict[str, Any]) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    _module_tensors(model, tensors)
+    groups = {name: _flatten_optimizer(f"opt{name}", opt, tensors) for name, opt in optimizers.items()}
+    meta = {**record, "format": STATE_FORMAT, "optimizer_groups": groups}
+    payload = st_save(tensors, metadata={"sketchapp": json.dumps(meta)})
+    write_bytes_atomic(path, payload)
+
+
+def read_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    data = read_user_file(path, TrainingError, "training state")
+    try:
+        tensors = st_load(data)
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        meta = json.loads(header["__metadata__"]["sketchapp"])
+    except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise TrainingError(f"{path}: training state is damaged ({exc})") from exc
+    if meta.get("format") != STATE_FORMAT:
+        raise TrainingError(f"{path}: not a SketchApp training state")
+    return meta, tensors
+
+
+# -- augmentation ----------------------------------------------------------------------
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
+
+
+def augment(batch: torch.Tensor, settings: TrainSettings, rng: torch.Generator) -> torch.Tensor:
+    """The same flip and small affine warp on both halves; noise on the image half only.
+
+    Areas the warp uncovers are white paper, like the data's background.
+    """
+    n, _, h, w2 = batch.shape
+    half = w2 // 2
+    sketch, image = batch[..., :half], batch[..., half:]
+    pair = torch.cat([sketch, image], dim=1)  # (N, 6, H, H): one warp for both
+    if settings.flip:
+        flip = torch.rand(n, generator=rng) < 0.5
+        pair = torch.where(flip[:, None, None, None].to(pair.device), pair.flip(3), pair)
+    angle = (torch.rand(n, generator=rng) * 2 - 1) * math.radians(settings.rotate_degrees)
+    scale = 1 + (torch.rand(n, generator=rng) * 2 - 1) * settings.scale
+    shift = (torch.rand(n, 2, generator=rng) * 2 - 1) * settings.shift * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    ).to(pair.device, pair.dtype)
+    grid = F.affine_grid(theta, list(pair.shape), align_corners=False)
+    pair = F.grid_sample(pair - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1
+    sketch, image = pair[:, :3], pair[:, 3:]
+    if settings.noise > 0:
+        noise = torch.randn(image.shape, generator=rng).to(image.device, image.dtype)
+        image = (image + settings.noise * noise).clamp(-1, 1)
+    return torch.cat([sketch, image], dim=3)
+
+
+def to_joint_tensor(pairs: PairSet) -> torch.Tensor:
+    """(N, 3, S, 2S) uint8 on the CPU; batches are turned into floats one at a time."""
+    return torch.from_numpy(pairs.joint()).permute(0, 3, 1, 2).contiguous()
+
+
+def _as_float(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return batch.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+
+
+# -- batch size ------------------------------------------------------------------------
+
+
+def auto_batch_size(model: JointModel, device: torch.device, largest: int = 64) -> int:
+    """The largest power of two up to ``largest`` whose training step fits in memory.
+
+    On a GPU a step is tried and halved on out-of-memory. On the CPU the step's memory
+    is measured at a small batch and scaled, then compared with the free memory.
+    """
+    size = 1 << max(0, int(largest).bit_length() - 1)
+    if device.type == "cuda":
+        while size > 1:
+            try:
+                _probe_step(model, device, size)
+                return size
+            except torch.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                size //= 2
+        return 1
+    free = _available_memory()
+    if free is None:
+        return size
+    per_sample = _activation_bytes(model, device)
+    while size > 1 and per_sample * size * 3 > free * 0.5:
+        size //= 2
+    return size
+
+
+def _probe_step(model: JointModel, device: torch.device, size: int) -> None:
+    config = model.config
+    z = sample_z(size, config.z_dim).to(device)
+    fake = model.generator(z)
+    loss = model.discriminator(fake).mean()
+    loss.backward()
+    for module in model.modules().values():
+        module.zero_grad(set_to_none=True)
+
+
+def _activation_bytes(model: JointModel, device: torch.device) -> int:
+    """Bytes of every layer output in one G+D forward pass for a single sample."""
+    total = 0
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(hook) for part in (model.generator, model.discriminator) for m in part.modules()]
+    try:
+        with torch.no_grad():
+            model.discriminator(model.generator(sample_z(2, model.config.z_dim).to(device)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total // 2
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+# -- the run ---------------------------------------------------------------------------
+
+
+class _Run:
+    """Paths and the rank-0-only writers of one run folder."""
+
+    def __init__(self, folder: Path, rank: int) -> None:
+        self.folder = folder
+        self.rank = rank
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def write_json(self, name: str, data: Any) -> None:
+        if self.rank == 0:
+            write_bytes_atomic(self.path(name), json.dumps(data, indent=1).encode("utf-8"))
+
+    def append_losses(self, rows: list[dict[str, Any]]) -> None:
+        if self.rank != 0 or not rows:
+            return
+        path = self.path(LOSSES_FILE)
+        new = not path.exists()
+        with open(path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=LOSS_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def truncate_losses(self, step: int) -> None:
+        """Drop rows past ``step`` (written after the last saved state, before a kill)."""
+        path = self.path(LOSSES_FILE)
+        if self.rank != 0 or not path.exists():
+            return
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LOSS_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_bytes_atomic(path, buffer.getvalue().encode("utf-8"))
+
+
+def train(
+    run_dir: str | os.PathLike[str],
+    pairs: PairSet,
+    settings: TrainSettings = TrainSettings(),
+    device: torch.device | str = "cpu",
+    cancel: CancelToken | None = None,
+    resume: bool = False,
+    init_from: str | os.PathLike[str] | None = None,
+    data_record: dict[str, Any] | None = None,
+    splits: dict[str, list[str]] | None = None,
+) -> Iterator[TrainEvent]:
+    """Train on ``pairs`` (their train split), streaming TrainEvents; see the module notes.
+
+    resume=True continues the state saved in ``run_dir`` (its settings win, except that
+    ``epochs`` may be raised). ``init_from`` starts from a trained model (fine-tuning).
+    ``data_record`` describes the data so a later resume can load it again.
+    """
+    device = torch.device(device)
+    folder = Path(run_dir)
+    rank, world = distributed_world()
+    run = _Run(folder, rank)
+    cancel = cancel or CancelToken()
+    start_step = 0
+    elapsed_before = 0.0
+    state_meta: dict[str, Any] | None = None
+    state_tensors: dict[str, torch.Tensor] = {}
+    if resume:
+        if not run.path(STATE_FILE).exists():
+            raise TrainingError(f"{folder}: nothing to resume (no {STATE_FILE})")
+        state_meta, state_tensors = read_state(run.path(STATE_FILE))
+        saved = TrainSettings.from_dict(state_meta["settings"])
+        settings = replace(saved, epochs=max(saved.epochs, settings.epochs))
+        start_step = int(state_meta["step"])
+        elapsed_before = float(state_meta.get("elapsed", 0.0))
+        splits = json.loads(run.path(SPLITS_FILE).read_text(encoding="utf-8"))
+    elif run.path(STATE_FILE).exists():
+        raise TrainingError(f"{folder}: already holds a training run; resume it or choose another folder")
+    if splits is None:
+        splits = pairs.splits or split_names(pairs.names, seed=settings.seed)
+    train_pairs = pairs.subset(splits["train"])
+    if len(train_pairs) == 0:
+        raise TrainingError("the training split is empty: the data set needs at least one usable pair")
+    if train_pairs.size != settings.half_size:
+        raise TrainingError(f"data is {train_pairs.size} px but the model is {settings.half_size} px")
+
+    config = settings.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        model = JointModel.create(config)
+    if init_from is not None and state_meta is None:
+        base = load_model(init_from, "cpu")
+        if base.config.half_size != config.half_size or base.config.gf != config.gf or base.config.df != config.df or base.config.z_dim != config.z_dim:
+            raise TrainingError(
+                f"{Path(init_from).name}: its networks ({base.config.to_dict()}) differ from the settings; "
+                "fine-tuning keeps the architecture"
+            )
+        model.generator.load_state_dict(base.generator.state_dict())
+        model.discriminator.load_state_dict(base.discriminator.state_dict())
+        if base.encoder is not None and model.encoder is not None and base.config.ef == config.ef:
+            model.encoder.load_state_dict(base.encoder.state_dict())
+    model.to(device)
+    model.generator.train()
+    model.discriminator.train()
+
+    if settings.batch_size == 0:
+        batch_size = auto_batch_size(model, device)
+        settings = replace(settings, batch_size=batch_size)
+    batch = min(settings.batch_size, len(train_pairs))
+    if batch % world:
+        batch = max(world, batch - batch % world)
+    steps_per_epoch = max(1, len(train_pairs) // batch)
+    gan_steps = steps_per_epoch * settings.epochs
+    encoder_steps = settings.encoder_steps if config.has_encoder else 0
+    total_steps = gan_steps + encoder_steps
+
+    betas = (settings.beta1, settings.beta2)
+    opt_g = torch.optim.Adam(model.generator.parameters(), settings.lr, betas=betas)
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), settings.lr, betas=betas)
+    optimizers: dict[str, torch.optim.Optimizer] = {"G": opt_g, "D": opt_d}
+    if model.encoder is not None:
+        optimizers["E"] = torch.optim.Adam(model.encoder.parameters(), settings.encoder_lr, betas=(0.9, 0.999))
+
+    if state_meta is not None:
+        for prefix, module in model.modules().items():
+            module.load_state_dict(
+                {k.partition(".")[2]: v for k, v in state_tensors.items() if k.partition(".")[0] == prefix}
+            )
+        for name, opt in optimizers.items():
+            _restore_optimizer(f"opt{name}", opt, state_meta["optimizer_groups"][name], state_tensors)
+        model.to(device)
+        if int(state_meta["steps_per_epoch"]) != steps_per_epoch:
+            raise TrainingError(
+                f"{folder}: the data changed since this run started "
+                f"({state_meta['steps_per_epoch']} steps per epoch then, {steps_per_epoch} now)"
+            )
+        finished_gan = int(state_meta.get("gan_steps", gan_steps))
+        if start_step > finished_gan and gan_steps > finished_gan:
+            start_step = finished_gan  # more epochs: back to the GAN, then the encoder follows the new G
+        run.truncate_losses(start_step)
+    else:
+        if rank == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / SAMPLES_DIR).mkdir(exist_ok=True)
+        run.write_json(SETTINGS_FILE, {"settings": settings.to_dict(), "data": data_record or pairs.info, "app_version": __version__})
+        run.write_json(SPLITS_FILE, splits)
+    _barrier(world)
+
+    generator_net: nn.Module = model.generator
+    discriminator_net: nn.Module = model.discriminator
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        generator_net = DDP(model.generator, device_ids=ids)
+        discriminator_net = DDP(model.discriminator, device_ids=ids)
+
+    data = to_joint_tensor(train_pairs)
+    fixed_z = sample_z(SAMPLE_COUNT, config.z_dim, torch.Generator().manual_seed(settings.seed + 7)).to(device)
+    record_base: dict[str, Any] = {
+        "settings": settings.to_dict(),
+        "data": data_record or pairs.info,
+        "steps_per_epoch": steps_per_epoch,
+        "gan_steps": gan_steps,
+        "world_size": world,
+    }
+    clock = time.monotonic()
+    last_save = clock
+    pending: list[dict[str, Any]] = []
+    step = start_step
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - clock
+
+    def eta() -> float | None:
+        done = step - start_step
+        if done <= 0:
+            return None
+        return (time.monotonic() - clock) / done * (total_steps - step)
+
+    def save(kind: str) -> TrainEvent:
+        nonlocal last_save, pending
+        run.append_losses(pending)
+        pending = []
+        if rank == 0:
+            _write_state(run.path(STATE_FILE), model, optimizers, {**record_base, "step": step, "elapsed": elapsed()})
+            _export(run.path(MODEL_FILE), model, settings, record_base, step, total_steps, elapsed(), device)
+        _barrier(world)
+        last_save = time.monotonic()
+        return TrainEvent(kind, step, total_steps, _epoch(step), settings.epochs, _phase(step), elapsed=elapsed())
+
+    def _epoch(at: int) -> int:
+        return min(settings.epochs, at // steps_per_epoch)
+
+    def _phase(at: int) -> str:
+        return "gan" if at < gan_steps else "encoder"
+
+    yield TrainEvent(
+        "start", step, total_steps, _epoch(step), settings.epochs, _phase(step), elapsed=elapsed(),
+        message=f"{len(train_pairs)} training pairs, batch {batch}, {steps_per_epoch} steps per epoch"
+        + (f", {world} processes" if world > 1 else ""),
+    )
+    bce = F.binary_cross_entropy_with_logits
+    while step < gan_steps:
+        if _stop_requested(cancel, world):
+            yield save("cancelled")
+            return
+        epoch, index = divmod(step, steps_per_epoch)
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(settings.seed * 7919 + epoch))
+        chosen = order[index * batch : (index + 1) * batch][rank::world]
+        rng = _step_generator(settings.seed, step)
+        real = _as_float(data[chosen], device)
+        if settings.augment:
+            real = augment(real, settings, rng)
+        z = sample_z(batch, config.z_dim, rng)[rank::world].to(device)
+
+        fake = generator_net(z)
+        d_real = discriminator_net(real)
+        d_fake = discriminator_net(fake.detach())
+        d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        g_score = discriminator_net(fake)
+        g_loss = bce(g_score, torch.ones_like(g_score))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        step += 1
+        losses = {
+            "d_loss": d_loss.item(), "g_loss": g_loss.item(),
+            "d_real": torch.sigmoid(d_real.detach()).mean().item(), "d_fake": torch.sigmoid(d_fake.detach()).mean().item(),
+        }
+        pending.append({"step": step, "phase": "gan", "epoch": epoch + 1, **{k: f"{v:.5f}" for k, v in losses.items()}, "seconds": f"{elapsed():.1f}"})
+        yield TrainEvent("step", step, total_steps, epoch + 1, settings.epochs, "gan", losses, elapsed(), eta())
+        if step % steps_per_epoch == 0:
+            sample = None
+            if rank == 0:
+                sample = run.path(SAMPLES_DIR) / f"epoch-{step // steps_per_epoch:03d}.png"
+                save_image(sample, sample_grid(model, fixed_z))
+            save("saved")
+            yield TrainEvent("epoch", step, total_steps, step // steps_per_epoch, settings.epochs, "gan", losses, elapsed(), eta(), sample)
+        elif time.monotonic() - last_save > settings.checkpoint_minutes * 60:
+            yield save("saved")
+
+    if encoder_steps and step < total_steps:
+        for event in _train_encoder(model, optimizers["E"], data, settings, device, step, gan_steps, total_steps, cancel, rank, world):
+            step = event.step
+            if event.kind == "cancelled":
+                yield save("cancelled")
+                return
+            event.elapsed, event.eta = elapsed(), eta()
+            pending.append({"step": step, "phase": "encoder", "epoch": settings.epochs, "e_loss": f"{event.losses['e_loss']:.5f}", "seconds": f"{elapsed():.1f}"})
+            yield event
+            if time.monotonic() - last_save > settings.checkpoint_minutes * 60:
+                yield save("saved")
+    final = save("done")
+    final.message = str(run.path(MODEL_FILE))
+    final.model = model.eval()
+    yield final
+
+
+def _train_encoder(
+    model: JointModel, optimizer: torch.optim.Optimizer, data: torch.Tensor, settings: TrainSettings,
+    device: torch.device, step: int, gan_steps: int, total_steps: int, cancel: CancelToken, rank: int, world: int,
+) -> Iterator[TrainEvent]:
+    """E(sketch) -> z with G frozen (iGAN's hybrid start).
+
+    Half of each batch is G's own samples (E must recover their z, and G(E(x)) must
+    redraw x's sketch); half is real training sketches (G(E(s)) must redraw s and its
+    true image), so E also lands near the answer for drawings G never made.
+    """
+    assert model.encoder is not None
+    encoder = model.encoder
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        encoder_net: nn.Module = DDP(encoder, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        encoder_net = encoder
+    generator = model.generator.eval()
+    for parameter in generator.parameters():
+        parameter.requires_grad_(False)
+    encoder.train()
+    batch = max(2, min(settings.batch_size, len(data)))
+    half = settings.half_size
+    try:
+        while step < total_steps:
+            if _stop_requested(cancel, world):
+                yield TrainEvent("cancelled", step, total_steps, settings.epochs, settings.epochs, "encoder")
+                return
+            rng = _step_generator(settings.seed + 1, step)
+            z = sample_z(batch // 2, settings.z_dim, rng).to(device)
+            with torch.no_grad():
+                made = generator(z)
+            chosen = torch.randint(len(data), (batch - batch // 2,), generator=rng)
+            real = _as_float(data[chosen], device)
+            if settings.augment:
+                real = augment(real, replace(settings, noise=0.0), rng)
+            targets = torch.cat([made, real])[rank::world]
+            z_target = z[rank::world]  # G's own samples come first in every share
+            predicted = encoder_net(targets[..., :half])
+            redrawn = generator(predicted)
+            sketch_loss = F.l1_loss(redrawn[..., :half], targets[..., :half])
+            image_loss = F.l1_loss(redrawn[..., half:], targets[..., half:])
+            n_made = len(z_target)
+            z_loss = F.mse_loss(predicted[:n_made], z_target[:n_made]) if n_made else predicted.sum() * 0
+            loss = 2.0 * sketch_loss + image_loss + 0.5 * z_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            yield TrainEvent(
+                "encoder", step, total_steps, settings.epochs, settings.epochs, "encoder",
+                {"e_loss": loss.item(), "sketch_l1": sketch_loss.item(), "image_l1": image_loss.item()},
+            )
+    finally:
+        for parameter in generator.parameters():
+            parameter.requires_grad_(True)
+        encoder.eval()
+
+
+def sample_grid(model: JointModel, z: torch.Tensor, columns: int = 4) -> np.ndarray:
+    """Joint pictures from fixed codes, as the finished model draws them (eval mode)."""
+    generator = model.generator
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            pictures = to_uint8(generator(z))
+    finally:
+        generator.train(was_training)
+    return contact_grid(pictures, columns, gap=4)
+
+
+def _export(
+    path: Path, model: JointModel, settings: TrainSettings, record: dict[str, Any], step: int, total: int,
+    elapsed: float, device: torch.device,
+) -> None:
+    data = record.get("data") or {}
+    save_checkpoint(
+        path,
+        model,
+        half_precision=True,
+        sketch_style=data.get("sketch_style", "unknown"),
+        data={k: data[k] for k in ("name", "kind", "licence", "attribution", "source", "size", "count") if k in data},
+        training={
+            "settings": settings.to_dict(),
+            "step": step,
+            "steps": total,
+            "seconds": round(elapsed, 1),
+            "device": device.type,
+            "world_size": record.get("world_size", 1),
+        },
+    )
+
+
+def resume_record(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """settings.json of a run folder: what ``--resume`` needs to reload the same data."""
+    path = Path(run_dir) / SETTINGS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TrainingError(f"{run_dir}: not a training run folder ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise TrainingError(f"{path}: damaged ({exc})") from exc
+

@@ -1,0 +1,151 @@
+"""`sketchapp data` and `sketchapp train`: a user's folder in, a model out; Ctrl-C, kill and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sketchapp.cli import main
+from sketchapp.core.checkpoint import load_model
+
+TINY = ["--size", "16", "--gf", "8", "--df", "8", "--ef", "8", "--batch-size", "8", "--encoder-steps", "2", "--threads", "1"]
+
+
+@pytest.fixture()
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        picture = np.full((40, 40, 3), 255, np.uint8)
+        y, x = rng.integers(8, 32, 2)
+        picture[y - 6 : y + 6, x - 6 : x + 6] = rng.integers(0, 200, 3)
+        Image.fromarray(picture).save(folder / f"photo{i:02d}.jpg")
+    (folder / "broken.jpg").write_bytes(b"not really a jpeg")
+    return folder
+
+
+def run_cli(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sketchapp", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_data_folder_builds_a_data_set_and_lists_skipped_files(tmp_path, photos, capsys):
+    assert main(["data", "folder", str(photos), str(tmp_path / "built"), "--size", "16", "--style", "pencil"]) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 24 pairs" in out and "broken.jpg" in err
+    manifest = json.loads((tmp_path / "built" / "dataset.json").read_text())
+    assert manifest["sketch_style"] == "pencil" and len(manifest["splits"]["test"]) >= 1
+    with pytest.raises(SystemExit) as refused:  # never writes over a data set
+        main(["data", "folder", str(photos), str(tmp_path / "built")])
+    assert refused.value.code == 2
+
+
+def test_train_on_a_folder_then_complete_with_the_result(tmp_path, photos, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(run), "--data", str(photos), "--epochs", "2", *TINY]) == 0
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "done:" in err
+    model = load_model(run / "model.safetensors")
+    assert model.config.half_size == 16 and model.encoder is not None and model.sketch_style == "xdog"
+    settings = json.loads((run / "settings.json").read_text())
+    assert settings["data"]["spec"]["folder"] == str(photos.resolve())
+    result = tmp_path / "out.png"
+    assert main(["complete", str(photos / "photo00.jpg"), "-o", str(result), "--model", str(run / "model.safetensors"),
+                 "--iterations", "3", "--candidates", "2", "-q"]) == 0
+    assert Image.open(result).size == (16, 16)
+
+
+def test_paired_and_side_by_side_training(tmp_path, photos):
+    sketches = tmp_path / "sketches"
+    sketches.mkdir()
+    for path in sorted(photos.glob("photo*.jpg"))[:12]:
+        Image.open(path).convert("L").save(sketches / f"{path.stem}.png")
+    assert main(["train", str(tmp_path / "a"), "--sketches", str(sketches), "--images", str(photos), "--epochs", "1", "-q", *TINY]) == 0
+    assert load_model(tmp_path / "a" / "model.safetensors").sketch_style == "paired"
+    side = tmp_path / "side"
+    side.mkdir()
+    for i in range(10):
+        Image.fromarray(np.concatenate([np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), i * 20, np.uint8)], 1)).save(side / f"{i}.png")
+    assert main(["train", str(tmp_path / "b"), "--side-by-side", str(side), "--sketch-side", "right", "--epochs", "1", "-q", *TINY]) == 0
+
+
+def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _start(run: Path, photos: Path, epochs: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sketchapp", "train", str(run), "--data", str(photos), "--epochs", str(epochs), *TINY],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_ctrl_c_saves_and_resume_finishes(tmp_path, photos):
+    run = tmp_path / "run"
+    process = _start(run, photos, 40)
+    _wait_for(run / "samples" / "epoch-001.png", process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "--resume" in err and "Traceback" not in err
+    state_step = json.loads(_state_meta(run))["step"]
+    assert state_step >= 2
+    finished = run_cli("train", run, "--resume", "--epochs", "41", "-q", timeout=240)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert load_model(run / "model.safetensors").metadata["training"]["step"] == 41 * 2 + 2
+
+
+def test_a_killed_run_resumes(tmp_path, photos):
+    run = tmp_path / "run"
+    process = _start(run, photos, 8)
+    _wait_for(run / "samples" / "epoch-002.png", process)
+    process.kill()
+    process.communicate(timeout=30)
+    finished = run_cli("train", run, "--resume", "-q", timeout=240)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    with open(run / "losses.csv", newline="") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == list(range(1, len(steps) + 1)) and steps[-1] == 8 * 2 + 2
+
+
+def _state_meta(run: Path) -> str:
+    data = (run / "state.safetensors").read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + size])["__metadata__"]["sketchapp"]
+
+
+def test_bad_training_input_is_one_line_and_nothing_is_lost(tmp_path, photos, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", str(tmp_path / "r"), "--data", str(tmp_path / "empty"), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no image files" in err
+    assert main(["train", str(tmp_path / "nothing"), "--resume"]) == 1
+    assert "not a training run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["train", str(tmp_path / "r"), "--resume", "--data", str(photos)])
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["train", str(tmp_path / "r")])
+    assert main(["train", str(tmp_path / "r"), "--data", str(photos), "--init-from", str(photos / "photo00.jpg"), *TINY]) == 1
+    assert "not a SketchApp checkpoint" in capsys.readouterr().err
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path, photos, capsys):
+    assert main(["train", str(tmp_path / "r"), "--data", str(photos), "--epochs", "1", "-q", *TINY]) == 0
+    assert main(["train", str(tmp_path / "r"), "--data", str(photos), "--epochs", "1", "-q", *TINY]) == 1
+    assert "already holds a training run" in capsys.readouterr().err

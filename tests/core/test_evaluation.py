@@ -1,0 +1,112 @@
+"""Evaluation: the metrics mean what they say, and a run reports every start and checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sketchapp.cli import main
+from sketchapp.core.completion import CompletionSettings
+from sketchapp.core.data.datasets import PairSet, split_names, write_dataset
+from sketchapp.core.evaluation import (
+    EvalReport,
+    NearestBaseline,
+    evaluate,
+    l1,
+    psnr,
+    sketch_fidelity,
+    ssim,
+)
+
+
+def square(size=32, colour=(200, 30, 30), box=(8, 24)) -> np.ndarray:
+    picture = np.full((size, size, 3), 255, np.uint8)
+    picture[box[0] : box[1], box[0] : box[1]] = colour
+    return picture
+
+
+def outline(size=32, box=(8, 24)) -> np.ndarray:
+    sketch = np.full((size, size), 255, np.uint8)
+    a, b = box
+    sketch[a, a:b] = sketch[b - 1, a:b] = sketch[a:b, a] = sketch[a:b, b - 1] = 0
+    return sketch
+
+
+def test_image_metrics_rank_closer_pictures_higher():
+    truth = square()
+    near = square(colour=(190, 40, 40))
+    far = np.full_like(truth, 255)
+    assert ssim(truth, truth) == pytest.approx(1.0) and psnr(truth, truth) == float("inf") and l1(truth, truth) == 0
+    assert ssim(truth, near) > ssim(truth, far)
+    assert psnr(truth, near) > psnr(truth, far) and l1(truth, near) < l1(truth, far)
+    assert l1(np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8)) == pytest.approx(1.0)
+
+
+def test_sketch_fidelity_rewards_results_that_follow_the_lines():
+    sketch = outline()
+    following = square()
+    shifted = square(box=(2, 12))
+    blank = np.full_like(following, 255)
+    precision, recall = sketch_fidelity(following, sketch)
+    assert precision > 0.9 and recall > 0.9
+    p_shift, r_shift = sketch_fidelity(shifted, sketch)
+    assert p_shift < 0.5 and r_shift < 0.5
+    assert sketch_fidelity(blank, sketch) == (1.0, 0.0)
+
+
+def test_nearest_baseline_finds_the_most_similar_sketch():
+    boxes = [(2, 10), (8, 24), (20, 30)]
+    train = PairSet(
+        np.stack([outline(box=b) for b in boxes]),
+        np.stack([square(box=b, colour=(i * 80, 0, 0)) for i, b in enumerate(boxes)]),
+        ["a", "b", "c"],
+    )
+    guess = NearestBaseline(train)(outline(box=(9, 23)))
+    assert np.array_equal(guess, train.images[1])
+
+
+def _pairs(count: int = 6) -> PairSet:
+    boxes = [(4 + i % 3, 10 + i % 4) for i in range(count)]
+    sketches = np.stack([outline(16, b) for b in boxes])
+    images = np.stack([square(16, (40 * i % 255, 90, 30), b) for i, b in enumerate(boxes)])
+    return PairSet(sketches, images, [f"p{i}" for i in range(count)])
+
+
+def test_evaluate_reports_every_start_and_checkpoint(tiny_model_with_encoder):
+    settings = CompletionSettings(candidates=2, init_samples=4, seed=0)
+    items = list(evaluate(tiny_model_with_encoder, _pairs(3), _pairs(6), settings, (2, 5), device="cpu"))
+    progress, report = items[:-1], items[-1]
+    assert [p.done for p in progress] == [1, 2, 3]
+    assert isinstance(report, EvalReport) and report.cases == 3
+    assert set(report.rows) == {"random", "encoder", "refine", "nearest"}
+    assert set(report.rows["random"]) == {2, 5} and set(report.rows["encoder"]) == {0}
+    for row in report.rows.values():
+        for metrics in row.values():
+            assert 0 <= metrics["l1"] <= 1 and -1 <= metrics["ssim"] <= 1 and metrics["seconds"] >= 0
+    assert report.rows["nearest"][0]["ssim"] > 0.2
+    assert report.sheet is not None and report.sheet.shape[1] > 16 * 6
+    table = report.markdown()
+    assert table.count("\n") == 2 + 2 + 1 + 2 + 1 - 1
+    json.dumps(report.to_dict())
+
+
+def test_a_model_without_encoder_is_evaluated_from_random_starts(tiny_model):
+    items = list(evaluate(tiny_model, _pairs(2), None, CompletionSettings(candidates=2, init_samples=2), (3,)))
+    assert set(items[-1].rows) == {"random"}
+
+
+def test_evaluate_command_writes_report_and_sheet(tmp_path, tiny_checkpoint, capsys):
+    pairs = _pairs(8)
+    write_dataset(tmp_path / "data", pairs, split_names(pairs.names, seed=0, test=0.25), {"kind": "test"})
+    code = main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "data"),
+                 "--iterations", "3,6", "--candidates", "2", "--output", str(tmp_path / "out"), "-q"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "best-of-30 random" in out and "nearest training image" in out
+    assert (tmp_path / "out" / "contact-sheet.png").is_file()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["cases"] == 2 and report["checkpoints"] == [3, 6]
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "data"), "--iterations", "a,b"])

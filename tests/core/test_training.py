@@ -1,0 +1,211 @@
+"""Training: files a run leaves, exact resume, cancel, fine-tuning, batch size, augmentation."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sketchapp.core.checkpoint import load_model, save_checkpoint
+from sketchapp.core.data.datasets import PairSet
+from sketchapp.core.engine import CancelToken
+from sketchapp.core.errors import SettingsError
+from sketchapp.core.images import load_image
+from sketchapp.core.training import (
+    TrainingError,
+    TrainSettings,
+    augment,
+    auto_batch_size,
+    train,
+)
+from sketchapp.core import training
+
+SIZE = 16
+FAST = TrainSettings(half_size=SIZE, z_dim=16, gf=8, df=8, ef=8, epochs=2, batch_size=8, encoder_steps=3)
+
+
+def tiny_pairs(count: int = 30, seed: int = 0) -> PairSet:
+    rng = np.random.default_rng(seed)
+    images = np.full((count, SIZE, SIZE, 3), 255, np.uint8)
+    sketches = np.full((count, SIZE, SIZE), 255, np.uint8)
+    for i in range(count):
+        y, x, r = rng.integers(4, 12), rng.integers(4, 12), rng.integers(2, 5)
+        images[i, y - r : y + r, x - r : x + r] = rng.integers(0, 255, 3)
+        sketches[i, y - r, x - r : x + r] = 0
+        sketches[i, y + r - 1, x - r : x + r] = 0
+    names = [f"p{i:02d}" for i in range(count)]
+    return PairSet(sketches, images, names, info={"kind": "test", "sketch_style": "test"})
+
+
+def run_all(folder: Path, settings: TrainSettings = FAST, **kwargs) -> list:
+    return list(train(folder, tiny_pairs(), settings, **kwargs))
+
+
+def state_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / training.STATE_FILE))
+
+
+def test_a_run_leaves_model_history_samples_and_state(tmp_path):
+    events = run_all(tmp_path / "run")
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert kinds.count("epoch") == 2 and kinds.count("encoder") == 3
+    steps = [e.step for e in events if e.kind in ("step", "encoder")]
+    assert steps == list(range(1, events[-1].steps + 1))
+    assert all(e.eta is not None for e in events if e.kind == "step")
+
+    run = tmp_path / "run"
+    with open(run / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == steps
+    assert {r["phase"] for r in rows} == {"gan", "encoder"}
+    for epoch in (1, 2):
+        grid = load_image(run / "samples" / f"epoch-{epoch:03d}.png")
+        assert grid.shape[0] > SIZE * 4
+    model = load_model(run / "model.safetensors")
+    assert model.encoder is not None and model.sketch_style == "test"
+    assert model.metadata["training"]["step"] == events[-1].steps
+    assert (run / "settings.json").is_file() and (run / "splits.json").is_file()
+
+
+def _cancel_after(folder: Path, stop_at: int, settings: TrainSettings = FAST) -> list:
+    cancel = CancelToken()
+    events = []
+    for event in train(folder, tiny_pairs(), settings, cancel=cancel):
+        events.append(event)
+        if event.step == stop_at and event.kind in ("step", "encoder"):
+            cancel.cancel()
+    return events
+
+
+@pytest.mark.parametrize("stop_at", [2, 7])  # mid-epoch in the GAN phase, and in the encoder phase
+def test_cancel_saves_and_resume_continues_exactly(tmp_path, stop_at):
+    run_all(tmp_path / "straight")
+    events = _cancel_after(tmp_path / "split", stop_at)
+    assert events[-1].kind == "cancelled" and events[-1].step == stop_at
+    resumed = list(train(tmp_path / "split", tiny_pairs(), FAST, resume=True))
+    assert resumed[0].step == stop_at and resumed[-1].kind == "done"
+
+    straight, split = state_tensors(tmp_path / "straight"), state_tensors(tmp_path / "split")
+    assert straight.keys() == split.keys()
+    for key in straight:
+        assert torch.equal(straight[key], split[key]), key
+    rows = list(csv.DictReader(open(tmp_path / "split" / "losses.csv", newline="")))
+    assert [int(r["step"]) for r in rows] == list(range(1, resumed[-1].steps + 1))
+
+
+def test_a_killed_run_resumes_from_its_last_save_without_duplicate_history(tmp_path):
+    run_all(tmp_path / "straight")
+    stream = train(tmp_path / "killed", tiny_pairs(), FAST)
+    for event in stream:
+        if event.kind == "epoch":  # state saved at the end of epoch 1
+            break
+    for event in stream:
+        if event.kind == "step":  # one more step, then the process "dies"
+            break
+    stream.close()
+    training._Run(tmp_path / "killed", 0).append_losses(
+        [{"step": event.step, "phase": "gan", "epoch": 2, "seconds": "0"}]
+    )
+    list(train(tmp_path / "killed", tiny_pairs(), FAST, resume=True))
+    a, b = state_tensors(tmp_path / "straight"), state_tensors(tmp_path / "killed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "killed" / "losses.csv", newline=""))]
+    assert steps == sorted(set(steps)) and steps[-1] == len(steps)
+
+
+def test_resume_may_add_epochs_and_refuses_confusing_folders(tmp_path):
+    run_all(tmp_path / "run")
+    more = list(train(tmp_path / "run", tiny_pairs(), replace(FAST, epochs=3), resume=True))
+    assert more[-1].epochs == 3 and (tmp_path / "run" / "samples" / "epoch-003.png").is_file()
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        run_all(tmp_path / "run")
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        list(train(tmp_path / "new", tiny_pairs(), FAST, resume=True))
+
+
+def test_fine_tuning_starts_from_the_given_model(tmp_path):
+    run_all(tmp_path / "base")
+    base = load_model(tmp_path / "base" / "model.safetensors")
+    stream = train(tmp_path / "tuned", tiny_pairs(seed=5), FAST, init_from=tmp_path / "base" / "model.safetensors")
+    next(stream)  # started: the weights are the base model's, before any step
+    stream.close()
+    tensors = load_file(str(tmp_path / "tuned" / training.STATE_FILE)) if (tmp_path / "tuned" / training.STATE_FILE).exists() else None
+    assert tensors is None  # nothing saved before the first step
+    events = list(train(tmp_path / "tuned2", tiny_pairs(seed=5), replace(FAST, epochs=1, encoder_steps=0, lr=1e-12),
+                        init_from=tmp_path / "base" / "model.safetensors"))
+    tuned = load_model(tmp_path / "tuned2" / "model.safetensors")
+    for key, value in base.generator.state_dict().items():
+        if value.is_floating_point() and "running" not in key:
+            assert torch.allclose(value, tuned.generator.state_dict()[key], atol=1e-3), key
+    assert events[-1].kind == "done"
+
+    other = replace(FAST, gf=4)
+    with pytest.raises(TrainingError, match="fine-tuning keeps the architecture"):
+        list(train(tmp_path / "bad", tiny_pairs(), other, init_from=tmp_path / "base" / "model.safetensors"))
+
+
+def test_auto_batch_size_fits_the_memory_there_is(tmp_path, monkeypatch):
+    from sketchapp.core.checkpoint import JointModel
+
+    model = JointModel.create(FAST.config)
+    assert auto_batch_size(model, torch.device("cpu")) == 64
+    monkeypatch.setattr(training, "_available_memory", lambda: 200_000)
+    small = auto_batch_size(model, torch.device("cpu"))
+    assert 1 <= small < 64 and small & (small - 1) == 0
+    events = run_all(tmp_path / "auto", replace(FAST, batch_size=0, epochs=1, encoder_steps=0))
+    assert "batch" in events[0].message
+
+
+def test_augmentation_warps_both_halves_alike_and_pads_with_paper():
+    torch.manual_seed(0)
+    half = torch.ones(4, 3, SIZE, SIZE)
+    half[:, :, 4:12, 2:6] = -1.0
+    batch = torch.cat([half, half], dim=3)
+    settings = replace(FAST, noise=0.0, rotate_degrees=20.0, shift=0.2)
+    out = augment(batch, settings, torch.Generator().manual_seed(1))
+    sketch, image = out[..., :SIZE], out[..., SIZE:]
+    assert torch.allclose(sketch, image, atol=1e-5)
+    assert not torch.allclose(out, batch)
+    assert (out[:, :, 0, 0] > 0.9).all()  # corners uncovered by the warp are white
+    noisy = augment(batch, replace(settings, noise=0.1), torch.Generator().manual_seed(1))
+    assert torch.allclose(noisy[..., :SIZE], sketch) and not torch.allclose(noisy[..., SIZE:], image)
+
+
+def test_settings_are_validated():
+    with pytest.raises(SettingsError, match="epochs"):
+        TrainSettings(epochs=0)
+    with pytest.raises(SettingsError, match="half_size"):
+        TrainSettings(half_size=48)
+    with pytest.raises(SettingsError, match="must be int"):
+        TrainSettings(gf="64")
+    with pytest.raises(SettingsError, match="unknown training settings"):
+        TrainSettings.from_dict({"epoch": 3})
+    assert TrainSettings(beta1=0).beta1 == 0.0 and isinstance(TrainSettings(beta1=0).beta1, float)
+
+
+def test_data_of_the_wrong_size_or_empty_split_is_refused(tmp_path):
+    with pytest.raises(TrainingError, match="16 px but the model is 32 px"):
+        list(train(tmp_path / "r", tiny_pairs(), replace(FAST, half_size=32)))
+    pairs = tiny_pairs(3)
+    pairs.splits = {"train": [], "val": pairs.names, "test": []}
+    with pytest.raises(TrainingError, match="training split is empty"):
+        list(train(tmp_path / "r2", pairs, FAST))
+
+
+def test_a_checkpoint_from_training_completes_sketches(tmp_path):
+    from sketchapp.core.completion import CompletionSettings, ContextualEngine
+
+    run_all(tmp_path / "run")
+    model = load_model(tmp_path / "run" / "model.safetensors")
+    sketch = np.full((40, 40), 255, np.uint8)
+    sketch[10:30, 10] = 0
+    engine = ContextualEngine(model, torch.device("cpu"))
+    last = list(engine.start(sketch, None, CompletionSettings(candidates=2, iterations=5, start="encoder", seed=1)))[-1]
+    assert last.final and last.images("image").shape == (2, SIZE, SIZE, 3)
+    save_checkpoint(tmp_path / "copy.safetensors", model)

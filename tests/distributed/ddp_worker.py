@@ -1,0 +1,36 @@
+"""Run by torchrun from test_torchrun.py: train on tiny data, then save this rank's weights."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from sketchapp.core.data.datasets import PairSet
+from sketchapp.core.training import TrainSettings, distributed_world, init_distributed, train
+
+
+def main(folder: str) -> None:
+    init_distributed(torch.device("cpu"))
+    rank, world = distributed_world()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (24, 16, 16, 3), dtype=np.uint8)
+    sketches = rng.integers(0, 255, (24, 16, 16), dtype=np.uint8)
+    pairs = PairSet(sketches, images, [f"p{i:02d}" for i in range(24)], info={"sketch_style": "test"})
+    settings = TrainSettings(half_size=16, z_dim=16, gf=8, df=8, ef=8, epochs=2, batch_size=8, encoder_steps=2)
+    events = list(train(Path(folder) / "run", pairs, settings))
+    done = events[-1]
+    assert done.kind == "done" and done.model is not None, done
+    weights = {
+        f"{prefix}.{key}": value.detach().contiguous()
+        for prefix, module in done.model.modules().items()
+        for key, value in module.state_dict().items()
+    }
+    save_file(weights, str(Path(folder) / f"rank{rank}-of-{world}.safetensors"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
