@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from torch import nn
 from sketchapp.core.checkpoint import JointModel, save_checkpoint
 from sketchapp.core.engine import to_uint8
 from sketchapp.core.networks import JointGANConfig, sample_z
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests never need a display
 
 TINY = JointGANConfig(half_size=16, z_dim=32, gf=16, df=16)
 

@@ -1,0 +1,233 @@
+"""The sketch as a document: vector strokes over an optional base picture, with undo.
+
+Strokes keep their input points (position and pressure), so the sketch can be redrawn
+at any resolution: on screen at the zoom the user picked, for the model at its own
+size. Each finished stroke and each clear is one QUndoStack command.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QUndoCommand, QUndoStack
+
+PEN, ERASER = "pen", "eraser"
+INK = QColor(0, 0, 0)
+PAPER = QColor(255, 255, 255)
+
+#: How strongly input points are pulled towards the previous smoothed point (0 = raw).
+STREAMLINE = 0.5
+#: Width at zero pressure, as a fraction of the brush size (thinning, as perfect-freehand).
+MIN_WIDTH = 0.35
+
+
+@dataclass
+class Stroke:
+    """One pen-down to pen-up gesture, in document coordinates."""
+
+    tool: str
+    size: float
+    points: list[tuple[float, float, float]] = field(default_factory=list)  # x, y, pressure 0..1
+
+    def add(self, x: float, y: float, pressure: float = 0.5) -> None:
+        """Append an input point, smoothed towards the last one (streamline)."""
+        pressure = min(1.0, max(0.0, pressure))
+        if self.points:
+            px, py, pp = self.points[-1]
+            x, y = px + (x - px) * (1 - STREAMLINE), py + (y - py) * (1 - STREAMLINE)
+            if math.hypot(x - px, y - py) < 0.25:
+                self.points[-1] = (px, py, max(pp, pressure))
+                return
+        self.points.append((x, y, pressure))
+
+    def width(self, pressure: float) -> float:
+        return self.size * (MIN_WIDTH + (1 - MIN_WIDTH) * pressure)
+
+    def bounds(self) -> QRectF:
+        xs = [p[0] for p in self.points]
+        ys = [p[1] for p in self.points]
+        pad = self.size
+        return QRectF(min(xs) - pad, min(ys) - pad, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad)
+
+
+def stroke_path(stroke: Stroke, start: int = 0) -> QPainterPath:
+    """A filled outline of the stroke from point ``start`` on: round stamps joined by quads.
+
+    Joining consecutive discs by their outer tangents gives the tapered, pressure-shaped
+    ink of perfect-freehand without a polygon-offset solver.
+    """
+    path = QPainterPath()
+    path.setFillRule(Qt.FillRule.WindingFill)
+    points = stroke.points[max(0, start - 1) :]
+    previous = None
+    for x, y, pressure in points:
+        radius = stroke.width(pressure) / 2
+        path.addEllipse(QPointF(x, y), radius, radius)
+        if previous is not None:
+            px, py, pr = previous
+            dx, dy = x - px, y - py
+            length = math.hypot(dx, dy)
+            if length > 1e-6:
+                nx, ny = -dy / length, dx / length
+                quad = QPainterPath()
+                quad.moveTo(px + nx * pr, py + ny * pr)
+                quad.lineTo(x + nx * radius, y + ny * radius)
+                quad.lineTo(x - nx * radius, y - ny * radius)
+                quad.lineTo(px - nx * pr, py - ny * pr)
+                quad.closeSubpath()
+                path.addPath(quad)
+        previous = (x, y, radius)
+    return path
+
+
+def paint_stroke(painter: QPainter, stroke: Stroke, start: int = 0) -> None:
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(INK if stroke.tool == PEN else PAPER)
+    painter.drawPath(stroke_path(stroke, start))
+
+
+class _AddStroke(QUndoCommand):
+    def __init__(self, document: SketchDocument, stroke: Stroke) -> None:
+        super().__init__("Stroke" if stroke.tool == PEN else "Erase")
+        self.document, self.stroke = document, stroke
+
+    def redo(self) -> None:
+        self.document._strokes.append(self.stroke)
+        self.document._changed(full=False)
+
+    def undo(self) -> None:
+        self.document._strokes.remove(self.stroke)
+        self.document._changed(full=True)
+
+
+class _Replace(QUndoCommand):
+    """Clear, or a new base picture: swaps the whole content, so undo restores all of it."""
+
+    def __init__(self, document: SketchDocument, text: str, strokes: list[Stroke], base: QImage | None) -> None:
+        super().__init__(text)
+        self.document = document
+        self.after = (strokes, base)
+        self.before = (list(document._strokes), document._base)
+
+    def redo(self) -> None:
+        self.document._strokes, self.document._base = list(self.after[0]), self.after[1]
+        self.document._changed(full=True)
+
+    def undo(self) -> None:
+        self.document._strokes, self.document._base = list(self.before[0]), self.before[1]
+        self.document._changed(full=True)
+
+
+class SketchDocument(QObject):
+    """Strokes and an optional base picture on a square sheet of ``side`` units."""
+
+    changed = Signal()
+
+    def __init__(self, side: int = 512, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.side = side
+        self._strokes: list[Stroke] = []
+        self._base: QImage | None = None
+        self.undo_stack = QUndoStack(self)
+        self.revision = 0
+        self._raster = QImage(side, side, QImage.Format.Format_RGB32)
+        self._raster.fill(PAPER)
+
+    # -- content ------------------------------------------------------------------------
+    @property
+    def strokes(self) -> Sequence[Stroke]:
+        return tuple(self._strokes)
+
+    @property
+    def base(self) -> QImage | None:
+        return self._base
+
+    def is_empty(self) -> bool:
+        return not self._strokes and self._base is None
+
+    def add_stroke(self, stroke: Stroke) -> None:
+        if stroke.points:
+            self.undo_stack.push(_AddStroke(self, stroke))
+
+    def clear(self) -> None:
+        if not self.is_empty():
+            self.undo_stack.push(_Replace(self, "Clear", [], None))
+
+    def set_base(self, picture: QImage, text: str = "Import") -> None:
+        """Replace everything with ``picture`` (fitted to the sheet) as an editable base layer."""
+        fitted = QImage(self.side, self.side, QImage.Format.Format_RGB32)
+        fitted.fill(PAPER)
+        scaled = picture.scaled(
+            self.side, self.side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        painter = QPainter(fitted)
+        painter.drawImage((self.side - scaled.width()) // 2, (self.side - scaled.height()) // 2, scaled)
+        painter.end()
+        self.undo_stack.push(_Replace(self, text, [], fitted))
+
+    def restore(self, strokes: list[Stroke], base: QImage | None) -> None:
+        """Load saved content without an undo step (autosave recovery, opening a file)."""
+        self._strokes, self._base = list(strokes), base
+        self.undo_stack.clear()
+        self._changed(full=True)
+
+    # -- pictures -----------------------------------------------------------------------
+    def raster(self) -> QImage:
+        """The sheet at full resolution; updated incrementally as strokes arrive."""
+        return self._raster
+
+    def render(self, side: int) -> QImage:
+        """The sketch redrawn from its vectors at side x side pixels."""
+        image = QImage(side, side, QImage.Format.Format_RGB32)
+        image.fill(PAPER)
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        scale = side / self.side
+        if self._base is not None:
+            painter.drawImage(QRectF(0, 0, side, side), self._base)
+        painter.scale(scale, scale)
+        for stroke in self._strokes:
+            paint_stroke(painter, stroke)
+        painter.end()
+        return image
+
+    def to_array(self, side: int | None = None) -> np.ndarray:
+        """Grey uint8 (side, side) picture of the sketch, for the model."""
+        return qimage_to_grey(self.render(side or self.side))
+
+    def _changed(self, full: bool) -> None:
+        self.revision += 1
+        if full:
+            self._raster = self.render(self.side)
+        elif self._strokes:
+            painter = QPainter(self._raster)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            paint_stroke(painter, self._strokes[-1])
+            painter.end()
+        self.changed.emit()
+
+
+def qimage_to_grey(image: QImage) -> np.ndarray:
+    grey = image.convertToFormat(QImage.Format.Format_Grayscale8)
+    width, height, stride = grey.width(), grey.height(), grey.bytesPerLine()
+    buffer = np.frombuffer(grey.constBits(), np.uint8, count=stride * height).reshape(height, stride)
+    return buffer[:, :width].copy()
+
+
+def array_to_qimage(pixels: np.ndarray) -> QImage:
+    """uint8 grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4) -> a QImage that owns its pixels."""
+    pixels = np.ascontiguousarray(pixels)
+    height, width = pixels.shape[:2]
+    if pixels.ndim == 2:
+        fmt, stride = QImage.Format.Format_Grayscale8, width
+    elif pixels.shape[2] == 3:
+        fmt, stride = QImage.Format.Format_RGB888, width * 3
+    elif pixels.shape[2] == 4:
+        fmt, stride = QImage.Format.Format_RGBA8888, width * 4
+    else:
+        raise ValueError(f"cannot show a picture of shape {pixels.shape}")
+    return QImage(pixels.data, width, height, stride, fmt).copy()

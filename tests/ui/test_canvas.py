@@ -1,0 +1,130 @@
+"""Canvas and sketch document: input events draw, undo/redo per stroke, rasterising for the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtTest import QTest
+
+from sketchapp.ui.canvas import Canvas
+from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke, array_to_qimage, qimage_to_grey
+
+
+@pytest.fixture()
+def canvas(qtbot):
+    document = SketchDocument(side=256)
+    widget = Canvas(document)
+    widget.resize(300, 300)
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def drag(widget, points, button=Qt.MouseButton.LeftButton, modifier=Qt.KeyboardModifier.NoModifier):
+    QTest.mousePress(widget, button, modifier, QPoint(*points[0]))
+    for point in points[1:]:
+        QTest.mouseMove(widget, QPoint(*point))
+    QTest.mouseRelease(widget, button, modifier, QPoint(*points[-1]))
+
+
+def ink(document, side=64):
+    return int((document.to_array(side) < 128).sum())
+
+
+def test_a_mouse_stroke_draws_ink_where_the_pointer_went(canvas, qtbot):
+    with qtbot.waitSignals([canvas.stroke_started, canvas.stroke_finished]):
+        drag(canvas, [(60, 150), (100, 150), (150, 150), (240, 150)])
+    document = canvas.document
+    assert len(document.strokes) == 1 and document.undo_stack.count() == 1
+    sketch = document.to_array(256)
+    start = canvas.to_document(QPointF(100, 150))
+    row = int(round(start.y()))
+    assert sketch[row, int(start.x())] < 100  # ink on the drawn line
+    assert sketch[20, 20] == 255  # paper elsewhere
+    assert (qimage_to_grey(document.raster()) == sketch).mean() > 0.99  # incremental raster matches a redraw
+
+
+def test_undo_redo_and_clear_are_one_step_each(canvas):
+    drag(canvas, [(60, 100), (200, 100)])
+    drag(canvas, [(60, 200), (200, 200)])
+    document = canvas.document
+    two = ink(document)
+    document.undo_stack.undo()
+    one = ink(document)
+    assert 0 < one < two
+    document.undo_stack.redo()
+    assert ink(document) == two
+    document.clear()
+    assert ink(document) == 0 and document.is_empty()
+    document.undo_stack.undo()
+    assert ink(document) == two
+
+
+def test_eraser_removes_ink_and_is_undoable(canvas):
+    drag(canvas, [(60, 150), (240, 150)])
+    before = ink(canvas.document)
+    canvas.set_tool(ERASER)
+    canvas.set_brush(30)
+    drag(canvas, [(150, 100), (150, 200)])
+    assert ink(canvas.document) < before
+    canvas.document.undo_stack.undo()
+    assert ink(canvas.document) == before
+    with pytest.raises(ValueError):
+        canvas.set_tool("spray")
+
+
+def test_pressure_shapes_the_width():
+    document = SketchDocument(side=128)
+    light, heavy = Stroke(PEN, 12.0), Stroke(PEN, 12.0)
+    for x in range(20, 110, 4):
+        light.add(x, 40, 0.05)
+        heavy.add(x, 90, 1.0)
+    document.add_stroke(light)
+    document.add_stroke(heavy)
+    sketch = document.to_array()
+    assert (sketch[:, 64] < 128)[70:110].sum() > 2 * (sketch[:, 64] < 128)[20:60].sum()
+
+
+def test_brush_size_and_zoom_limits(canvas):
+    canvas.set_brush(6)
+    canvas.grow_brush(1.25)
+    assert canvas.brush == 7.5
+    canvas.set_brush(1000)
+    assert canvas.brush == 64
+    anchor = QPointF(100, 120)
+    before = canvas.to_document(anchor)
+    canvas.set_zoom(3.0, anchor)
+    after = canvas.to_document(anchor)
+    assert abs(before.x() - after.x()) < 1e-6 and abs(before.y() - after.y()) < 1e-6
+    canvas.fit_to_window()
+    assert canvas.fit
+
+
+def test_pan_with_middle_button_does_not_draw(canvas):
+    drag(canvas, [(100, 100), (160, 160)], button=Qt.MouseButton.MiddleButton)
+    assert canvas.document.is_empty() and not canvas.fit
+
+
+def test_imported_base_layer_is_fitted_and_undoable():
+    document = SketchDocument(side=100)
+    wide = np.full((50, 200), 255, np.uint8)
+    wide[:, 90:110] = 0
+    document.set_base(array_to_qimage(wide))
+    sketch = document.to_array()
+    assert sketch[50, 50] < 128 and sketch[10, 50] == 255  # centred, aspect kept
+    document.undo_stack.undo()
+    assert document.is_empty()
+
+
+def test_ghost_overlay_is_drawn_faintly(canvas):
+    ghost = QImage(64, 64, QImage.Format.Format_RGB32)
+    ghost.fill(Qt.GlobalColor.black)
+    canvas.set_ghost(ghost)
+    centre = QPoint(150, 150)
+    plain = canvas.grab().toImage().pixelColor(centre).value()
+    canvas.show_ghost(True)
+    shaded = canvas.grab().toImage().pixelColor(centre).value()
+    assert plain == 255 and 120 < shaded < 230
