@@ -1,0 +1,172 @@
+"""The completion worker: runs the engine iterator in a QThread and streams snapshots.
+
+The GUI calls ``request``/``cancel``/``load`` directly (they only touch a lock-guarded
+mailbox and the cancel token), so a new sketch never waits behind a running one: the
+run in flight is cancelled within one iteration and only the newest request is taken.
+Every request carries a generation number; the worker never runs an outdated one and
+the GUI drops any snapshot whose generation is not current. Snapshots are emitted at
+most ``max_rate`` times a second, as plain numpy copies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from sketchapp.core.checkpoint import load_model
+from sketchapp.core.completion import CompletionSettings, ContextualEngine
+from sketchapp.core.device import configure_cpu_threads, select_device
+from sketchapp.core.engine import CancelToken, Snapshot
+from sketchapp.core.errors import SketchAppError
+
+
+@dataclass
+class Request:
+    generation: int
+    sketch: np.ndarray
+    hints: np.ndarray | None = None
+    z: np.ndarray | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Frame:
+    """What the GUI needs of a Snapshot: copies only, no tensors."""
+
+    generation: int
+    iteration: int
+    iterations: int
+    phase: str
+    images: np.ndarray  # (K, H, H, 3) image halves
+    sketches: np.ndarray  # (K, H, H, 3) the model's own sketch halves (ghost guide)
+    losses: np.ndarray  # (K,) total loss per candidate
+    best: int
+    latents: np.ndarray | None
+    rate: float  # iterations per second so far
+    final: bool
+
+
+def frame_of(snapshot: Snapshot, generation: int, rate: float) -> Frame:
+    joint = snapshot.images("joint")
+    h = snapshot.half_size
+    return Frame(
+        generation, snapshot.iteration, snapshot.iterations, snapshot.phase, joint[:, :, h:].copy(),
+        joint[:, :, :h].copy(), np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
+        snapshot.final,
+    )
+
+
+class CompletionWorker(QObject):
+    model_loaded = Signal(dict)  # {"name", "device", "size", "style", "encoder"}
+    load_failed = Signal(str)
+    frame = Signal(object)  # Frame
+    finished = Signal(int)  # generation that ended with a final frame
+    failed = Signal(int, str)
+    _wake = Signal()
+
+    def __init__(self, device: str = "auto", threads: int | None = None, max_rate: float = 30.0) -> None:
+        super().__init__()
+        self.device_preference = device
+        self.threads = threads
+        self.min_interval = 1.0 / max_rate
+        self.engine: ContextualEngine | None = None
+        self.settings = CompletionSettings()
+        self._lock = threading.Lock()
+        self._pending: Request | None = None
+        self._pending_model: tuple[Path, str, CompletionSettings] | None = None
+        self._cancel = CancelToken()
+        self._latest = 0
+        self._wake.connect(self._work)
+
+    # -- called from the GUI thread ----------------------------------------------------
+    def load(self, model: str | Path, name: str, settings: CompletionSettings | None = None) -> None:
+        with self._lock:
+            self._pending_model = (Path(model), name, settings or CompletionSettings())
+            self._cancel.cancel()
+        self._wake.emit()
+
+    def request(self, request: Request) -> None:
+        with self._lock:
+            self._latest = max(self._latest, request.generation)
+            self._pending = request
+            self._cancel.cancel()
+        self._wake.emit()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._pending = None
+            self._cancel.cancel()
+
+    # -- the worker thread --------------------------------------------------------------
+    @Slot()
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                model, self._pending_model = self._pending_model, None
+                request, self._pending = self._pending, None
+                if model is None and request is None:
+                    return
+                self._cancel = CancelToken()
+                cancel = self._cancel
+            if model is not None:
+                self._load(*model)
+            if request is not None and request.generation >= self._latest:
+                self._run(request, cancel)
+
+    def _load(self, path: Path, name: str, settings: CompletionSettings) -> None:
+        try:
+            device = select_device(self.device_preference)
+            configure_cpu_threads(self.threads)
+            model = load_model(path, device)
+            engine = ContextualEngine(model, device)
+            engine.warm_up(settings)
+        except SketchAppError as exc:
+            self.load_failed.emit(str(exc))
+            return
+        self.engine, self.settings = engine, settings
+        self.model_loaded.emit(
+            {"name": name, "device": device.type, "size": engine.half_size, "style": model.sketch_style,
+             "encoder": model.encoder is not None}
+        )
+
+    def _run(self, request: Request, cancel: CancelToken) -> None:
+        if self.engine is None:
+            self.failed.emit(request.generation, "no model is loaded yet")
+            return
+        try:
+            settings = self.settings.updated(**request.settings)
+            began = time.perf_counter()
+            last_emit = 0.0
+            for snapshot in self.engine.start(request.sketch, request.hints, settings, cancel, request.z):
+                now = time.perf_counter()
+                if snapshot.final or now - last_emit >= self.min_interval or snapshot.phase == "init":
+                    rate = snapshot.iteration / (now - began) if now > began else 0.0
+                    self.frame.emit(frame_of(snapshot, request.generation, rate))
+                    last_emit = now
+                if snapshot.final:
+                    self.finished.emit(request.generation)
+        except SketchAppError as exc:
+            self.failed.emit(request.generation, str(exc))
+
+
+class CompletionThread:
+    """A CompletionWorker in its own QThread, and a shutdown that never leaves it running."""
+
+    def __init__(self, device: str = "auto", threads: int | None = None) -> None:
+        self.thread = QThread()
+        self.thread.setObjectName("completion")
+        self.worker = CompletionWorker(device, threads)
+        self.worker.moveToThread(self.thread)
+        self.thread.start()
+
+    def stop(self, timeout_ms: int = 1000) -> bool:
+        """Cancel any run, end the thread; True when it ended within the timeout."""
+        self.worker.cancel()
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)
