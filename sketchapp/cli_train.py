@@ -51,6 +51,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--batch-size", type=_batch, help="batch size or 'auto' (default 64)")
     train.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
     train.add_argument("--beta1", type=float, help="Adam beta1 (default 0.5)")
+    train.add_argument("--g-steps", type=positive, help="generator updates per discriminator update (default 2)")
     train.add_argument("--gf", type=positive, help="generator width (default 64)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64)")
     train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")
@@ -147,7 +148,7 @@ def run_train(args: argparse.Namespace) -> int:
     run = Path(args.run)
     overrides = {
         "half_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "beta1": args.beta1, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps,
+        "beta1": args.beta1, "g_steps": args.g_steps, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps,
         "seed": args.seed,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}

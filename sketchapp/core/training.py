@@ -67,7 +67,7 @@ class TrainingError(SketchAppError):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Defaults follow the Contextual GAN paper: Adam 2e-4, beta1 0.5, batch 64, z of 100."""
+    """Defaults follow the Contextual GAN paper and its code: Adam 2e-4, beta1 0.5, batch 64, z of 100, two G steps per D step."""
 
     half_size: int = 64
     z_dim: int = 100
@@ -79,6 +79,7 @@ class TrainSettings:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    g_steps: int = 2  # generator updates per discriminator update (the official code's 2 keeps D from winning)
     augment: bool = True
     flip: bool = True
     rotate_degrees: float = 6.0
@@ -105,6 +106,7 @@ class TrainSettings:
             raise SettingsError(f"training: {exc}") from exc
         checks = [
             (self.epochs >= 1, "epochs must be at least 1"),
+            (1 <= self.g_steps <= 10, "generator steps per discriminator step must be 1-10"),
             (0 <= self.batch_size <= 4096, "batch size must be 0 (auto) to 4096"),
             (0 < self.lr < 1 and 0 < self.encoder_lr < 1, "learning rates must be in (0, 1)"),
             (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "betas must be in [0, 1)"),
@@ -579,11 +581,14 @@ def train(
         d_loss.backward()
         opt_d.step()
 
-        g_score = discriminator_net(fake)
-        g_loss = bce(g_score, torch.ones_like(g_score))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+        for g_round in range(settings.g_steps):
+            if g_round:
+                fake = generator_net(z)
+            g_score = discriminator_net(fake)
+            g_loss = bce(g_score, torch.ones_like(g_score))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
         step += 1
         losses = {
             "d_loss": d_loss.item(), "g_loss": g_loss.item(),
