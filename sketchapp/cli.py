@@ -98,9 +98,9 @@ def _integer(text: str) -> int:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     if not argv:
-        parser.print_help()
-        print("\nThe desktop window is not part of this release yet; use the commands above.")
-        return EXIT_OK
+        from sketchapp.app import run
+
+        return run(sys.argv[:1])
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QUndoCommand, QUndoStack
+from PySide6.QtGui import QColor, QImage, QPainter, QPolygonF, QUndoCommand, QUndoStack
 
 PEN, ERASER = "pen", "eraser"
 INK = QColor(0, 0, 0)
@@ -54,40 +54,46 @@ class Stroke:
         return QRectF(min(xs) - pad, min(ys) - pad, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad)
 
 
-def stroke_path(stroke: Stroke, start: int = 0) -> QPainterPath:
-    """A filled outline of the stroke from point ``start`` on: round stamps joined by quads.
+def stroke_shapes(stroke: Stroke, start: int = 0) -> tuple[list[tuple[QPointF, float]], list[QPolygonF]]:
+    """The ink of a stroke from point ``start`` on: pressure-sized discs and the quads joining them.
 
     Joining consecutive discs by their outer tangents gives the tapered, pressure-shaped
     ink of perfect-freehand without a polygon-offset solver.
     """
-    path = QPainterPath()
-    path.setFillRule(Qt.FillRule.WindingFill)
-    points = stroke.points[max(0, start - 1) :]
+    discs: list[tuple[QPointF, float]] = []
+    quads: list[QPolygonF] = []
     previous = None
-    for x, y, pressure in points:
+    for x, y, pressure in stroke.points[max(0, start - 1) :]:
         radius = stroke.width(pressure) / 2
-        path.addEllipse(QPointF(x, y), radius, radius)
+        discs.append((QPointF(x, y), radius))
         if previous is not None:
             px, py, pr = previous
             dx, dy = x - px, y - py
             length = math.hypot(dx, dy)
             if length > 1e-6:
                 nx, ny = -dy / length, dx / length
-                quad = QPainterPath()
-                quad.moveTo(px + nx * pr, py + ny * pr)
-                quad.lineTo(x + nx * radius, y + ny * radius)
-                quad.lineTo(x - nx * radius, y - ny * radius)
-                quad.lineTo(px - nx * pr, py - ny * pr)
-                quad.closeSubpath()
-                path.addPath(quad)
+                quads.append(
+                    QPolygonF(
+                        [
+                            QPointF(px + nx * pr, py + ny * pr),
+                            QPointF(x + nx * radius, y + ny * radius),
+                            QPointF(x - nx * radius, y - ny * radius),
+                            QPointF(px - nx * pr, py - ny * pr),
+                        ]
+                    )
+                )
         previous = (x, y, radius)
-    return path
+    return discs, quads
 
 
 def paint_stroke(painter: QPainter, stroke: Stroke, start: int = 0) -> None:
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(INK if stroke.tool == PEN else PAPER)
-    painter.drawPath(stroke_path(stroke, start))
+    discs, quads = stroke_shapes(stroke, start)
+    for centre, radius in discs:
+        painter.drawEllipse(centre, radius, radius)
+    for quad in quads:
+        painter.drawPolygon(quad)
 
 
 class _AddStroke(QUndoCommand):

@@ -1,0 +1,124 @@
+"""The desktop app: wires the window (ui) to the completion worker (workers) and files (core).
+
+The window is shown before torch is imported; the presets are read and the model is
+loaded in the worker thread afterwards, so the first paint does not wait for them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from sketchapp.ui.main_window import MainWindow, PresetEntry, UserError
+
+DEFAULT_PRESET = "emoji-colour"
+UPSCALE_LIMIT = 8
+
+
+class CoreServices:
+    """File reading and writing for the window, done by the core (PIL, OpenCV, resvg)."""
+
+    def load_sketch(self, path: str, side: int) -> np.ndarray:
+        from sketchapp.core.data.styles import cleanup, to_grey
+        from sketchapp.core.errors import SketchAppError
+        from sketchapp.core.images import load_image
+        from sketchapp.core.prepare import fit_square
+
+        try:
+            picture = load_image(path, "RGB")
+        except SketchAppError as exc:
+            raise UserError(str(exc)) from exc
+        grey = to_grey(picture)
+        if _looks_like_photo(grey):
+            grey = cleanup(grey)
+        return fit_square(grey, side, 255)
+
+    def save_image(self, path: str, pixels: np.ndarray, text: dict[str, str]) -> None:
+        from sketchapp.core.errors import SketchAppError
+        from sketchapp.core.images import save_image
+
+        try:
+            save_image(path, pixels, text)
+        except SketchAppError as exc:
+            raise UserError(str(exc)) from exc
+
+    def upscale(self, pixels: np.ndarray, factor: int) -> np.ndarray:
+        import cv2
+
+        factor = max(1, min(UPSCALE_LIMIT, int(factor)))
+        if factor == 1:
+            return pixels
+        height, width = pixels.shape[:2]
+        return cv2.resize(pixels, (width * factor, height * factor), interpolation=cv2.INTER_LANCZOS4)
+
+
+def _looks_like_photo(grey: np.ndarray) -> bool:
+    """A photo or scan of paper has few pure-white pixels; a drawn sketch file is mostly paper."""
+    return float((grey >= 245).mean()) < 0.5
+
+
+class App:
+    def __init__(self, window: MainWindow) -> None:
+        from sketchapp.core.presets import installed_presets
+        from sketchapp.workers.completion import CompletionThread, Request
+
+        self.window = window
+        self.request_type = Request
+        self.presets, problems = installed_presets()
+        for problem in problems:
+            print(f"sketchapp: warning: {problem}", file=sys.stderr)
+        self.completion = CompletionThread()
+        worker = self.completion.worker
+        worker.model_loaded.connect(window.model_ready)
+        worker.load_failed.connect(window.model_failed)
+        worker.frame.connect(window.show_frame)
+        worker.failed.connect(window.completion_failed)
+        window.completion_requested.connect(self.complete)
+        window.completion_cancelled.connect(worker.cancel)
+        window.preset_chosen.connect(self.choose)
+        window.destroyed.connect(self.stop)
+        entries = [PresetEntry(p.id, p.name, p.description, str(p.thumbnail) if p.thumbnail else None, p.source) for p in self.presets]
+        current = str(window.settings.value("preset", DEFAULT_PRESET))
+        if not any(p.id == current for p in self.presets) and self.presets:
+            current = self.presets[0].id
+        window.set_presets(entries, current)
+        if self.presets:
+            self.choose(current)
+        else:
+            window.model_failed("No presets are installed.")
+
+    def choose(self, preset_id: str) -> None:
+        preset = next((p for p in self.presets if p.id == preset_id), None)
+        if preset is None:
+            return
+        self.window.settings.setValue("preset", preset.id)
+        self.window.device_label.setText("loading model…")
+        self.completion.worker.load(preset.model, preset.name, preset.settings)
+
+    def complete(self, generation: int, sketch: np.ndarray, z: Any) -> None:
+        self.completion.worker.request(self.request_type(generation, sketch, None, z))
+
+    def stop(self) -> bool:
+        return self.completion.stop(1000)
+
+
+def run(argv: list[str]) -> int:
+    app = QApplication.instance() or QApplication(argv)
+    app.setApplicationName("SketchApp")
+    app.setOrganizationName("SketchApp")
+    window = MainWindow(CoreServices())
+    window.show()
+    holder: dict[str, App] = {}
+
+    def start() -> None:
+        holder["app"] = App(window)
+
+    QTimer.singleShot(0, start)
+    code = app.exec()
+    if "app" in holder:
+        holder["app"].stop()
+    return int(code)

@@ -1,0 +1,444 @@
+"""The main window: canvas beside the live result, candidates, presets, tools and files.
+
+The window knows nothing of torch. It asks for completions through ``completion_requested``
+and shows whatever frames it is handed (objects with the attributes of
+``sketchapp.workers.completion.Frame``); file reading and writing come from a
+``Services`` object, so the app wires it to the core and the tests to fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import qtawesome as qta
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSlider,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sketchapp.ui.canvas import MAX_BRUSH, MIN_BRUSH, Canvas
+from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, array_to_qimage
+
+IDLE_MS = 250  # restart a completion this long after the sketch last changed
+IMPORT_FILTER = "Sketches (*.png *.jpg *.jpeg *.webp *.bmp *.svg);;All files (*)"
+EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
+
+
+class UserError(Exception):
+    """A problem to show the user as it is (bad file, full disk)."""
+
+
+class Services(Protocol):
+    def load_sketch(self, path: str, side: int) -> np.ndarray: ...  # grey uint8 side x side; raises UserError
+
+    def save_image(self, path: str, pixels: np.ndarray, text: dict[str, str]) -> None: ...  # raises UserError
+
+    def upscale(self, pixels: np.ndarray, factor: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    id: str
+    name: str
+    description: str = ""
+    thumbnail: str | None = None
+    source: str = "bundled"
+
+
+class ResultView(QWidget):
+    """The chosen candidate, scaled smoothly to fit."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.image: QImage | None = None
+        self.placeholder = "Draw on the left: the completion appears here."
+        self.setMinimumSize(200, 200)
+
+    def set_image(self, image: QImage | None) -> None:
+        self.image = image
+        self.update()
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        if self.image is None:
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+            return
+        side = min(self.width(), self.height()) - 16
+        x, y = (self.width() - side) // 2, (self.height() - side) // 2
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(x, y, self.image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+
+
+class MainWindow(QMainWindow):
+    completion_requested = Signal(int, object, object)  # generation, sketch (grey uint8), z to refine or None
+    completion_cancelled = Signal()
+    preset_chosen = Signal(str)
+
+    def __init__(self, services: Services, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.services = services
+        self.settings = settings or QSettings("SketchApp", "SketchApp")
+        self.generation = 0
+        self.model_side = 64
+        self.frame: Any = None
+        self.chosen = 0
+        self.preset_name = ""
+        self.live = True
+        self.setWindowTitle("SketchApp")
+        self.setAcceptDrops(True)
+
+        self.document = SketchDocument(512, self)
+        self.canvas = Canvas(self.document)
+        self.result = ResultView()
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(72, 72))
+        self.gallery.setFlow(QListWidget.Flow.LeftToRight)
+        self.gallery.setWrapping(False)
+        self.gallery.setFixedHeight(100)
+        self.gallery.currentRowChanged.connect(self._choose)
+        self.presets = QListWidget()
+        self.presets.setIconSize(QSize(48, 48))
+        self.presets.itemActivated.connect(lambda item: self.preset_chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.presets.itemClicked.connect(lambda item: self.preset_chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
+
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.result, 1)
+        column.addWidget(self.gallery)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.presets)
+        self.splitter.addWidget(self.canvas)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 1)
+        self.splitter.setSizes([170, 520, 520])
+        self.setCentralWidget(self.splitter)
+
+        self.idle = QTimer(self)
+        self.idle.setSingleShot(True)
+        self.idle.setInterval(IDLE_MS)
+        self.idle.timeout.connect(self.request_completion)
+        self.document.changed.connect(self._sketch_changed)
+        self.canvas.stroke_started.connect(self.idle.stop)
+
+        self._build_actions()
+        self._build_status()
+        self.resize(1280, 760)
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    # -- building -------------------------------------------------------------------------
+    def _action(self, icon: str, text: str, slot: Any, shortcut: Any = None, checkable: bool = False) -> QAction:
+        action = QAction(qta.icon(icon), text, self)
+        if shortcut is not None:
+            action.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        self.pen_action = self._action("fa5s.pen", "Pen", lambda: self._tool(PEN), "B", checkable=True)
+        self.eraser_action = self._action("fa5s.eraser", "Eraser", lambda: self._tool(ERASER), "E", checkable=True)
+        self.pen_action.setChecked(True)
+        undo = self.document.undo_stack.createUndoAction(self, "Undo")
+        undo.setIcon(qta.icon("fa5s.undo"))
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.document.undo_stack.createRedoAction(self, "Redo")
+        redo.setIcon(qta.icon("fa5s.redo"))
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        self.undo_action, self.redo_action = undo, redo
+        self.clear_action = self._action("fa5s.trash-alt", "Clear", self.document.clear, "Ctrl+Backspace")
+        self.ghost_action = self._action("fa5s.ghost", "Ghost guide", self.canvas.show_ghost, "G", checkable=True)
+        self.import_action = self._action("fa5s.folder-open", "Import sketch…", self.import_dialog, QKeySequence.StandardKey.Open)
+        self.export_action = self._action("fa5s.file-export", "Export result…", self.export_dialog, "Ctrl+E")
+        self.export_all_action = self._action("fa5s.images", "Export all candidates…", self.export_all_dialog)
+        self.sheet_action = self._action("fa5s.columns", "Export sketch | result sheet…", self.export_sheet_dialog)
+        self.copy_action = self._action("fa5s.copy", "Copy result", self.copy_result, QKeySequence.StandardKey.Copy)
+        self.stop_action = self._action("fa5s.stop", "Stop", self.stop, "Esc")
+        self.run_action = self._action("fa5s.play", "Complete now", self.request_completion, "Ctrl+Return")
+        self.refine_action = self._action("fa5s.magic", "Refine chosen candidate", self.refine, "R")
+        self.live_action = self._action("fa5s.bolt", "Live completion", self._set_live, checkable=True)
+        self.live_action.setChecked(True)
+        smaller = self._action("fa5s.minus", "Smaller brush", lambda: self.canvas.grow_brush(1 / 1.25), "[")
+        bigger = self._action("fa5s.plus", "Bigger brush", lambda: self.canvas.grow_brush(1.25), "]")
+        self.fit_action = self._action("fa5s.expand", "Fit to window", self.canvas.fit_to_window, "Ctrl+0")
+        quit_action = self._action("fa5s.power-off", "Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        self.brush_slider = QSlider(Qt.Orientation.Horizontal)
+        self.brush_slider.setRange(int(MIN_BRUSH), int(MAX_BRUSH))
+        self.brush_slider.setValue(int(self.canvas.brush))
+        self.brush_slider.setFixedWidth(120)
+        self.brush_slider.setToolTip("Brush size ([ and ])")
+        self.brush_slider.valueChanged.connect(self.canvas.set_brush)
+        self.canvas.brush_changed.connect(lambda size: self.brush_slider.setValue(int(round(size))))
+
+        tools = QToolBar("Tools")
+        tools.setObjectName("tools")
+        tools.setMovable(False)
+        for action in (self.import_action, self.export_action, None, self.pen_action, self.eraser_action):
+            tools.addSeparator() if action is None else tools.addAction(action)
+        tools.addWidget(self.brush_slider)
+        for action in (undo, redo, self.clear_action, None, self.live_action, self.run_action, self.stop_action,
+                       self.refine_action, self.ghost_action):
+            tools.addSeparator() if action is None else tools.addAction(action)
+        self.addToolBar(tools)
+        self.addActions([smaller, bigger])
+
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        for action in (self.import_action, self.export_action, self.export_all_action, self.sheet_action, None, quit_action):
+            file_menu.addSeparator() if action is None else file_menu.addAction(action)
+        edit = menus.addMenu("&Edit")
+        for action in (undo, redo, None, self.clear_action, self.copy_action):
+            edit.addSeparator() if action is None else edit.addAction(action)
+        view = menus.addMenu("&View")
+        for action in (self.fit_action, self.ghost_action):
+            view.addAction(action)
+        complete = menus.addMenu("&Completion")
+        for action in (self.live_action, self.run_action, self.stop_action, self.refine_action):
+            complete.addAction(action)
+        brush = menus.addMenu("&Brush")
+        for action in (self.pen_action, self.eraser_action, smaller, bigger):
+            brush.addAction(action)
+
+    def _build_status(self) -> None:
+        bar = self.statusBar()
+        self.device_label = QLabel("loading model…")
+        self.preset_label = QLabel("")
+        self.progress_label = QLabel("")
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setFixedWidth(80)
+        self.busy.setVisible(False)
+        for widget in (self.preset_label, self.device_label):
+            bar.addWidget(widget)
+        bar.addPermanentWidget(self.progress_label)
+        bar.addPermanentWidget(self.busy)
+
+    # -- tools ---------------------------------------------------------------------------
+    def _tool(self, tool: str) -> None:
+        self.canvas.set_tool(tool)
+        self.pen_action.setChecked(tool == PEN)
+        self.eraser_action.setChecked(tool == ERASER)
+
+    def _set_live(self, live: bool) -> None:
+        self.live = live
+        if not live:
+            self.idle.stop()
+
+    # -- presets and model ----------------------------------------------------------------
+    def set_presets(self, entries: Sequence[PresetEntry], current: str | None = None) -> None:
+        self.presets.clear()
+        for entry in entries:
+            item = QListWidgetItem(entry.name + ("" if entry.source == "bundled" else "  (yours)"))
+            item.setData(Qt.ItemDataRole.UserRole, entry.id)
+            item.setToolTip(entry.description)
+            if entry.thumbnail:
+                item.setIcon(QIcon(entry.thumbnail))
+            self.presets.addItem(item)
+            if entry.id == current:
+                self.presets.setCurrentItem(item)
+
+    def model_ready(self, info: dict[str, Any]) -> None:
+        self.model_side = int(info.get("size", 64))
+        self.preset_name = str(info.get("name", ""))
+        self.preset_label.setText(f"Preset: {self.preset_name}")
+        self.device_label.setText(f"Device: {info.get('device', '?')}")
+        if not self.document.is_empty():
+            self.request_completion()
+
+    def model_failed(self, message: str) -> None:
+        self.device_label.setText("no model")
+        QMessageBox.warning(self, "SketchApp", f"The model could not be loaded.\n\n{message}")
+
+    # -- completion -----------------------------------------------------------------------
+    def _sketch_changed(self) -> None:
+        if self.live and not self.document.is_empty():
+            self.idle.start()
+
+    def request_completion(self, z: Any = None) -> None:
+        if self.document.is_empty():
+            return
+        self.generation += 1
+        self.busy.setVisible(True)
+        self.completion_requested.emit(self.generation, self.document.to_array(self.model_side * 4), z if isinstance(z, np.ndarray) else None)
+
+    def refine(self) -> None:
+        if self.frame is not None and self.frame.latents is not None:
+            self.request_completion(self.frame.latents[self.chosen : self.chosen + 1])
+
+    def stop(self) -> None:
+        self.idle.stop()
+        self.generation += 1  # whatever still arrives is stale
+        self.busy.setVisible(False)
+        self.completion_cancelled.emit()
+
+    def show_frame(self, frame: Any) -> None:
+        """A frame from the worker; frames of an older generation are dropped."""
+        if frame.generation != self.generation:
+            return
+        first = self.frame is None or self.frame.generation != frame.generation
+        self.frame = frame
+        if first or frame.final:
+            self.chosen = int(frame.best)
+        self.chosen = min(self.chosen, len(frame.images) - 1)
+        self._show_candidates(frame)
+        self.result.set_image(array_to_qimage(frame.images[self.chosen]))
+        self.canvas.set_ghost(array_to_qimage(frame.sketches[frame.best]))
+        phase = "choosing starts" if frame.phase == "init" else f"iteration {frame.iteration}/{frame.iterations}"
+        self.progress_label.setText(f"{phase}  loss {float(frame.losses[frame.best]):.4f}  {frame.rate:.1f} it/s")
+        if frame.final:
+            self.busy.setVisible(False)
+
+    def completion_failed(self, generation: int, message: str) -> None:
+        if generation == self.generation:
+            self.busy.setVisible(False)
+            self.statusBar().showMessage(message, 8000)
+
+    def _show_candidates(self, frame: Any) -> None:
+        count = len(frame.images)
+        self.gallery.blockSignals(True)
+        while self.gallery.count() > count:
+            self.gallery.takeItem(self.gallery.count() - 1)
+        while self.gallery.count() < count:
+            self.gallery.addItem(QListWidgetItem(""))
+        for index, picture in enumerate(frame.images):
+            self.gallery.item(index).setIcon(QIcon(QPixmap.fromImage(array_to_qimage(picture))))
+        self.gallery.setCurrentRow(self.chosen)
+        self.gallery.blockSignals(False)
+
+    def _choose(self, row: int) -> None:
+        if self.frame is not None and 0 <= row < len(self.frame.images):
+            self.chosen = row
+            self.result.set_image(array_to_qimage(self.frame.images[row]))
+
+    # -- files ------------------------------------------------------------------------------
+    def import_sketch(self, path: str) -> bool:
+        try:
+            pixels = self.services.load_sketch(path, self.document.side)
+        except UserError as exc:
+            QMessageBox.warning(self, "Import sketch", str(exc))
+            return False
+        self.document.set_base(array_to_qimage(pixels), f"Import {Path(path).name}")
+        return True
+
+    def import_dialog(self) -> None:
+        start = str(self.settings.value("last_folder", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Import sketch", start, IMPORT_FILTER)
+        if path:
+            self.settings.setValue("last_folder", str(Path(path).parent))
+            self.import_sketch(path)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.import_sketch(url.toLocalFile())
+                break
+
+    def _metadata(self, candidate: int) -> dict[str, str]:
+        return {"preset": self.preset_name, "candidate": str(candidate + 1), "software": "SketchApp"}
+
+    def export_result(self, path: str, scale: int = 1) -> bool:
+        if self.frame is None:
+            return False
+        pixels = self.services.upscale(self.frame.images[self.chosen], scale)
+        return self._save(path, pixels, self._metadata(self.chosen))
+
+    def export_all(self, path: str, scale: int = 1) -> bool:
+        if self.frame is None:
+            return False
+        target = Path(path)
+        for index, picture in enumerate(self.frame.images):
+            name = target.with_name(f"{target.stem}-{index + 1}{target.suffix}")
+            if not self._save(str(name), self.services.upscale(picture, scale), self._metadata(index)):
+                return False
+        return True
+
+    def export_sheet(self, path: str) -> bool:
+        if self.frame is None:
+            return False
+        result = self.services.upscale(self.frame.images[self.chosen], 4)
+        side = result.shape[0]
+        sketch = self.document.to_array(side)
+        sheet = np.concatenate([np.repeat(sketch[..., None], 3, axis=2), np.full((side, 8, 3), 255, np.uint8), result], axis=1)
+        return self._save(path, sheet, self._metadata(self.chosen))
+
+    def _save(self, path: str, pixels: np.ndarray, text: dict[str, str]) -> bool:
+        try:
+            self.services.save_image(path, pixels, text)
+        except UserError as exc:
+            QMessageBox.warning(self, "Export", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def _ask_path(self, title: str) -> str:
+        start = str(self.settings.value("last_export", str(Path.home() / "sketch.png")))
+        path, _ = QFileDialog.getSaveFileName(self, title, start, EXPORT_FILTER)
+        if path:
+            self.settings.setValue("last_export", path)
+        return path
+
+    def _ask_scale(self) -> int | None:
+        choice, ok = QInputDialog.getItem(self, "Export", "Size:", ["x1", "x2", "x4"], 2, False)
+        return int(choice[1:]) if ok else None
+
+    def export_dialog(self) -> None:
+        if self.frame is None:
+            return
+        path = self._ask_path("Export result")
+        scale = self._ask_scale() if path else None
+        if path and scale:
+            self.export_result(path, scale)
+
+    def export_all_dialog(self) -> None:
+        if self.frame is None:
+            return
+        path = self._ask_path("Export all candidates")
+        scale = self._ask_scale() if path else None
+        if path and scale:
+            self.export_all(path, scale)
+
+    def export_sheet_dialog(self) -> None:
+        if self.frame is not None:
+            path = self._ask_path("Export sketch | result sheet")
+            if path:
+                self.export_sheet(path)
+
+    def copy_result(self) -> None:
+        if self.frame is not None:
+            QGuiApplication.clipboard().setImage(array_to_qimage(self.services.upscale(self.frame.images[self.chosen], 4)))
+
+    # -- shutdown ---------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.idle.stop()
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.completion_cancelled.emit()
+        super().closeEvent(event)
+

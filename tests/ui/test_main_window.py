@@ -1,0 +1,137 @@
+"""The main window: frames shown and stale ones dropped, import and export, and the whole app live."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox
+
+from sketchapp.app import App, CoreServices
+from sketchapp.ui.main_window import MainWindow
+
+
+@pytest.fixture()
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kwargs: QMessageBox.StandardButton.Ok)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(CoreServices(), settings)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def frame(generation, value=100, count=3, final=False, best=1):
+    images = np.full((count, 16, 16, 3), value, np.uint8)
+    images[best] = 200
+    return SimpleNamespace(
+        generation=generation, iteration=7, iterations=50, phase="optimise", images=images, sketches=images,
+        losses=np.arange(count, dtype=float)[::-1], best=best, latents=np.zeros((count, 8), np.float32),
+        rate=12.5, final=final,
+    )
+
+
+def draw(win):
+    canvas = win.canvas
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(150, 150))
+    for x in range(150, 300, 10):
+        QTest.mouseMove(canvas, QPoint(x, 200))
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(300, 200))
+
+
+def test_a_stroke_asks_for_a_completion_after_a_short_idle(qtbot, window):
+    with qtbot.waitSignal(window.completion_requested, timeout=2000) as asked:
+        draw(window)
+    generation, sketch, z = asked.args
+    assert generation == window.generation and z is None
+    assert sketch.dtype == np.uint8 and sketch.min() < 128
+
+
+def test_frames_show_and_stale_generations_are_dropped(window):
+    window.generation = 3
+    window.show_frame(frame(3))
+    assert window.gallery.count() == 3 and window.chosen == 1
+    assert "iteration 7/50" in window.progress_label.text()
+    window.show_frame(frame(2, value=0, count=5))  # an older run's frame
+    assert window.gallery.count() == 3 and window.frame.generation == 3
+    window.gallery.setCurrentRow(2)
+    assert window.chosen == 2
+
+
+def test_refine_sends_the_chosen_candidates_code(qtbot, window):
+    draw(window)
+    window.generation = 1
+    window.show_frame(frame(1, final=True))
+    with qtbot.waitSignal(window.completion_requested) as asked:
+        window.refine()
+    assert asked.args[2].shape == (1, 8)
+
+
+def test_a_corrupt_import_changes_nothing(window, tmp_path):
+    draw(window)
+    before = window.document.to_array(64)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    assert not window.import_sketch(str(bad))
+    assert np.array_equal(window.document.to_array(64), before)
+    good = tmp_path / "good.svg"
+    good.write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="3" fill="none" stroke="black"/></svg>')
+    assert window.import_sketch(str(good))
+    assert window.document.base is not None and window.document.undo_stack.count() == 2
+
+
+def test_a_photo_of_paper_is_cleaned_to_line_art(tmp_path):
+    yy, xx = np.mgrid[:200, :200]
+    paper = (150 + 60 * xx / 200).astype(np.uint8)
+    paper[95:105, 30:170] = 40
+    Image.fromarray(paper).save(tmp_path / "photo.jpg")
+    cleaned = CoreServices().load_sketch(str(tmp_path / "photo.jpg"), 100)
+    assert cleaned[10, 10] == 255 and cleaned[50, 50] < 128
+
+
+def test_export_writes_result_candidates_and_sheet_with_metadata(window, tmp_path):
+    draw(window)
+    window.preset_name = "Tiny"
+    window.generation = 2
+    window.show_frame(frame(2, final=True))
+    assert window.export_result(str(tmp_path / "result.png"), scale=4)
+    saved = Image.open(tmp_path / "result.png")
+    assert saved.size == (64, 64) and saved.text["preset"] == "Tiny" and saved.text["candidate"] == "2"
+    assert window.export_all(str(tmp_path / "all.webp"), scale=2)
+    assert sorted(p.name for p in tmp_path.glob("all-*.webp")) == ["all-1.webp", "all-2.webp", "all-3.webp"]
+    assert window.export_sheet(str(tmp_path / "sheet.jpg"))
+    assert Image.open(tmp_path / "sheet.jpg").size == (64 * 2 + 8, 64)
+    (tmp_path / "taken.png").mkdir()  # a folder where the file should go: a message, no crash
+    assert not window.export_result(str(tmp_path / "taken.png"))
+
+
+@pytest.fixture()
+def user_preset(tmp_path, monkeypatch, tiny_checkpoint):
+    data = tmp_path / "data"
+    (data / "presets").mkdir(parents=True)
+    (data / "presets" / "tiny.json").write_text(
+        json.dumps({"name": "Tiny", "model": str(tiny_checkpoint), "sketch_style": "test",
+                    "settings": {"candidates": 3, "iterations": 30, "init_samples": 6}})
+    )
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(data))
+    return "tiny"
+
+
+def test_the_app_completes_a_drawing_live_and_closes_quickly(qtbot, window, user_preset):
+    window.settings.setValue("preset", user_preset)
+    app = App(window)
+    qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: Tiny", timeout=15000)
+    draw(window)
+    qtbot.waitUntil(lambda: window.frame is not None and window.frame.final, timeout=20000)
+    assert window.result.image is not None and window.gallery.count() == 3
+    window.request_completion()
+    began = time.perf_counter()
+    window.close()
+    assert app.stop() and time.perf_counter() - began < 1.5
