@@ -115,6 +115,7 @@ def run(argv: list[str]) -> int:
     holder: dict[str, App] = {}
 
     def start() -> None:
+        window.offer_recovery()
         holder["app"] = App(window)
 
     QTimer.singleShot(0, start)

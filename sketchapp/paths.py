@@ -40,3 +40,9 @@ def user_presets_dir() -> Path:
 
 def user_models_dir() -> Path:
     return user_data_dir() / "models"
+
+
+def user_state_dir() -> Path:
+    """Autosave and other state that should survive a crash but is not the user's data."""
+    override = os.environ.get("SKETCHAPP_DATA_DIR")
+    return Path(override) / "state" if override else Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))

@@ -33,9 +33,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sketchapp.paths import user_state_dir
+from sketchapp.ui import session
 from sketchapp.ui.canvas import MAX_BRUSH, MIN_BRUSH, Canvas
 from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, array_to_qimage
 
+AUTOSAVE_MS = 3000
 IDLE_MS = 250  # restart a completion this long after the sketch last changed
 IMPORT_FILTER = "Sketches (*.png *.jpg *.jpeg *.webp *.bmp *.svg);;All files (*)"
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
@@ -93,9 +96,11 @@ class MainWindow(QMainWindow):
     completion_cancelled = Signal()
     preset_chosen = Signal(str)
 
-    def __init__(self, services: Services, settings: QSettings | None = None) -> None:
+    def __init__(self, services: Services, settings: QSettings | None = None, state_dir: Path | None = None) -> None:
         super().__init__()
         self.services = services
+        self.state_dir = state_dir or user_state_dir()
+        self.saved_revision = 0
         self.settings = settings or QSettings("SketchApp", "SketchApp")
         self.generation = 0
         self.model_side = 64
@@ -141,6 +146,11 @@ class MainWindow(QMainWindow):
         self.idle.timeout.connect(self.request_completion)
         self.document.changed.connect(self._sketch_changed)
         self.canvas.stroke_started.connect(self.idle.stop)
+
+        self.autosave = QTimer(self)
+        self.autosave.setInterval(AUTOSAVE_MS)
+        self.autosave.timeout.connect(self.save_session)
+        self.autosave.start()
 
         self._build_actions()
         self._build_status()
@@ -435,9 +445,36 @@ class MainWindow(QMainWindow):
         if self.frame is not None:
             QGuiApplication.clipboard().setImage(array_to_qimage(self.services.upscale(self.frame.images[self.chosen], 4)))
 
+    # -- session safety -----------------------------------------------------------------------
+    def save_session(self) -> None:
+        if self.document.revision == self.saved_revision:
+            return
+        try:
+            session.save_session(self.state_dir, self.document)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
+            return
+        self.saved_revision = self.document.revision
+
+    def offer_recovery(self) -> bool:
+        """After a crash the last autosave is still there: offer it back."""
+        if not session.has_session(self.state_dir):
+            return False
+        answer = QMessageBox.question(
+            self, "Recover sketch", "SketchApp did not close properly last time. Recover the sketch you were drawing?"
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            session.discard_session(self.state_dir)
+            return False
+        recovered = session.load_session(self.state_dir, self.document)
+        self.saved_revision = self.document.revision
+        return recovered
+
     # -- shutdown ---------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.idle.stop()
+        self.autosave.stop()
+        session.discard_session(self.state_dir)
         self.settings.setValue("geometry", self.saveGeometry())
         self.completion_cancelled.emit()
         super().closeEvent(event)

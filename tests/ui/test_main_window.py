@@ -21,7 +21,7 @@ from sketchapp.ui.main_window import MainWindow
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kwargs: QMessageBox.StandardButton.Ok)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(CoreServices(), settings)
+    win = MainWindow(CoreServices(), settings, tmp_path / "state")
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
@@ -135,3 +135,34 @@ def test_the_app_completes_a_drawing_live_and_closes_quickly(qtbot, window, user
     began = time.perf_counter()
     window.close()
     assert app.stop() and time.perf_counter() - began < 1.5
+
+
+def test_autosave_is_offered_back_after_a_crash_and_removed_after_a_clean_exit(qtbot, window, tmp_path, monkeypatch):
+    draw(window)
+    window.document.set_base(window.document.render(64))
+    draw(window)
+    window.save_session()
+    assert (tmp_path / "state" / "autosave.json").is_file()
+    expected = window.document.to_array(128)
+
+    # the first window "crashed": a new one finds the autosave and offers it
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    second = MainWindow(CoreServices(), window.settings, tmp_path / "state")
+    qtbot.addWidget(second)
+    assert second.offer_recovery()
+    assert len(second.document.strokes) == 1 and second.document.base is not None
+    assert np.abs(second.document.to_array(128).astype(int) - expected).mean() < 2
+    second.close()
+    assert not (tmp_path / "state" / "autosave.json").exists()
+    third = MainWindow(CoreServices(), window.settings, tmp_path / "state")
+    qtbot.addWidget(third)
+    assert not third.offer_recovery()
+
+
+def test_a_damaged_autosave_is_ignored(qtbot, tmp_path, monkeypatch):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "autosave.json").write_text("{broken")
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    win = MainWindow(CoreServices(), QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), tmp_path / "state")
+    qtbot.addWidget(win)
+    assert not win.offer_recovery() and win.document.is_empty()

@@ -1,0 +1,86 @@
+"""Autosave of the sketch, so a crash never loses a drawing.
+
+The document (strokes as vectors, the imported base layer as PNG) is written every few
+seconds while it changes, atomically, to the state folder. A clean exit removes it; if
+it is there at start-up, the last session ended badly and the app offers it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from PySide6.QtGui import QImage
+
+from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke
+
+AUTOSAVE = "autosave.json"
+BASE = "autosave-base.png"
+FORMAT = "sketchapp.sketch"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_session(folder: Path, document: SketchDocument) -> None:
+    """Write the document to ``folder`` (strokes JSON, base PNG). Raises OSError on failure."""
+    base = None
+    if document.base is not None:
+        temporary = folder / f".{BASE}.tmp.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        if not document.base.save(str(temporary), "PNG"):
+            raise OSError(f"cannot write {temporary}")
+        os.replace(temporary, folder / BASE)
+        base = BASE
+    record = {
+        "format": FORMAT,
+        "version": 1,
+        "side": document.side,
+        "base": base,
+        "strokes": [{"tool": s.tool, "size": s.size, "points": [list(p) for p in s.points]} for s in document.strokes],
+    }
+    _write_atomic(folder / AUTOSAVE, json.dumps(record).encode("utf-8"))
+
+
+def has_session(folder: Path) -> bool:
+    return (folder / AUTOSAVE).is_file()
+
+
+def load_session(folder: Path, document: SketchDocument) -> bool:
+    """Restore a saved session into ``document``; False (and nothing changed) if it is unreadable."""
+    try:
+        record = json.loads((folder / AUTOSAVE).read_text(encoding="utf-8"))
+        if record.get("format") != FORMAT:
+            return False
+        scale = document.side / float(record["side"])
+        strokes = []
+        for item in record["strokes"]:
+            tool = item["tool"] if item["tool"] in (PEN, ERASER) else PEN
+            points = [(float(x) * scale, float(y) * scale, float(p)) for x, y, p in item["points"]]
+            strokes.append(Stroke(tool, float(item["size"]) * scale, points))
+        base = None
+        if record.get("base"):
+            image = QImage(str(folder / BASE))
+            base = None if image.isNull() else image.scaled(document.side, document.side)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    document.restore(strokes, base)
+    return True
+
+
+def discard_session(folder: Path) -> None:
+    for name in (AUTOSAVE, BASE):
+        (folder / name).unlink(missing_ok=True)
