@@ -14,6 +14,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from sketchapp.ui.main_window import MainWindow, PresetEntry, UserError
+from sketchapp.ui.theme import follow_system
 
 DEFAULT_PRESET = "emoji-colour"
 UPSCALE_LIMIT = 8
@@ -110,6 +111,7 @@ def run(argv: list[str]) -> int:
     app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("SketchApp")
     app.setOrganizationName("SketchApp")
+    follow_system(app)
     window = MainWindow(CoreServices())
     window.show()
     holder: dict[str, App] = {}

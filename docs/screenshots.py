@@ -1,0 +1,79 @@
+"""Render the README's screenshots from the real app: python3 docs/screenshots.py
+
+Draws a smiley with the pen (as strokes, like a user would), lets the default preset
+complete it on the CPU, and saves the main window in the light and the dark scheme.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from sketchapp.app import App, CoreServices  # noqa: E402
+from sketchapp.ui.main_window import MainWindow  # noqa: E402
+from sketchapp.ui.sketch import PEN, Stroke  # noqa: E402
+from sketchapp.ui.theme import apply_scheme  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent
+
+
+def smiley(window: MainWindow) -> None:
+    def arc(cx: float, cy: float, r: float, a0: float, a1: float, size: float, n: int = 48) -> Stroke:
+        stroke = Stroke(PEN, size)
+        for i in range(n + 1):
+            a = a0 + (a1 - a0) * i / n
+            stroke.add(cx + r * math.cos(a), cy + r * math.sin(a), 0.55 + 0.35 * math.sin(3 * a))
+        return stroke
+
+    side = window.document.side
+    c = side / 2
+    for stroke in (
+        arc(c, c, side * 0.36, 0, 2 * math.pi, 10, 96),
+        arc(c - side * 0.13, c - side * 0.08, side * 0.035, 0, 2 * math.pi, 9),
+        arc(c + side * 0.13, c - side * 0.08, side * 0.035, 0, 2 * math.pi, 9),
+        arc(c, c + side * 0.02, side * 0.2, 0.2 * math.pi, 0.8 * math.pi, 10),
+    ):
+        window.document.add_stroke(stroke)
+
+
+def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path) -> None:
+    apply_scheme(app, scheme)
+    folder = Path(tempfile.mkdtemp())
+    window = MainWindow(CoreServices(), QSettings(str(folder / "s.ini"), QSettings.Format.IniFormat), folder)
+    window.resize(1280, 720)
+    window.show()
+    runner = App(window)
+    deadline = time.monotonic() + 120
+    while "Preset" not in window.preset_label.text() and time.monotonic() < deadline:
+        app.processEvents()
+    smiley(window)
+    window.request_completion()
+    while (window.frame is None or not window.frame.final) and time.monotonic() < deadline:
+        app.processEvents()
+    window.ghost_action.trigger()
+    app.processEvents()
+    window.grab().save(str(path))
+    print(f"wrote {path}")
+    window.close()
+    runner.stop()
+
+
+def main() -> int:
+    app = QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    shoot(app, Qt.ColorScheme.Light, DOCS / "screenshot-light.png")
+    shoot(app, Qt.ColorScheme.Dark, DOCS / "screenshot-dark.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
