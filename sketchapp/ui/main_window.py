@@ -15,9 +15,24 @@ from typing import Any, Protocol
 
 import numpy as np
 import qtawesome as qta
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
+    QColorDialog,
     QFileDialog,
     QInputDialog,
     QLabel,
@@ -66,33 +81,100 @@ class PresetEntry:
 
 
 class ResultView(QWidget):
-    """The chosen candidate, scaled smoothly to fit."""
+    """The chosen candidate, scaled to fit, with a hint layer the user can paint colours on."""
+
+    hints_changed = Signal()
+    HINT_SIDE = 512
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.image: QImage | None = None
         self.placeholder = "Draw on the left: the completion appears here."
+        self.hints = QImage(self.HINT_SIDE, self.HINT_SIDE, QImage.Format.Format_ARGB32)
+        self.hints.fill(Qt.GlobalColor.transparent)
+        self.hint_mode = False
+        self.hint_colour = QColor(230, 60, 40)
+        self.hint_size = 28.0
+        self._last: QPointF | None = None
         self.setMinimumSize(200, 200)
 
     def set_image(self, image: QImage | None) -> None:
         self.image = image
         self.update()
 
+    def sheet(self) -> QRectF:
+        side = min(self.width(), self.height()) - 16
+        return QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+
+    def has_hints(self) -> bool:
+        return bool(qimage_alpha(self.hints).any())
+
+    def clear_hints(self) -> None:
+        if self.has_hints():
+            self.hints.fill(Qt.GlobalColor.transparent)
+            self.update()
+            self.hints_changed.emit()
+
+    def hints_array(self, side: int) -> np.ndarray:
+        """RGBA uint8 (side, side): the colours painted so far, alpha where painted."""
+        scaled = self.hints.scaled(side, side, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        return qimage_rgba(scaled)
+
+    def _paint_hint(self, position: QPointF) -> None:
+        sheet = self.sheet()
+        scale = self.HINT_SIDE / sheet.width()
+        point = (position - sheet.topLeft()) * scale
+        painter = QPainter(self.hints)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pen = QPen(self.hint_colour, self.hint_size, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
+        painter.setPen(pen)
+        painter.drawLine(self._last if self._last is not None else point, point)
+        painter.end()
+        self._last = point
+        self.update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.hint_mode and event.button() == Qt.MouseButton.LeftButton:
+            self._last = None
+            self._paint_hint(event.position())
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.hint_mode and event.buttons() & Qt.MouseButton.LeftButton:
+            self._paint_hint(event.position())
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.hint_mode and event.button() == Qt.MouseButton.LeftButton:
+            self._last = None
+            self.hints_changed.emit()
+
     def paintEvent(self, _event: Any) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
+        sheet = self.sheet()
         if self.image is None:
             painter.setPen(self.palette().placeholderText().color())
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
-            return
-        side = min(self.width(), self.height()) - 16
-        x, y = (self.width() - side) // 2, (self.height() - side) // 2
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.drawImage(x, y, self.image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+        else:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(sheet, self.image)
+        if self.hint_mode or self.image is None:
+            painter.setOpacity(0.55)
+            painter.drawImage(sheet, self.hints)
+
+
+def qimage_rgba(image: QImage) -> np.ndarray:
+    converted = image.convertToFormat(QImage.Format.Format_RGBA8888)
+    width, height, stride = converted.width(), converted.height(), converted.bytesPerLine()
+    buffer = np.frombuffer(converted.constBits(), np.uint8, count=stride * height).reshape(height, stride)
+    return buffer[:, : width * 4].reshape(height, width, 4).copy()
+
+
+def qimage_alpha(image: QImage) -> np.ndarray:
+    return qimage_rgba(image)[..., 3]
 
 
 class MainWindow(QMainWindow):
-    completion_requested = Signal(int, object, object)  # generation, sketch (grey uint8), z to refine or None
+    completion_requested = Signal(int, object, object, object)  # generation, sketch (grey), hints (RGBA) or None, z or None
     completion_cancelled = Signal()
     preset_chosen = Signal(str)
 
@@ -146,6 +228,7 @@ class MainWindow(QMainWindow):
         self.idle.timeout.connect(self.request_completion)
         self.document.changed.connect(self._sketch_changed)
         self.canvas.stroke_started.connect(self.idle.stop)
+        self.result.hints_changed.connect(self._sketch_changed)
 
         self.autosave = QTimer(self)
         self.autosave.setInterval(AUTOSAVE_MS)
@@ -189,6 +272,9 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action("fa5s.stop", "Stop", self.stop, "Esc")
         self.run_action = self._action("fa5s.play", "Complete now", self.request_completion, "Ctrl+Return")
         self.refine_action = self._action("fa5s.magic", "Refine chosen candidate", self.refine, "R")
+        self.hint_action = self._action("fa5s.paint-brush", "Colour hints", self._hint_mode, "H", checkable=True)
+        self.hint_colour_action = self._action("fa5s.palette", "Hint colour…", self.choose_hint_colour)
+        self.clear_hints_action = self._action("fa5s.eraser", "Clear hints", self.result.clear_hints)
         self.live_action = self._action("fa5s.bolt", "Live completion", self._set_live, checkable=True)
         self.live_action.setChecked(True)
         smaller = self._action("fa5s.minus", "Smaller brush", lambda: self.canvas.grow_brush(1 / 1.25), "[")
@@ -211,7 +297,7 @@ class MainWindow(QMainWindow):
             tools.addSeparator() if action is None else tools.addAction(action)
         tools.addWidget(self.brush_slider)
         for action in (undo, redo, self.clear_action, None, self.live_action, self.run_action, self.stop_action,
-                       self.refine_action, self.ghost_action):
+                       self.refine_action, self.ghost_action, None, self.hint_action, self.hint_colour_action):
             tools.addSeparator() if action is None else tools.addAction(action)
         self.addToolBar(tools)
         self.addActions([smaller, bigger])
@@ -227,8 +313,9 @@ class MainWindow(QMainWindow):
         for action in (self.fit_action, self.ghost_action):
             view.addAction(action)
         complete = menus.addMenu("&Completion")
-        for action in (self.live_action, self.run_action, self.stop_action, self.refine_action):
-            complete.addAction(action)
+        for action in (self.live_action, self.run_action, self.stop_action, self.refine_action, None,
+                       self.hint_action, self.hint_colour_action, self.clear_hints_action):
+            complete.addSeparator() if action is None else complete.addAction(action)
         brush = menus.addMenu("&Brush")
         for action in (self.pen_action, self.eraser_action, smaller, bigger):
             brush.addAction(action)
@@ -252,6 +339,18 @@ class MainWindow(QMainWindow):
         self.canvas.set_tool(tool)
         self.pen_action.setChecked(tool == PEN)
         self.eraser_action.setChecked(tool == ERASER)
+
+    def _hint_mode(self, on: bool) -> None:
+        self.result.hint_mode = on
+        self.result.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+        self.result.update()
+
+    def choose_hint_colour(self) -> None:
+        colour = QColorDialog.getColor(self.result.hint_colour, self, "Hint colour")
+        if colour.isValid():
+            self.result.hint_colour = colour
+            self.hint_action.setChecked(True)
+            self._hint_mode(True)
 
     def _set_live(self, live: bool) -> None:
         self.live = live
@@ -293,7 +392,11 @@ class MainWindow(QMainWindow):
             return
         self.generation += 1
         self.busy.setVisible(True)
-        self.completion_requested.emit(self.generation, self.document.to_array(self.model_side * 4), z if isinstance(z, np.ndarray) else None)
+        side = self.model_side * 4
+        hints = self.result.hints_array(side) if self.result.has_hints() else None
+        self.completion_requested.emit(
+            self.generation, self.document.to_array(side), hints, z if isinstance(z, np.ndarray) else None
+        )
 
     def refine(self) -> None:
         if self.frame is not None and self.frame.latents is not None:

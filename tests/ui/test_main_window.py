@@ -49,8 +49,8 @@ def draw(win):
 def test_a_stroke_asks_for_a_completion_after_a_short_idle(qtbot, window):
     with qtbot.waitSignal(window.completion_requested, timeout=2000) as asked:
         draw(window)
-    generation, sketch, z = asked.args
-    assert generation == window.generation and z is None
+    generation, sketch, hints, z = asked.args
+    assert generation == window.generation and z is None and hints is None
     assert sketch.dtype == np.uint8 and sketch.min() < 128
 
 
@@ -71,7 +71,7 @@ def test_refine_sends_the_chosen_candidates_code(qtbot, window):
     window.show_frame(frame(1, final=True))
     with qtbot.waitSignal(window.completion_requested) as asked:
         window.refine()
-    assert asked.args[2].shape == (1, 8)
+    assert asked.args[3].shape == (1, 8)
 
 
 def test_a_corrupt_import_changes_nothing(window, tmp_path):
@@ -166,3 +166,20 @@ def test_a_damaged_autosave_is_ignored(qtbot, tmp_path, monkeypatch):
     win = MainWindow(CoreServices(), QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), tmp_path / "state")
     qtbot.addWidget(win)
     assert not win.offer_recovery() and win.document.is_empty()
+
+
+def test_colour_hints_painted_on_the_result_join_the_request(qtbot, window):
+    draw(window)
+    window.hint_action.trigger()
+    view = window.result
+    centre = view.sheet().center().toPoint()
+    with qtbot.waitSignal(window.completion_requested, timeout=2000) as asked:
+        QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+        QTest.mouseMove(view, centre + QPoint(20, 0))
+        QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre + QPoint(20, 0))
+    hints = asked.args[2]
+    side = hints.shape[0]
+    assert hints.shape == (side, side, 4) and hints[side // 2, side // 2, 3] > 200
+    assert hints[side // 2, side // 2, 0] > 200 and hints[5, 5, 3] == 0
+    window.result.clear_hints()
+    assert not window.result.has_hints()
