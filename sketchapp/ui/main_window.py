@@ -55,6 +55,7 @@ from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, array_to_qimage
 
 AUTOSAVE_MS = 3000
 IDLE_MS = 250  # restart a completion this long after the sketch last changed
+RECENT_LIMIT = 8
 IMPORT_FILTER = "Sketches (*.png *.jpg *.jpeg *.webp *.bmp *.svg);;All files (*)"
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
 
@@ -304,7 +305,10 @@ class MainWindow(QMainWindow):
 
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
-        for action in (self.import_action, self.export_action, self.export_all_action, self.sheet_action, None, quit_action):
+        file_menu.addAction(self.import_action)
+        self.recent_menu = file_menu.addMenu(qta.icon("fa5s.history"), "Open recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        for action in (None, self.export_action, self.export_all_action, self.sheet_action, None, quit_action):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         edit = menus.addMenu("&Edit")
         for action in (undo, redo, None, self.clear_action, self.copy_action):
@@ -455,7 +459,27 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Import sketch", str(exc))
             return False
         self.document.set_base(array_to_qimage(pixels), f"Import {Path(path).name}")
+        self._remember(path)
         return True
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [item for item in items if Path(item).is_file()]
+
+    def _remember(self, path: str) -> None:
+        absolute = str(Path(path).resolve())
+        recent = [absolute] + [item for item in self.recent_files() if item != absolute]
+        self.settings.setValue("recent", recent[:RECENT_LIMIT])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_files():
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.import_sketch(p))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("No recent sketches").setEnabled(False)
 
     def import_dialog(self) -> None:
         start = str(self.settings.value("last_folder", str(Path.home())))

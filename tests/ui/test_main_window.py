@@ -85,6 +85,9 @@ def test_a_corrupt_import_changes_nothing(window, tmp_path):
     good.write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="3" fill="none" stroke="black"/></svg>')
     assert window.import_sketch(str(good))
     assert window.document.base is not None and window.document.undo_stack.count() == 2
+    assert window.recent_files() == [str(good.resolve())]  # only files that opened are remembered
+    window._fill_recent()
+    assert [a.text() for a in window.recent_menu.actions()] == ["good.svg"]
 
 
 def test_a_photo_of_paper_is_cleaned_to_line_art(tmp_path):
