@@ -14,6 +14,7 @@ from PySide6.QtGui import (
     QMouseEvent,
     QPainter,
     QPaintEvent,
+    QPointingDevice,
     QTabletEvent,
     QTransform,
     QWheelEvent,
@@ -142,8 +143,8 @@ class Canvas(QWidget):
         self.update(rect)
 
     # -- input --------------------------------------------------------------------------
-    def _begin(self, position: QPointF, pressure: float) -> None:
-        self._stroke = Stroke(self.tool, self.brush)
+    def _begin(self, position: QPointF, pressure: float, tool: str | None = None) -> None:
+        self._stroke = Stroke(tool or self.tool, self.brush)
         point = self.to_document(position)
         self._stroke.add(point.x(), point.y(), pressure)
         self.stroke_started.emit()
@@ -170,11 +171,10 @@ class Canvas(QWidget):
     def tabletEvent(self, event: QTabletEvent) -> None:  # noqa: N802
         kind = event.type()
         pressure = float(event.pressure())
-        if event.pointerType() == event.pointerType().Eraser and kind == QTabletEvent.Type.TabletPress:
-            self.tool = ERASER
         if kind == QTabletEvent.Type.TabletPress:
             self._tablet_down = True
-            self._begin(event.position(), pressure)
+            flipped = event.pointerType() == QPointingDevice.PointerType.Eraser  # the pen's eraser end
+            self._begin(event.position(), pressure, ERASER if flipped else None)
         elif kind == QTabletEvent.Type.TabletMove and self._tablet_down:
             self._extend(event.position(), pressure)
         elif kind == QTabletEvent.Type.TabletRelease:

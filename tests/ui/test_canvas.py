@@ -128,3 +128,30 @@ def test_ghost_overlay_is_drawn_faintly(canvas):
     canvas.show_ghost(True)
     shaded = canvas.grab().toImage().pixelColor(centre).value()
     assert plain == 255 and 120 < shaded < 230
+
+
+def test_tablet_pressure_draws_and_the_eraser_end_erases(canvas):
+    from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
+
+    def tablet(kind, x, y, pressure, pointer=QPointingDevice.PointerType.Pen):
+        device = QPointingDevice(
+            "test pen", 1, QInputDevice.DeviceType.Stylus, pointer,
+            QInputDevice.Capability.Position | QInputDevice.Capability.Pressure, 1, 3,
+        )
+        point = QPointF(x, y)
+        event = QTabletEvent(kind, device, point, canvas.mapToGlobal(point), pressure, 0, 0, 0, 0, 0,
+                             Qt.KeyboardModifier.NoModifier, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
+        canvas.tabletEvent(event)
+
+    tablet(QTabletEvent.Type.TabletPress, 60, 150, 0.1)
+    for x in range(60, 240, 8):
+        tablet(QTabletEvent.Type.TabletMove, x, 150, 0.1 + 0.9 * (x - 60) / 180)
+    tablet(QTabletEvent.Type.TabletRelease, 240, 150, 0.0)
+    stroke = canvas.document.strokes[0]
+    assert stroke.tool == PEN and stroke.points[0][2] < 0.2 and stroke.points[-1][2] > 0.8
+    tablet(QTabletEvent.Type.TabletPress, 150, 100, 1.0, QPointingDevice.PointerType.Eraser)
+    tablet(QTabletEvent.Type.TabletRelease, 150, 100, 0.0, QPointingDevice.PointerType.Eraser)
+    assert canvas.document.strokes[-1].tool == ERASER
+    tablet(QTabletEvent.Type.TabletPress, 150, 200, 0.5)  # turned back to the tip: the pen again
+    tablet(QTabletEvent.Type.TabletRelease, 150, 200, 0.0)
+    assert canvas.document.strokes[-1].tool == PEN and canvas.tool == PEN
