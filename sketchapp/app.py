@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from sketchapp.ui.main_window import MainWindow, PresetEntry, UserError
@@ -79,7 +79,8 @@ class App:
         worker.frame.connect(window.show_frame)
         worker.failed.connect(window.completion_failed)
         window.completion_requested.connect(self.complete)
-        window.completion_cancelled.connect(worker.cancel)
+        # cancel() only sets a flag under a lock: run it at once, not queued behind the running job
+        window.completion_cancelled.connect(worker.cancel, Qt.ConnectionType.DirectConnection)
         window.preset_chosen.connect(self.choose)
         window.destroyed.connect(self.stop)
         entries = [PresetEntry(p.id, p.name, p.description, str(p.thumbnail) if p.thumbnail else None, p.source) for p in self.presets]

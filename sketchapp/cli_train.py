@@ -187,17 +187,25 @@ def run_train(args: argparse.Namespace) -> int:
     record = {**pairs.info, "spec": spec}
 
     cancel = CancelToken()
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    first_signal = [0.0]
+    # Under torchrun one Ctrl-C reaches each process twice (from the terminal and from
+    # the agent); only a second Ctrl-C well after the first means "quit without saving".
+    grace = 5.0 if world > 1 else 0.0
 
-    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
-        if cancel.cancelled:
-            signal.signal(signal.SIGINT, previous)
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if cancel.cancelled and signum == signal.SIGINT and now - first_signal[0] > grace:
+            signal.signal(signal.SIGINT, previous[signal.SIGINT])
             raise KeyboardInterrupt
-        cancel.cancel()
-        if not quiet:
-            print("\nsaving and stopping (Ctrl-C again to quit without saving)", file=sys.stderr)
+        if not cancel.cancelled:
+            first_signal[0] = now
+            cancel.cancel()
+            if not quiet:
+                print("\nsaving and stopping (Ctrl-C again to quit without saving)", file=sys.stderr)
 
-    signal.signal(signal.SIGINT, on_interrupt)
+    for sig in previous:
+        signal.signal(sig, on_signal)
     where = device.type + (f", {threads} threads" if device.type == "cpu" else "")
     try:
         last = None
@@ -205,7 +213,8 @@ def run_train(args: argparse.Namespace) -> int:
             last = event
             _print_event(event, quiet, where)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if last is not None and last.kind == "cancelled":
         if not quiet:
             print(f"stopped at step {last.step}/{last.steps}; continue with: sketchapp train {run} --resume", file=sys.stderr)

@@ -173,6 +173,8 @@ def evaluate(
     sheet_rows: int = 12,
 ) -> Iterator[EvalProgress | EvalReport]:
     """Yield an EvalProgress per test pair, then the EvalReport."""
+    if len(test) == 0:
+        raise ValueError("the test set is empty: nothing to evaluate")
     device = torch.device(device)
     marks = tuple(sorted(set(int(c) for c in checkpoints)))
     if not marks or marks[0] < 1:

@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -173,15 +173,19 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _stop_requested(cancel: CancelToken, world: int) -> bool:
-    """Whether any process was asked to stop; all processes agree, so they stop at the same step."""
+def _agree(stop: bool, save_due: bool, world: int) -> tuple[bool, bool]:
+    """(stop, save now), agreed by every process, so they all stop or save at the same step.
+
+    A timed save or a Ctrl-C seen by one rank alone would put the ranks' collectives
+    out of step; one all-reduce per step keeps them together.
+    """
     if world <= 1:
-        return cancel.cancelled
-    flag = torch.tensor([1.0 if cancel.cancelled else 0.0])
+        return stop, save_due
+    flags = torch.tensor([float(stop), float(save_due)])
     if dist.get_backend() == "nccl":
-        flag = flag.cuda()
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item() > 0)
+        flags = flags.cuda()
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags[0].item() > 0), bool(flags[1].item() > 0)
 
 
 def _barrier(world: int) -> None:
@@ -464,6 +468,10 @@ def train(
 
     if settings.batch_size == 0:
         batch_size = auto_batch_size(model, device)
+        if world > 1:  # every process must use the same batch: the smallest that fits everywhere
+            agreed = torch.tensor([batch_size], device=device if device.type == "cuda" else "cpu")
+            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+            batch_size = int(agreed.item())
         settings = replace(settings, batch_size=batch_size)
     batch = min(settings.batch_size, len(train_pairs))
     if batch % world:
@@ -560,12 +568,18 @@ def train(
         + (f", {world} processes" if world > 1 else ""),
     )
     bce = F.binary_cross_entropy_with_logits
+    def save_due() -> bool:
+        return time.monotonic() - last_save > settings.checkpoint_minutes * 60
+
     while step < gan_steps:
-        if _stop_requested(cancel, world):
+        stop, due = _agree(cancel.cancelled, save_due(), world)
+        if stop:
             yield save("cancelled")
             return
+        if due:
+            yield save("saved")
         epoch, index = divmod(step, steps_per_epoch)
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(settings.seed * 7919 + epoch))
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed((settings.seed * 7919 + epoch) % 2**63))
         chosen = order[index * batch : (index + 1) * batch][rank::world]
         rng = _step_generator(settings.seed, step)
         real = _as_float(data[chosen], device)
@@ -603,20 +617,19 @@ def train(
                 save_image(sample, sample_grid(model, fixed_z))
             save("saved")
             yield TrainEvent("epoch", step, total_steps, step // steps_per_epoch, settings.epochs, "gan", losses, elapsed(), eta(), sample)
-        elif time.monotonic() - last_save > settings.checkpoint_minutes * 60:
-            yield save("saved")
 
     if encoder_steps and step < total_steps:
-        for event in _train_encoder(model, optimizers["E"], data, settings, device, step, gan_steps, total_steps, cancel, rank, world):
+        for event in _train_encoder(model, optimizers["E"], data, settings, device, step, total_steps, cancel, save_due, rank, world):
             step = event.step
             if event.kind == "cancelled":
                 yield save("cancelled")
                 return
+            if event.kind == "save-due":
+                yield save("saved")
+                continue
             event.elapsed, event.eta = elapsed(), eta()
             pending.append({"step": step, "phase": "encoder", "epoch": settings.epochs, "e_loss": f"{event.losses['e_loss']:.5f}", "seconds": f"{elapsed():.1f}"})
             yield event
-            if time.monotonic() - last_save > settings.checkpoint_minutes * 60:
-                yield save("saved")
     final = save("done")
     final.message = str(run.path(MODEL_FILE))
     final.model = model.eval()
@@ -625,7 +638,8 @@ def train(
 
 def _train_encoder(
     model: JointModel, optimizer: torch.optim.Optimizer, data: torch.Tensor, settings: TrainSettings,
-    device: torch.device, step: int, gan_steps: int, total_steps: int, cancel: CancelToken, rank: int, world: int,
+    device: torch.device, step: int, total_steps: int, cancel: CancelToken, save_due: Callable[[], bool],
+    rank: int, world: int,
 ) -> Iterator[TrainEvent]:
     """E(sketch) -> z with G frozen (iGAN's hybrid start).
 
@@ -649,9 +663,12 @@ def _train_encoder(
     half = settings.half_size
     try:
         while step < total_steps:
-            if _stop_requested(cancel, world):
+            stop, due = _agree(cancel.cancelled, save_due(), world)
+            if stop:
                 yield TrainEvent("cancelled", step, total_steps, settings.epochs, settings.epochs, "encoder")
                 return
+            if due:
+                yield TrainEvent("save-due", step, total_steps, settings.epochs, settings.epochs, "encoder")
             rng = _step_generator(settings.seed + 1, step)
             z = sample_z(batch // 2, settings.z_dim, rng).to(device)
             with torch.no_grad():

@@ -25,7 +25,7 @@ STREAMLINE = 0.5
 MIN_WIDTH = 0.35
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two identical strokes are still two undo steps
 class Stroke:
     """One pen-down to pen-up gesture, in document coordinates."""
 

@@ -129,6 +129,9 @@ class CompletionWorker(QObject):
         except SketchAppError as exc:
             self.load_failed.emit(str(exc))
             return
+        except Exception as exc:  # noqa: BLE001 - torch/CUDA errors must reach the user, not kill the thread
+            self.load_failed.emit(f"{path.name}: {type(exc).__name__}: {exc}")
+            return
         self.engine, self.settings = engine, settings
         self.model_loaded.emit(
             {"name": name, "device": device.type, "size": engine.half_size, "style": model.sketch_style,
@@ -153,6 +156,8 @@ class CompletionWorker(QObject):
                     self.finished.emit(request.generation)
         except SketchAppError as exc:
             self.failed.emit(request.generation, str(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: report it, keep the worker alive
+            self.failed.emit(request.generation, f"completion failed: {type(exc).__name__}: {exc}")
 
 
 class CompletionThread:
@@ -166,7 +171,15 @@ class CompletionThread:
         self.thread.start()
 
     def stop(self, timeout_ms: int = 1000) -> bool:
-        """Cancel any run, end the thread; True when it ended within the timeout."""
+        """Cancel any run and end the thread; True when it ended within the timeout.
+
+        A run stops within one iteration. Loading a model cannot be interrupted, so if
+        one is under way the wait goes on until it is done: a QThread must never be
+        destroyed while it runs.
+        """
         self.worker.cancel()
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        if self.thread.wait(timeout_ms):
+            return True
+        self.thread.wait()
+        return False

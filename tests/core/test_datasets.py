@@ -247,3 +247,20 @@ def _fluent_members() -> list[tuple[str, bytes]]:
         members.append((f"{name}.webp", buffer.getvalue()))
     members.append(("2764.webp", b"RIFF\0\0\0\0WEBPjunk"))
     return members
+
+
+def test_files_with_the_same_name_are_not_merged(tmp_path):
+    (tmp_path / "p").mkdir()
+    Image.fromarray(disc((200, 0, 0))).save(tmp_path / "p" / "cat.png")
+    Image.fromarray(disc((0, 0, 200))).save(tmp_path / "p" / "cat.jpg")
+    (tmp_path / "p" / "a").mkdir()
+    Image.fromarray(disc()).save(tmp_path / "p" / "a" / "b.png")
+    Image.fromarray(disc((0, 200, 0))).save(tmp_path / "p" / "a__b.png")
+    pairs = load_folder(tmp_path / "p", SIZE)
+    assert sorted(pairs.names) == ["a/b", "a__b", "cat"]
+    assert [Path(s.path).name for s in pairs.skipped] == ["cat.png"] or [Path(s.path).name for s in pairs.skipped] == ["cat.jpg"]
+    write_dataset(tmp_path / "built", pairs, split_names(pairs.names), {"kind": "test"})
+    again = load_dataset(tmp_path / "built")
+    assert sorted(again.names) == sorted(pairs.names)
+    for name in pairs.names:
+        assert np.array_equal(again.images[again.names.index(name)], pairs.images[pairs.names.index(name)])

@@ -110,3 +110,9 @@ def test_evaluate_command_writes_report_and_sheet(tmp_path, tiny_checkpoint, cap
     assert report["cases"] == 2 and report["checkpoints"] == [3, 6]
     with pytest.raises(SystemExit):
         main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "data"), "--iterations", "a,b"])
+
+
+def test_an_empty_test_set_is_a_clear_error(tiny_model):
+    empty = _pairs(2).subset([])
+    with pytest.raises(ValueError, match="test set is empty"):
+        list(evaluate(tiny_model, empty, None, CompletionSettings(candidates=2), (3,)))

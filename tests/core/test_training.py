@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -209,3 +210,19 @@ def test_a_checkpoint_from_training_completes_sketches(tmp_path):
     last = list(engine.start(sketch, None, CompletionSettings(candidates=2, iterations=5, start="encoder", seed=1)))[-1]
     assert last.final and last.images("image").shape == (2, SIZE, SIZE, 3)
     save_checkpoint(tmp_path / "copy.safetensors", model)
+
+
+def test_the_largest_seeds_train(tmp_path):
+    events = run_all(tmp_path / "run", replace(FAST, seed=2**63 - 1, epochs=1, encoder_steps=1))
+    assert events[-1].kind == "done"
+
+
+def test_timed_saves_happen_between_steps(tmp_path, monkeypatch):
+    ticks = itertools.count(0, 400)  # each look at the clock is 400 s later: a save is always due
+    monkeypatch.setattr(training.time, "monotonic", lambda: float(next(ticks)))
+    events = run_all(tmp_path / "run", replace(FAST, checkpoint_minutes=1.0))
+    saves = [e.step for e in events if e.kind == "saved"]
+    assert len(saves) >= events[-1].steps - 1  # timed saves between steps, in both phases
+    assert any(step > 6 for step in saves)  # ... including the encoder's
+    resumed = list(train(tmp_path / "run", tiny_pairs(), FAST, resume=True))
+    assert resumed[-1].kind == "done"

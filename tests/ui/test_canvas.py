@@ -155,3 +155,14 @@ def test_tablet_pressure_draws_and_the_eraser_end_erases(canvas):
     tablet(QTabletEvent.Type.TabletPress, 150, 200, 0.5)  # turned back to the tip: the pen again
     tablet(QTabletEvent.Type.TabletRelease, 150, 200, 0.0)
     assert canvas.document.strokes[-1].tool == PEN and canvas.tool == PEN
+
+
+def test_undo_removes_that_stroke_even_when_an_identical_one_exists():
+    document = SketchDocument(side=64)
+    dot = Stroke(PEN, 6.0, [(32.0, 32.0, 0.5)])
+    document.add_stroke(dot)
+    document.add_stroke(Stroke(ERASER, 12.0, [(32.0, 32.0, 1.0)]))
+    document.add_stroke(Stroke(PEN, 6.0, [(32.0, 32.0, 0.5)]))
+    document.undo_stack.undo()
+    assert [s.tool for s in document.strokes] == [PEN, ERASER]
+    assert document.to_array()[32, 32] == 255  # the dot stays erased

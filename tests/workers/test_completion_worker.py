@@ -1,4 +1,8 @@
-"""The completion worker in its QThread: frames stream, stale generations are dropped, shutdown is quick."""
+"""The completion worker in its QThread: frames stream, stale generations are dropped, shutdown is quick.
+
+Worker signals are received by a QObject living in the test's (GUI) thread, as the
+window receives them in the app: the deliveries are queued, never run in the worker.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from sketchapp.workers.completion import CompletionThread, Frame, Request
 
@@ -13,68 +18,132 @@ SKETCH = np.full((32, 32), 255, np.uint8)
 SKETCH[8:24, 15:17] = 0
 
 
+class Collector(QObject):
+    cancel_requested = Signal()
+
+    def __init__(self, holder: CompletionThread) -> None:
+        super().__init__()
+        self.frames: list[Frame] = []
+        self.finished: list[int] = []
+        self.failed: list[tuple[int, str]] = []
+        self.loaded: list[dict] = []
+        self.load_failed: list[str] = []
+        worker = holder.worker
+        worker.frame.connect(self.on_frame)
+        worker.finished.connect(self.on_finished)
+        worker.failed.connect(self.on_failed)
+        worker.model_loaded.connect(self.on_loaded)
+        worker.load_failed.connect(self.on_load_failed)
+        self.cancel_requested.connect(worker.cancel, Qt.ConnectionType.DirectConnection)
+
+    @Slot(object)
+    def on_frame(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    @Slot(int)
+    def on_finished(self, generation: int) -> None:
+        self.finished.append(generation)
+
+    @Slot(int, str)
+    def on_failed(self, generation: int, message: str) -> None:
+        self.failed.append((generation, message))
+
+    @Slot(dict)
+    def on_loaded(self, info: dict) -> None:
+        self.loaded.append(info)
+
+    @Slot(str)
+    def on_load_failed(self, message: str) -> None:
+        self.load_failed.append(message)
+
+
 @pytest.fixture()
-def worker_thread(qtbot):
+def worker(qtbot):
     holder = CompletionThread(device="cpu", threads=1)
-    yield holder
+    collector = Collector(holder)
+    yield holder, collector
     assert holder.stop(2000)
 
 
-def loaded(qtbot, holder, checkpoint):
-    with qtbot.waitSignal(holder.worker.model_loaded, timeout=10000) as info:
-        holder.worker.load(checkpoint, "tiny")
-    return info.args[0]
+def load(qtbot, holder, collector, checkpoint):
+    holder.worker.load(checkpoint, "tiny")
+    qtbot.waitUntil(lambda: bool(collector.loaded or collector.load_failed), timeout=15000)
+    return collector.loaded[-1]
 
 
-def test_frames_stream_and_the_run_finishes(qtbot, worker_thread, tiny_checkpoint):
-    info = loaded(qtbot, worker_thread, tiny_checkpoint)
+def test_frames_stream_and_the_run_finishes(qtbot, worker, tiny_checkpoint):
+    holder, got = worker
+    info = load(qtbot, holder, got, tiny_checkpoint)
     assert info["device"] == "cpu" and info["size"] == 16
-    frames: list[Frame] = []
-    worker_thread.worker.frame.connect(frames.append)
-    with qtbot.waitSignal(worker_thread.worker.finished, timeout=20000) as done:
-        worker_thread.worker.request(Request(1, SKETCH, settings={"iterations": 20, "candidates": 3, "seed": 0}))
-    assert done.args == [1]
-    qtbot.waitUntil(lambda: frames and frames[-1].final, timeout=5000)
-    last = frames[-1]
+    holder.worker.request(Request(1, SKETCH, settings={"iterations": 20, "candidates": 3, "seed": 0}))
+    qtbot.waitUntil(lambda: got.finished == [1], timeout=20000)
+    qtbot.waitUntil(lambda: got.frames[-1].final, timeout=5000)
+    last = got.frames[-1]
     assert last.images.shape == (3, 16, 16, 3) and last.sketches.shape == (3, 16, 16, 3)
     assert last.latents is not None and last.latents.shape[0] == 3
-    assert all(f.generation == 1 for f in frames)
+    assert all(f.generation == 1 for f in got.frames)
 
 
-def test_a_newer_request_replaces_the_running_one(qtbot, worker_thread, tiny_checkpoint):
-    loaded(qtbot, worker_thread, tiny_checkpoint)
-    finished: list[int] = []
-    worker_thread.worker.finished.connect(finished.append)
-    first: list[Frame] = []
-    worker_thread.worker.frame.connect(lambda f: first.append(f) if f.generation == 1 else None)
-    worker_thread.worker.request(Request(1, SKETCH, settings={"iterations": 100000, "patience": 0}))
-    qtbot.waitUntil(lambda: len(first) > 0, timeout=10000)
-    worker_thread.worker.request(Request(2, SKETCH, settings={"iterations": 5}))
-    qtbot.waitUntil(lambda: 2 in finished, timeout=10000)
-    assert finished == [2]
-    worker_thread.worker.request(Request(1, SKETCH, settings={"iterations": 5}))  # older than the newest: ignored
+def test_a_newer_request_replaces_the_running_one(qtbot, worker, tiny_checkpoint):
+    holder, got = worker
+    load(qtbot, holder, got, tiny_checkpoint)
+    holder.worker.request(Request(1, SKETCH, settings={"iterations": 100000, "patience": 0}))
+    qtbot.waitUntil(lambda: len(got.frames) > 0, timeout=10000)
+    holder.worker.request(Request(2, SKETCH, settings={"iterations": 5}))
+    qtbot.waitUntil(lambda: 2 in got.finished, timeout=10000)
+    assert got.finished == [2]
+    holder.worker.request(Request(1, SKETCH, settings={"iterations": 5}))  # older than the newest: ignored
     qtbot.wait(300)
-    assert finished == [2]
+    assert got.finished == [2]
 
 
-def test_bad_model_and_no_model_are_reported(qtbot, worker_thread, tmp_path):
-    with qtbot.waitSignal(worker_thread.worker.failed, timeout=5000) as failure:
-        worker_thread.worker.request(Request(1, SKETCH))
-    assert "no model" in failure.args[1]
+def test_bad_model_and_no_model_are_reported(qtbot, worker, tmp_path):
+    holder, got = worker
+    holder.worker.request(Request(1, SKETCH))
+    qtbot.waitUntil(lambda: bool(got.failed), timeout=5000)
+    assert "no model" in got.failed[0][1]
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a model")
-    with qtbot.waitSignal(worker_thread.worker.load_failed, timeout=5000) as problem:
-        worker_thread.worker.load(junk, "junk")
-    assert "junk.safetensors" in problem.args[0]
+    holder.worker.load(junk, "junk")
+    qtbot.waitUntil(lambda: bool(got.load_failed), timeout=5000)
+    assert "junk.safetensors" in got.load_failed[0]
+
+
+def test_cancel_reaches_a_busy_worker_at_once(qtbot, worker, tiny_checkpoint):
+    holder, got = worker
+    load(qtbot, holder, got, tiny_checkpoint)
+    holder.worker.request(Request(1, SKETCH, settings={"iterations": 100000, "patience": 0}))
+    qtbot.waitUntil(lambda: len(got.frames) > 0, timeout=10000)
+    got.cancel_requested.emit()
+    qtbot.wait(300)
+    count = len(got.frames)
+    qtbot.wait(500)
+    assert len(got.frames) == count and not got.frames[-1].final and got.finished == []
 
 
 def test_stopping_during_a_run_ends_the_thread_within_a_second(qtbot, tiny_checkpoint):
     holder = CompletionThread(device="cpu", threads=1)
-    loaded(qtbot, holder, tiny_checkpoint)
-    frames: list[Frame] = []
-    holder.worker.frame.connect(frames.append)
+    got = Collector(holder)
+    load(qtbot, holder, got, tiny_checkpoint)
     holder.worker.request(Request(1, SKETCH, settings={"iterations": 100000, "patience": 0}))
-    qtbot.waitUntil(lambda: len(frames) > 0, timeout=10000)
+    qtbot.waitUntil(lambda: len(got.frames) > 0, timeout=10000)
     began = time.perf_counter()
     assert holder.stop(1000)
     assert time.perf_counter() - began < 1.0 and holder.thread.isFinished()
+
+
+def test_stop_waits_for_a_model_that_is_still_loading(qtbot, tiny_checkpoint, monkeypatch):
+    from sketchapp.workers import completion
+
+    real = completion.load_model
+
+    def slow_load(*args, **kwargs):
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(completion, "load_model", slow_load)
+    holder = CompletionThread(device="cpu", threads=1)
+    holder.worker.load(tiny_checkpoint, "tiny")
+    time.sleep(0.2)
+    assert holder.stop(100) is False  # could not end in time, but did end: never destroyed while running
+    assert holder.thread.isFinished()

@@ -131,6 +131,20 @@ def _name(path: Path, root: Path) -> str:
     return path.relative_to(root).with_suffix("").as_posix()
 
 
+def _unique(files: list[Path], root: Path, skipped: list[Skipped]) -> list[Path]:
+    """One file per name: "cat.png" and "cat.jpg" would be the same pair; the first is kept."""
+    seen: dict[str, Path] = {}
+    kept = []
+    for path in files:
+        name = _name(path, root)
+        if name in seen:
+            skipped.append(Skipped(str(path), f"same name as {seen[name].name}"))
+            continue
+        seen[name] = path
+        kept.append(path)
+    return kept
+
+
 def fit_image(picture: np.ndarray, size: int) -> np.ndarray:
     """Any uint8 RGB picture -> size x size RGB, centred on white."""
     return fit_square(picture, size, (255, 255, 255))
@@ -186,8 +200,8 @@ def load_folder(
         raise DataError(f"unknown sketch style {style!r} (choose from {', '.join(STYLES)})")
     make_params(style, **(style_params or {}))
     root = Path(folder)
-    files = list_images(root)
     sketches, images, names, skipped = [], [], [], []
+    files = _unique(list_images(root), root, skipped)
     for i, path in enumerate(files):
         _tick(progress, cancel, i, len(files))
         try:
@@ -213,9 +227,10 @@ def load_paired(
     """Two folders whose files are matched by name (stem and sub-folder, any extension)."""
     _check_size(size)
     sketch_root, image_root = Path(sketch_folder), Path(image_folder)
-    sketch_files = {_name(p, sketch_root): p for p in list_images(sketch_root)}
-    image_files = {_name(p, image_root): p for p in list_images(image_root)}
-    skipped = [Skipped(str(sketch_files[n]), "no image with the same name") for n in sorted(set(sketch_files) - set(image_files))]
+    duplicates: list[Skipped] = []
+    sketch_files = {_name(p, sketch_root): p for p in _unique(list_images(sketch_root), sketch_root, duplicates)}
+    image_files = {_name(p, image_root): p for p in _unique(list_images(image_root), image_root, duplicates)}
+    skipped = duplicates + [Skipped(str(sketch_files[n]), "no image with the same name") for n in sorted(set(sketch_files) - set(image_files))]
     skipped += [Skipped(str(image_files[n]), "no sketch with the same name") for n in sorted(set(image_files) - set(sketch_files))]
     common = sorted(set(sketch_files) & set(image_files))
     sketches, images, names = [], [], []
@@ -251,8 +266,8 @@ def load_side_by_side(
     if sketch_side not in SKETCH_SIDES:
         raise DataError(f"sketch side must be 'left' or 'right', got {sketch_side!r}")
     root = Path(folder)
-    files = list_images(root)
     sketches, images, names, skipped = [], [], [], []
+    files = _unique(list_images(root), root, skipped)
     for i, path in enumerate(files):
         _tick(progress, cancel, i, len(files))
         try:
@@ -350,10 +365,16 @@ def write_dataset(
     (root / PAIRS_DIR).mkdir(parents=True, exist_ok=True)
     joint = pairs.joint()
     files = []
+    taken: set[str] = set()
     for i, name in enumerate(pairs.names):
         if progress is not None:
             progress(i, len(pairs))
-        file_name = name.replace("/", "__") + ".png"
+        stem = name.replace("/", "__")
+        file_name, count = f"{stem}.png", 1
+        while file_name in taken:  # "a/b" and "a__b" must not share a file
+            count += 1
+            file_name = f"{stem}~{count}.png"
+        taken.add(file_name)
         save_image(root / PAIRS_DIR / file_name, joint[i])
         files.append(file_name)
     manifest = {
@@ -407,7 +428,8 @@ def load_dataset(folder: str | os.PathLike[str], progress: Progress | None = Non
     info = {k: v for k, v in manifest.items() if k not in ("files", "splits", "skipped", "format", "format_version")}
     pairs = _finish(sketches, images, names, skipped, size, info, str(root))
     recorded = manifest.get("splits") or {}
-    pairs.splits = {part: [n for n in recorded.get(part, []) if n in set(names)] for part in SPLITS}
+    present = set(names)
+    pairs.splits = {part: [n for n in recorded.get(part, []) if n in present] for part in SPLITS}
     if not any(pairs.splits.values()):
         pairs.splits = None
     return pairs
