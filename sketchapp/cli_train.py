@@ -56,6 +56,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--df", type=positive, help="discriminator width (default 64)")
     train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")
     train.add_argument("--encoder-steps", type=non_negative, help="encoder training steps (default 1500)")
+    train.add_argument("--keep-every", type=non_negative, help="also keep the model of every Nth epoch (default 0: off)")
     train.add_argument("--no-augment", action="store_true", help="no flips, warps or noise")
     train.add_argument("--seed", type=seed, help="seed (default 0)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -148,7 +149,7 @@ def run_train(args: argparse.Namespace) -> int:
     run = Path(args.run)
     overrides = {
         "half_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "beta1": args.beta1, "g_steps": args.g_steps, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps,
+        "beta1": args.beta1, "g_steps": args.g_steps, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps, "keep_every": args.keep_every,
         "seed": args.seed,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}

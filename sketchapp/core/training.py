@@ -12,6 +12,7 @@ Run folder::
     model.safetensors  the usable model (fp16), refreshed every epoch
     losses.csv         one row per optimiser step
     samples/epoch-NNN.png   a grid from fixed codes after every epoch
+    epochs/epoch-NNN.safetensors   with keep_every: the model as it was after that epoch
 
 Every random draw of a step (batch order, z, augmentation) comes from a generator seeded
 by (seed, step), so a run resumed from ``state.safetensors`` continues exactly as if it
@@ -56,6 +57,7 @@ SETTINGS_FILE = "settings.json"
 SPLITS_FILE = "splits.json"
 LOSSES_FILE = "losses.csv"
 SAMPLES_DIR = "samples"
+EPOCHS_DIR = "epochs"
 STATE_FORMAT = "sketchapp.training-state"
 SAMPLE_COUNT = 32
 LOSS_COLUMNS = ("step", "phase", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "e_loss", "seconds")
@@ -90,6 +92,7 @@ class TrainSettings:
     encoder_lr: float = 5e-4
     seed: int = 0
     checkpoint_minutes: float = 5.0
+    keep_every: int = 0  # also keep the model of every Nth epoch (GANs oscillate: pick the best later); 0 = off
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -116,6 +119,7 @@ class TrainSettings:
             (self.encoder_steps >= 0, "encoder steps must be >= 0"),
             (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
             (self.checkpoint_minutes > 0, "checkpoint interval must be positive"),
+            (self.keep_every >= 0, "keep_every must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -616,6 +620,11 @@ def train(
                 sample = run.path(SAMPLES_DIR) / f"epoch-{step // steps_per_epoch:03d}.png"
                 save_image(sample, sample_grid(model, fixed_z))
             save("saved")
+            epoch_done = step // steps_per_epoch
+            if rank == 0 and settings.keep_every and epoch_done % settings.keep_every == 0:
+                (folder / EPOCHS_DIR).mkdir(exist_ok=True)
+                _export(folder / EPOCHS_DIR / f"epoch-{epoch_done:03d}.safetensors", model, settings, record_base, step,
+                        total_steps, elapsed(), device)
             yield TrainEvent("epoch", step, total_steps, step // steps_per_epoch, settings.epochs, "gan", losses, elapsed(), eta(), sample)
 
     if encoder_steps and step < total_steps:

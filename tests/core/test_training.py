@@ -226,3 +226,10 @@ def test_timed_saves_happen_between_steps(tmp_path, monkeypatch):
     assert any(step > 6 for step in saves)  # ... including the encoder's
     resumed = list(train(tmp_path / "run", tiny_pairs(), FAST, resume=True))
     assert resumed[-1].kind == "done"
+
+
+def test_keep_every_saves_usable_epoch_models(tmp_path):
+    run_all(tmp_path / "run", replace(FAST, epochs=4, keep_every=2, encoder_steps=0))
+    kept = sorted(p.name for p in (tmp_path / "run" / "epochs").iterdir())
+    assert kept == ["epoch-002.safetensors", "epoch-004.safetensors"]
+    assert load_model(tmp_path / "run" / "epochs" / kept[0]).metadata["training"]["step"] == 2 * 3
