@@ -78,7 +78,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     evaluate.add_argument("--output", metavar="DIR", help="write report.md, report.json and contact-sheet.png here")
     evaluate.add_argument("--iterations", default="50,200,1000", metavar="N,N,...", help="checkpoints (default 50,200,1000)")
     evaluate.add_argument("--candidates", type=positive, help="candidates per completion (default: the preset's)")
-    evaluate.add_argument("--limit", type=positive, help="evaluate only the first N test pairs")
+    evaluate.add_argument("--limit", type=positive, help="evaluate N test pairs spread evenly over the split")
     evaluate.add_argument("--style", choices=STYLE_CHOICES, help="sketch style for a plain folder (default: the model's)")
     evaluate.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -342,8 +342,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if style not in STYLE_CHOICES:
             args.usage_error(f"the model's sketch style {style!r} cannot be drawn automatically; give --style")
         test = load_folder(args.data, size, style)
-    if args.limit:
-        test = test.subset(test.names[: args.limit])
+    if args.limit and args.limit < len(test):
+        stride = len(test) / args.limit  # spread over the split: sorted names cluster (all flags, say)
+        test = test.subset([test.names[int(i * stride)] for i in range(args.limit)])
     quiet = args.quiet
     if not quiet:
         print(
