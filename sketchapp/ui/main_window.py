@@ -8,6 +8,7 @@ and shows whatever frames it is handed (objects with the attributes of
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -499,7 +500,12 @@ class MainWindow(QMainWindow):
                 break
 
     def _metadata(self, candidate: int) -> dict[str, str]:
-        return {"preset": self.preset_name, "candidate": str(candidate + 1), "software": "SketchApp"}
+        text = {"preset": self.preset_name, "candidate": str(candidate + 1), "software": "SketchApp"}
+        settings = dict(getattr(self.frame, "settings", None) or {})
+        if settings:
+            text["seed"] = str(settings.get("seed"))
+            text["settings"] = json.dumps(settings, sort_keys=True)
+        return text
 
     def export_result(self, path: str, scale: int = 1) -> bool:
         if self.frame is None:

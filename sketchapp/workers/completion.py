@@ -10,6 +10,7 @@ most ``max_rate`` times a second, as plain numpy copies.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,15 +51,16 @@ class Frame:
     latents: np.ndarray | None
     rate: float  # iterations per second so far
     final: bool
+    settings: dict[str, Any] = field(default_factory=dict)  # the run's settings, seed included
 
 
-def frame_of(snapshot: Snapshot, generation: int, rate: float) -> Frame:
+def frame_of(snapshot: Snapshot, generation: int, rate: float, settings: dict[str, Any] | None = None) -> Frame:
     joint = snapshot.images("joint")
     h = snapshot.half_size
     return Frame(
         generation, snapshot.iteration, snapshot.iterations, snapshot.phase, joint[:, :, h:].copy(),
         joint[:, :, :h].copy(), np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
-        snapshot.final,
+        snapshot.final, dict(settings or {}),
     )
 
 
@@ -144,13 +146,16 @@ class CompletionWorker(QObject):
             return
         try:
             settings = self.settings.updated(**request.settings)
+            if settings.seed is None:  # every result can be reproduced from its PNG
+                settings = settings.updated(seed=secrets.randbelow(2**31))
+            record = settings.to_dict()
             began = time.perf_counter()
             last_emit = 0.0
             for snapshot in self.engine.start(request.sketch, request.hints, settings, cancel, request.z):
                 now = time.perf_counter()
                 if snapshot.final or now - last_emit >= self.min_interval or snapshot.phase == "init":
                     rate = snapshot.iteration / (now - began) if now > began else 0.0
-                    self.frame.emit(frame_of(snapshot, request.generation, rate))
+                    self.frame.emit(frame_of(snapshot, request.generation, rate, record))
                     last_emit = now
                 if snapshot.final:
                     self.finished.emit(request.generation)

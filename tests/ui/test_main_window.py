@@ -34,7 +34,7 @@ def frame(generation, value=100, count=3, final=False, best=1):
     return SimpleNamespace(
         generation=generation, iteration=7, iterations=50, phase="optimise", images=images, sketches=images,
         losses=np.arange(count, dtype=float)[::-1], best=best, latents=np.zeros((count, 8), np.float32),
-        rate=12.5, final=final,
+        rate=12.5, final=final, settings={"seed": 42, "candidates": count, "iterations": 50},
     )
 
 
@@ -107,6 +107,7 @@ def test_export_writes_result_candidates_and_sheet_with_metadata(window, tmp_pat
     assert window.export_result(str(tmp_path / "result.png"), scale=4)
     saved = Image.open(tmp_path / "result.png")
     assert saved.size == (64, 64) and saved.text["preset"] == "Tiny" and saved.text["candidate"] == "2"
+    assert saved.text["seed"] == "42" and json.loads(saved.text["settings"])["iterations"] == 50
     assert window.export_all(str(tmp_path / "all.webp"), scale=2)
     assert sorted(p.name for p in tmp_path.glob("all-*.webp")) == ["all-1.webp", "all-2.webp", "all-3.webp"]
     assert window.export_sheet(str(tmp_path / "sheet.jpg"))

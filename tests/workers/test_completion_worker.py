@@ -82,6 +82,7 @@ def test_frames_stream_and_the_run_finishes(qtbot, worker, tiny_checkpoint):
     assert last.images.shape == (3, 16, 16, 3) and last.sketches.shape == (3, 16, 16, 3)
     assert last.latents is not None and last.latents.shape[0] == 3
     assert all(f.generation == 1 for f in got.frames)
+    assert last.settings["seed"] == 0 and last.settings["candidates"] == 3
 
 
 def test_a_newer_request_replaces_the_running_one(qtbot, worker, tiny_checkpoint):
