@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -175,3 +176,15 @@ def test_out_of_range_seed_and_threads_are_usage_errors(tmp_path, sketch_png):
         with pytest.raises(SystemExit) as info:
             complete(sketch_png, "-o", tmp_path / "r.png", "--model", "m", *extra)
         assert info.value.code == 2
+
+
+@pytest.mark.parametrize("preset", ["emoji-colour", "3d-render"])
+def test_shipped_presets_complete_a_sketch(tmp_path, sketch_png, preset, capsys):
+    out = tmp_path / "shipped.png"
+    assert complete(sketch_png, "-o", out, "--preset", preset, "--iterations", "5", "--candidates", "2", "--seed", "0", "-q") == 0
+    pixels = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert pixels.shape == (64, 64, 3)
+    assert pixels.std() > 5  # a picture, not a blank
+    main(["presets"])
+    listed = capsys.readouterr().out
+    assert preset in listed and "[bundled]" in listed
