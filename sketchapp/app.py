@@ -82,7 +82,6 @@ class App:
         # cancel() only sets a flag under a lock: run it at once, not queued behind the running job
         window.completion_cancelled.connect(worker.cancel, Qt.ConnectionType.DirectConnection)
         window.preset_chosen.connect(self.choose)
-        window.destroyed.connect(self.stop)
         entries = [PresetEntry(p.id, p.name, p.description, str(p.thumbnail) if p.thumbnail else None, p.source) for p in self.presets]
         current = str(window.settings.value("preset", DEFAULT_PRESET))
         if not any(p.id == current for p in self.presets) and self.presets:

@@ -174,6 +174,7 @@ class CompletionThread:
         self.worker = CompletionWorker(device, threads)
         self.worker.moveToThread(self.thread)
         self.thread.start()
+        self.stopped = False
 
     def stop(self, timeout_ms: int = 1000) -> bool:
         """Cancel any run and end the thread; True when it ended within the timeout.
@@ -182,6 +183,9 @@ class CompletionThread:
         one is under way the wait goes on until it is done: a QThread must never be
         destroyed while it runs.
         """
+        if self.stopped:  # idempotent: the app and the window may both ask
+            return True
+        self.stopped = True
         self.worker.cancel()
         self.thread.quit()
         if self.thread.wait(timeout_ms):

@@ -148,3 +148,8 @@ def test_stop_waits_for_a_model_that_is_still_loading(qtbot, tiny_checkpoint, mo
     time.sleep(0.2)
     assert holder.stop(100) is False  # could not end in time, but did end: never destroyed while running
     assert holder.thread.isFinished()
+
+
+def test_stop_can_be_called_twice(qtbot):
+    holder = CompletionThread(device="cpu", threads=1)
+    assert holder.stop(1000) and holder.stop(1000)
