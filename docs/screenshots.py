@@ -11,11 +11,12 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from sketchapp.app import App, CoreServices  # noqa: E402
@@ -45,6 +46,17 @@ def smiley(window: MainWindow) -> None:
         window.document.add_stroke(stroke)
 
 
+def wait_until(done: Callable[[], bool], seconds: float = 120) -> None:
+    """Run the event loop (idle, not spinning: the worker thread needs the CPU) until done()."""
+    loop = QEventLoop()
+    deadline = time.monotonic() + seconds
+    timer = QTimer()
+    timer.timeout.connect(lambda: loop.quit() if done() or time.monotonic() > deadline else None)
+    timer.start(20)
+    loop.exec()
+    timer.stop()
+
+
 def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path) -> None:
     apply_scheme(app, scheme)
     folder = Path(tempfile.mkdtemp())
@@ -52,15 +64,12 @@ def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path) -> None:
     window.resize(1280, 720)
     window.show()
     runner = App(window)
-    deadline = time.monotonic() + 120
-    while "Preset" not in window.preset_label.text() and time.monotonic() < deadline:
-        app.processEvents()
+    wait_until(lambda: "Preset" in window.preset_label.text())
     smiley(window)
     window.request_completion()
-    while (window.frame is None or not window.frame.final) and time.monotonic() < deadline:
-        app.processEvents()
+    wait_until(lambda: window.frame is not None and window.frame.final)
     window.ghost_action.trigger()
-    app.processEvents()
+    wait_until(lambda: True)
     window.grab().save(str(path))
     print(f"wrote {path}")
     window.close()
