@@ -30,6 +30,7 @@ from sketchapp.core.data.datasets import (
     Progress,
     Skipped,
     fit_image,
+    reason,
     sketch_from_image,
     split_names,
     write_dataset,
@@ -122,7 +123,7 @@ def build_openmoji(
         try:
             sketch, image = openmoji_pair(path.read_text(encoding="utf-8"), path.name, size)
         except (SketchAppError, ET.ParseError, OSError) as exc:
-            skipped.append(Skipped(path.name, str(exc).split(": ", 1)[-1]))
+            skipped.append(Skipped(path.name, reason(exc)))
             continue
         sketches.append(sketch)
         images.append(image)
@@ -180,7 +181,7 @@ def build_fluent3d(
         try:
             picture = decode_image(data, name, "RGB")
         except SketchAppError as exc:
-            skipped.append(Skipped(name, str(exc).split(": ", 1)[-1]))
+            skipped.append(Skipped(name, reason(exc)))
             continue
         sketches.append(sketch_from_image(picture, size, style))
         images.append(fit_image(picture, size))

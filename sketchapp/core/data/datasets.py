@@ -131,6 +131,20 @@ def _name(path: Path, root: Path) -> str:
     return path.relative_to(root).with_suffix("").as_posix()
 
 
+def _read(path: Path, skipped: list[Skipped]) -> np.ndarray | None:
+    """The picture as RGB, or None with the reason added to ``skipped``."""
+    try:
+        return load_image(path, "RGB")
+    except SketchAppError as exc:
+        skipped.append(Skipped(str(path), reason(exc)))
+        return None
+
+
+def reason(exc: Exception) -> str:
+    """A one-line error without the file name in front (the listing shows the file)."""
+    return str(exc).split(": ", 1)[-1]
+
+
 def _unique(files: list[Path], root: Path, skipped: list[Skipped]) -> list[Path]:
     """One file per name: "cat.png" and "cat.jpg" would be the same pair; the first is kept."""
     seen: dict[str, Path] = {}
@@ -204,10 +218,8 @@ def load_folder(
     files = _unique(list_images(root), root, skipped)
     for i, path in enumerate(files):
         _tick(progress, cancel, i, len(files))
-        try:
-            picture = load_image(path, "RGB")
-        except SketchAppError as exc:
-            skipped.append(Skipped(str(path), str(exc).split(": ", 1)[-1]))
+        picture = _read(path, skipped)
+        if picture is None:
             continue
         sketches.append(sketch_from_image(picture, size, style, style_params))
         images.append(fit_image(picture, size))
@@ -236,15 +248,9 @@ def load_paired(
     sketches, images, names = [], [], []
     for i, name in enumerate(common):
         _tick(progress, cancel, i, len(common))
-        try:
-            sketch = load_image(sketch_files[name], "RGB")
-        except SketchAppError as exc:
-            skipped.append(Skipped(str(sketch_files[name]), str(exc).split(": ", 1)[-1]))
-            continue
-        try:
-            image = load_image(image_files[name], "RGB")
-        except SketchAppError as exc:
-            skipped.append(Skipped(str(image_files[name]), str(exc).split(": ", 1)[-1]))
+        sketch = _read(sketch_files[name], skipped)
+        image = _read(image_files[name], skipped) if sketch is not None else None
+        if sketch is None or image is None:
             continue
         sketches.append(fit_sketch(sketch, size))
         images.append(fit_image(image, size))
@@ -270,10 +276,8 @@ def load_side_by_side(
     files = _unique(list_images(root), root, skipped)
     for i, path in enumerate(files):
         _tick(progress, cancel, i, len(files))
-        try:
-            picture = load_image(path, "RGB")
-        except SketchAppError as exc:
-            skipped.append(Skipped(str(path), str(exc).split(": ", 1)[-1]))
+        picture = _read(path, skipped)
+        if picture is None:
             continue
         width = picture.shape[1]
         if width < 2 or width % 2:
@@ -309,11 +313,10 @@ def load_unpaired(
         for path in files:
             _tick(progress, cancel, done, total)
             done += 1
-            try:
-                pictures.append(fit_image(load_image(path, "RGB"), size))
+            picture = _read(path, skipped)
+            if picture is not None:
+                pictures.append(fit_image(picture, size))
                 names.append(_name(path, root))
-            except SketchAppError as exc:
-                skipped.append(Skipped(str(path), str(exc).split(": ", 1)[-1]))
         if not pictures:
             raise DataError(f"{root}: none of its {len(files)} image files could be read")
         loaded.append((pictures, names))
@@ -414,10 +417,8 @@ def load_dataset(folder: str | os.PathLike[str], progress: Progress | None = Non
     for i, (name, file_name) in enumerate(files.items()):
         _tick(progress, cancel, i, len(files))
         path = root / PAIRS_DIR / str(file_name)
-        try:
-            picture = load_image(path, "RGB")
-        except SketchAppError as exc:
-            skipped.append(Skipped(str(path), str(exc).split(": ", 1)[-1]))
+        picture = _read(path, skipped)
+        if picture is None:
             continue
         if picture.shape[:2] != (size, 2 * size):
             skipped.append(Skipped(str(path), f"is {picture.shape[1]}x{picture.shape[0]}, expected {2 * size}x{size}"))

@@ -22,6 +22,7 @@ from sketchapp.core.data.datasets import (
     _name,
     is_built_dataset,
     list_images,
+    reason,
 )
 from sketchapp.core.engine import CancelToken
 from sketchapp.core.errors import SketchAppError
@@ -96,7 +97,7 @@ def _probe_all(
         try:
             sizes[name] = _probe(path)
         except (SketchAppError, OSError) as exc:
-            skipped.append(Skipped(str(path), str(exc).split(": ", 1)[-1]))
+            skipped.append(Skipped(str(path), reason(exc)))
     return sizes
 
 
