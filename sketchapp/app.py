@@ -18,6 +18,7 @@ from sketchapp.ui.theme import follow_system
 
 DEFAULT_PRESET = "emoji-colour"
 UPSCALE_LIMIT = 8
+GIL_SWITCH_SECONDS = 0.0005
 
 
 class CoreServices:
@@ -69,6 +70,9 @@ class App:
 
         self.window = window
         self.request_type = Request
+        # The worker's Python between torch ops holds the GIL; hand it over every 0.5 ms
+        # (Python's default is 5 ms) so input events and repaints never wait a frame.
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self.presets, problems = installed_presets()
         for problem in problems:
             print(f"sketchapp: warning: {problem}", file=sys.stderr)
