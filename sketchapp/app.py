@@ -6,6 +6,7 @@ loaded in the worker thread afterwards, so the first paint does not wait for the
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -79,6 +80,9 @@ class App:
         self.completion = CompletionThread()
         worker = self.completion.worker
         worker.model_loaded.connect(window.model_ready)
+        # torch and the model leave a million long-lived objects; a full garbage
+        # collection walking them all stalled the pen for up to 200 ms. Freeze them.
+        worker.model_loaded.connect(lambda _info: gc.freeze())
         worker.load_failed.connect(window.model_failed)
         worker.frame.connect(window.show_frame)
         worker.failed.connect(window.completion_failed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -179,6 +180,7 @@ class MainWindow(QMainWindow):
     completion_requested = Signal(int, object, object, object)  # generation, sketch (grey), hints (RGBA) or None, z or None
     completion_cancelled = Signal()
     preset_chosen = Signal(str)
+    autosave_failed = Signal(str)
 
     def __init__(self, services: Services, settings: QSettings | None = None, state_dir: Path | None = None) -> None:
         super().__init__()
@@ -232,6 +234,9 @@ class MainWindow(QMainWindow):
         self.canvas.stroke_started.connect(self.idle.stop)
         self.result.hints_changed.connect(self._sketch_changed)
 
+        self._autosave_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
+        self._autosave_job: Future | None = None
+        self.autosave_failed.connect(lambda message: self.statusBar().showMessage(f"Autosave failed: {message}", 8000))
         self.autosave = QTimer(self)
         self.autosave.setInterval(AUTOSAVE_MS)
         self.autosave.timeout.connect(self.save_session)
@@ -580,14 +585,23 @@ class MainWindow(QMainWindow):
 
     # -- session safety -----------------------------------------------------------------------
     def save_session(self) -> None:
-        if self.document.revision == self.saved_revision:
+        """Autosave: copy the sketch here, write it (with its fsync) on a background thread."""
+        if self.document.revision == self.saved_revision or (self._autosave_job and not self._autosave_job.done()):
             return
-        try:
-            session.save_session(self.state_dir, self.document)
-        except OSError as exc:
-            self.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
-            return
+        record, base = session.snapshot(self.document)
         self.saved_revision = self.document.revision
+        self._autosave_job = self._autosave_pool.submit(session.write, self.state_dir, record, base)
+        self._autosave_job.add_done_callback(self._autosave_done)
+
+    def _autosave_done(self, job: Future) -> None:
+        if job.exception() is not None:
+            self.saved_revision = -1  # try again at the next tick
+            self.autosave_failed.emit(str(job.exception()))
+
+    def flush_autosave(self) -> None:
+        """Wait for an autosave being written (before removing it, and in tests)."""
+        if self._autosave_job is not None:
+            self._autosave_job.exception()
 
     def offer_recovery(self) -> bool:
         """After a crash the last autosave is still there: offer it back."""
@@ -607,6 +621,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.idle.stop()
         self.autosave.stop()
+        self.flush_autosave()
+        self._autosave_pool.shutdown(wait=True)
         session.discard_session(self.state_dir)
         self.settings.setValue("geometry", self.saveGeometry())
         self.completion_cancelled.emit()

@@ -35,24 +35,32 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def save_session(folder: Path, document: SketchDocument) -> None:
-    """Write the document to ``folder`` (strokes JSON, base PNG). Raises OSError on failure."""
-    base = None
-    if document.base is not None:
-        temporary = folder / f".{BASE}.tmp.png"
-        folder.mkdir(parents=True, exist_ok=True)
-        if not document.base.save(str(temporary), "PNG"):
-            raise OSError(f"cannot write {temporary}")
-        os.replace(temporary, folder / BASE)
-        base = BASE
+def snapshot(document: SketchDocument) -> tuple[dict, QImage | None]:
+    """What to save, copied on the GUI thread (cheap); ``write`` may then run on any thread."""
     record = {
         "format": FORMAT,
         "version": 1,
         "side": document.side,
-        "base": base,
+        "base": BASE if document.base is not None else None,
         "strokes": [{"tool": s.tool, "size": s.size, "points": [list(p) for p in s.points]} for s in document.strokes],
     }
+    return record, (document.base.copy() if document.base is not None else None)
+
+
+def write(folder: Path, record: dict, base: QImage | None) -> None:
+    """Write a snapshot to ``folder`` (strokes JSON, base PNG), atomically. Raises OSError."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if base is not None:
+        temporary = folder / f".{BASE}.tmp.png"
+        if not base.save(str(temporary), "PNG"):
+            raise OSError(f"cannot write {temporary}")
+        os.replace(temporary, folder / BASE)
     _write_atomic(folder / AUTOSAVE, json.dumps(record).encode("utf-8"))
+
+
+def save_session(folder: Path, document: SketchDocument) -> None:
+    """Snapshot and write at once (on the calling thread)."""
+    write(folder, *snapshot(document))
 
 
 def has_session(folder: Path) -> bool:

@@ -146,6 +146,7 @@ def test_autosave_is_offered_back_after_a_crash_and_removed_after_a_clean_exit(q
     window.document.set_base(window.document.render(64))
     draw(window)
     window.save_session()
+    window.flush_autosave()
     assert (tmp_path / "state" / "autosave.json").is_file()
     expected = window.document.to_array(128)
 
