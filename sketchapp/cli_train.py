@@ -163,10 +163,18 @@ def run_train(args: argparse.Namespace) -> int:
         settings = TrainSettings.from_dict(recorded["settings"])
         if args.epochs:
             settings = TrainSettings.from_dict({**settings.to_dict(), "epochs": args.epochs})
-    else:
-        spec = _data_spec(args)
-        settings = TrainSettings.from_dict(overrides)
     init_from = _model_path(args.init_from) if args.init_from else None
+    if not args.resume:
+        spec = _data_spec(args)
+        if init_from is not None:  # fine-tuning keeps the base model's networks unless told otherwise
+            from sketchapp.core.checkpoint import read_checkpoint
+
+            architecture = read_checkpoint(init_from)[0].get("architecture") or {}
+            inherited = {"half_size": "half_size", "gf": "gf", "df": "df", "ef": "ef", "z_dim": "z_dim"}
+            for key, name in inherited.items():
+                if key not in overrides and name in architecture:
+                    overrides[key] = int(architecture[name])
+        settings = TrainSettings.from_dict(overrides)
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = select_device(args.device)

@@ -161,3 +161,12 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path, photos, capsys):
     assert main(["train", str(tmp_path / "r"), "--data", str(photos), "--epochs", "1", "-q", *TINY]) == 0
     assert main(["train", str(tmp_path / "r"), "--data", str(photos), "--epochs", "1", "-q", *TINY]) == 1
     assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_fine_tuning_takes_the_base_models_networks(tmp_path, photos, capsys):
+    base = tmp_path / "base"
+    assert main(["train", str(base), "--data", str(photos), "--epochs", "1", "-q", *TINY]) == 0
+    tuned = tmp_path / "tuned"
+    assert main(["train", str(tuned), "--data", str(photos), "--epochs", "1", "--encoder-steps", "1", "--batch-size", "8",
+                 "--init-from", str(base / "model.safetensors"), "-q"]) == 0  # no sizes given: the base's are used
+    assert load_model(tuned / "model.safetensors").config == load_model(base / "model.safetensors").config
