@@ -99,6 +99,7 @@ class ResultView(QWidget):
         self.hint_colour = QColor(230, 60, 40)
         self.hint_size = 28.0
         self._last: QPointF | None = None
+        self._painted = False  # kept, not recomputed: a 512 px scan on every request is wasted work
         self.setMinimumSize(200, 200)
 
     def set_image(self, image: QImage | None) -> None:
@@ -110,10 +111,11 @@ class ResultView(QWidget):
         return QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
 
     def has_hints(self) -> bool:
-        return bool(qimage_alpha(self.hints).any())
+        return self._painted
 
     def clear_hints(self) -> None:
-        if self.has_hints():
+        if self._painted:
+            self._painted = False
             self.hints.fill(Qt.GlobalColor.transparent)
             self.update()
             self.hints_changed.emit()
@@ -134,6 +136,7 @@ class ResultView(QWidget):
         painter.drawLine(self._last if self._last is not None else point, point)
         painter.end()
         self._last = point
+        self._painted = True
         self.update()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -170,10 +173,6 @@ def qimage_rgba(image: QImage) -> np.ndarray:
     width, height, stride = converted.width(), converted.height(), converted.bytesPerLine()
     buffer = np.frombuffer(converted.constBits(), np.uint8, count=stride * height).reshape(height, stride)
     return buffer[:, : width * 4].reshape(height, width, 4).copy()
-
-
-def qimage_alpha(image: QImage) -> np.ndarray:
-    return qimage_rgba(image)[..., 3]
 
 
 class MainWindow(QMainWindow):

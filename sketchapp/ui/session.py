@@ -8,10 +8,9 @@ it is there at start-up, the last session ended badly and the app offers it back
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from PySide6.QtCore import QIODevice, QSaveFile
 from PySide6.QtGui import QImage
 
 from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke
@@ -22,17 +21,11 @@ FORMAT = "sketchapp.sketch"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """QSaveFile writes beside the target and renames only on commit: never a half file."""
+    file = QSaveFile(str(path))
+    if not file.open(QIODevice.OpenModeFlag.WriteOnly) or file.write(data) != len(data) or not file.commit():
+        file.cancelWriting()
+        raise OSError(f"cannot write {path}: {file.errorString()}")
 
 
 def snapshot(document: SketchDocument) -> tuple[dict, QImage | None]:
@@ -51,10 +44,10 @@ def write(folder: Path, record: dict, base: QImage | None) -> None:
     """Write a snapshot to ``folder`` (strokes JSON, base PNG), atomically. Raises OSError."""
     folder.mkdir(parents=True, exist_ok=True)
     if base is not None:
-        temporary = folder / f".{BASE}.tmp.png"
-        if not base.save(str(temporary), "PNG"):
-            raise OSError(f"cannot write {temporary}")
-        os.replace(temporary, folder / BASE)
+        file = QSaveFile(str(folder / BASE))
+        if not file.open(QIODevice.OpenModeFlag.WriteOnly) or not base.save(file, "PNG") or not file.commit():
+            file.cancelWriting()
+            raise OSError(f"cannot write {folder / BASE}: {file.errorString()}")
     _write_atomic(folder / AUTOSAVE, json.dumps(record).encode("utf-8"))
 
 
