@@ -90,15 +90,52 @@ class App:
         # cancel() only sets a flag under a lock: run it at once, not queued behind the running job
         window.completion_cancelled.connect(worker.cancel, Qt.ConnectionType.DirectConnection)
         window.preset_chosen.connect(self.choose)
-        entries = [PresetEntry(p.id, p.name, p.description, str(p.thumbnail) if p.thumbnail else None, p.source) for p in self.presets]
+        window.training_requested.connect(self.open_training)
+        self.training: Any = None
+        self.wizard: Any = None
         current = str(window.settings.value("preset", DEFAULT_PRESET))
         if not any(p.id == current for p in self.presets) and self.presets:
             current = self.presets[0].id
-        window.set_presets(entries, current)
+        self.show_presets(current)
         if self.presets:
             self.choose(current)
         else:
             window.model_failed("No presets are installed.")
+
+    def show_presets(self, current: str) -> None:
+        entries = [PresetEntry(p.id, p.name, p.description, str(p.thumbnail) if p.thumbnail else None, p.source) for p in self.presets]
+        self.window.set_presets(entries, current)
+
+    def open_training(self) -> None:
+        """Show the training wizard (one at a time); its worker thread starts with the first."""
+        from sketchapp import paths
+        from sketchapp.ui.training_wizard import TrainingWizard
+        from sketchapp.workers.training import TrainingThread
+
+        if self.wizard is not None:
+            self.wizard.show()
+            self.wizard.raise_()
+            self.wizard.activateWindow()
+            return
+        if self.training is None:
+            self.training = TrainingThread(self.completion.worker.busy.is_set)
+        current = str(self.window.settings.value("preset", DEFAULT_PRESET))
+        wizard = TrainingWizard(self.training.worker, paths.user_data_dir() / "training", current, self.window)
+        wizard.preset_created.connect(self.add_preset)
+        wizard.destroyed.connect(self._wizard_gone)
+        self.wizard = wizard
+        wizard.show()
+
+    def _wizard_gone(self) -> None:
+        self.wizard = None
+
+    def add_preset(self, preset_id: str) -> None:
+        """A preset the wizard just made: list it and switch to it."""
+        from sketchapp.core.presets import installed_presets
+
+        self.presets, _problems = installed_presets()
+        self.show_presets(preset_id)
+        self.choose(preset_id)
 
     def choose(self, preset_id: str) -> None:
         preset = next((p for p in self.presets if p.id == preset_id), None)
@@ -112,7 +149,10 @@ class App:
         self.completion.worker.request(self.request_type(generation, sketch, hints, z))
 
     def stop(self) -> bool:
-        return self.completion.stop(1000)
+        stopped = self.completion.stop(1000)
+        if self.training is not None:
+            self.training.stop()  # a running training saves first, so the wizard can continue it later
+        return stopped
 
 
 def run(argv: list[str]) -> int:

@@ -167,14 +167,11 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.resume:
         spec = _data_spec(args)
         if init_from is not None:  # fine-tuning keeps the base model's networks unless told otherwise
-            from sketchapp.core.checkpoint import read_checkpoint
+            from sketchapp.core.runs import fine_tune_settings
 
-            architecture = read_checkpoint(init_from)[0].get("architecture") or {}
-            inherited = {"half_size": "half_size", "gf": "gf", "df": "df", "ef": "ef", "z_dim": "z_dim"}
-            for key, name in inherited.items():
-                if key not in overrides and name in architecture:
-                    overrides[key] = int(architecture[name])
-        settings = TrainSettings.from_dict(overrides)
+            settings = fine_tune_settings(init_from, **overrides)
+        else:
+            settings = TrainSettings.from_dict(overrides)
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = select_device(args.device)

@@ -63,3 +63,16 @@ def select_device(preference: str = "auto") -> torch.device:
     if pref == "cpu":
         return torch.device("cpu")
     raise DeviceError(f"unknown device {preference!r} (choose from {', '.join(DEVICE_CHOICES)})")
+
+
+def available_devices() -> list[tuple[str, str]]:
+    """(device name, label) of every device this machine can train on, the fastest first."""
+    found = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            found.append((f"cuda:{index}", f"GPU {index}: {torch.cuda.get_device_name(index)}"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append(("mps", "Apple GPU (Metal)"))
+    found.append(("cpu", f"CPU ({available_cpus()} threads)"))
+    return found

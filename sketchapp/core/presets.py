@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from sketchapp.core.completion import CompletionSettings
-from sketchapp.core.errors import PresetError, SettingsError
+from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
+from sketchapp.core.fileio import read_user_file, write_bytes_atomic
 
 ENGINES = ("contextual",)
 _FIELDS = {"name", "engine", "model", "sketch_style", "settings", "thumbnail", "description"}
@@ -112,3 +116,62 @@ def installed_presets() -> tuple[list[Preset], list[str]]:
         [(paths.bundled_presets_dir(), "bundled"), (paths.user_presets_dir(), "user")],
         (paths.bundled_models_dir(), paths.user_models_dir()),
     )
+
+
+def save_user_preset(
+    name: str,
+    model: str | os.PathLike[str],
+    sketch_style: str,
+    settings: CompletionSettings | None = None,
+    thumbnail: np.ndarray | None = None,
+    description: str = "",
+    presets_dir: Path | None = None,
+    models_dir: Path | None = None,
+) -> Preset:
+    """Make a user preset from a trained model: the model is copied into the user models folder.
+
+    The model and thumbnail are written first and the preset file last, each atomically,
+    so a full disk or a crash never leaves a preset that points at nothing. An id already
+    taken gets a number (my-cats, my-cats-2, ...); nothing is overwritten.
+    """
+    from sketchapp import paths
+    from sketchapp.core.checkpoint import read_checkpoint
+    from sketchapp.core.images import save_image
+
+    title = " ".join(name.split())
+    if not title:
+        raise PresetError("give the preset a name")
+    if len(title) > 80:
+        raise PresetError("a preset name can have at most 80 characters")
+    presets_dir = presets_dir or paths.user_presets_dir()
+    models_dir = models_dir or paths.user_models_dir()
+    read_checkpoint(model)  # refuse a damaged or foreign file before anything is written
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "preset"
+    preset_id, number = slug, 1
+    while (presets_dir / f"{preset_id}.json").exists() or (models_dir / f"{preset_id}.safetensors").exists():
+        number += 1
+        preset_id = f"{slug}-{number}"
+    record: dict[str, object] = {
+        "name": title,
+        "engine": "contextual",
+        "model": f"{preset_id}.safetensors",
+        "sketch_style": sketch_style,
+        "settings": (settings or CompletionSettings()).to_dict(),
+        "description": description,
+    }
+    written: list[Path] = []
+    try:
+        weights = read_user_file(model, PresetError, "model")
+        written.append(models_dir / f"{preset_id}.safetensors")
+        write_bytes_atomic(written[-1], weights)
+        if thumbnail is not None:
+            written.append(presets_dir / f"{preset_id}.png")
+            save_image(written[-1], thumbnail)
+            record["thumbnail"] = f"{preset_id}.png"
+        write_bytes_atomic(presets_dir / f"{preset_id}.json", json.dumps(record, indent=1).encode("utf-8"))
+    except (SketchAppError, OSError) as exc:
+        for path in written:  # no half-made preset left behind
+            path.unlink(missing_ok=True)
+        detail = str(exc) if isinstance(exc, SketchAppError) else (exc.strerror or str(exc))
+        raise PresetError(f"cannot save the preset: {detail}") from exc
+    return load_preset(presets_dir / f"{preset_id}.json", (models_dir,), "user")

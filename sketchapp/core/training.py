@@ -571,7 +571,6 @@ def train(
         message=f"{len(train_pairs)} training pairs, batch {batch}, {steps_per_epoch} steps per epoch"
         + (f", {world} processes" if world > 1 else ""),
     )
-    bce = F.binary_cross_entropy_with_logits
     def save_due() -> bool:
         return time.monotonic() - last_save > settings.checkpoint_minutes * 60
 
@@ -591,27 +590,8 @@ def train(
             real = augment(real, settings, rng)
         z = sample_z(batch, config.z_dim, rng)[rank::world].to(device)
 
-        fake = generator_net(z)
-        d_real = discriminator_net(real)
-        d_fake = discriminator_net(fake.detach())
-        d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-
-        for g_round in range(settings.g_steps):
-            if g_round:
-                fake = generator_net(z)
-            g_score = discriminator_net(fake)
-            g_loss = bce(g_score, torch.ones_like(g_score))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+        losses = _gan_step(generator_net, discriminator_net, opt_g, opt_d, real, z, settings.g_steps)
         step += 1
-        losses = {
-            "d_loss": d_loss.item(), "g_loss": g_loss.item(),
-            "d_real": torch.sigmoid(d_real.detach()).mean().item(), "d_fake": torch.sigmoid(d_fake.detach()).mean().item(),
-        }
         pending.append({"step": step, "phase": "gan", "epoch": epoch + 1, **{k: f"{v:.5f}" for k, v in losses.items()}, "seconds": f"{elapsed():.1f}"})
         yield TrainEvent("step", step, total_steps, epoch + 1, settings.epochs, "gan", losses, elapsed(), eta())
         if step % steps_per_epoch == 0:
@@ -643,6 +623,51 @@ def train(
     final.message = str(run.path(MODEL_FILE))
     final.model = model.eval()
     yield final
+
+
+def _gan_step(
+    generator_net: nn.Module, discriminator_net: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+    real: torch.Tensor, z: torch.Tensor, g_steps: int,
+) -> dict[str, float]:
+    """One discriminator update, then ``g_steps`` generator updates on the same codes."""
+    bce = F.binary_cross_entropy_with_logits
+    fake = generator_net(z)
+    d_real = discriminator_net(real)
+    d_fake = discriminator_net(fake.detach())
+    d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    for g_round in range(g_steps):
+        if g_round:
+            fake = generator_net(z)
+        g_score = discriminator_net(fake)
+        g_loss = bce(g_score, torch.ones_like(g_score))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+    return {
+        "d_loss": d_loss.item(), "g_loss": g_loss.item(),
+        "d_real": torch.sigmoid(d_real.detach()).mean().item(), "d_fake": torch.sigmoid(d_fake.detach()).mean().item(),
+    }
+
+
+def _encoder_step(
+    encoder_net: nn.Module, generator: nn.Module, optimizer: torch.optim.Optimizer, targets: torch.Tensor,
+    z_target: torch.Tensor, half: int,
+) -> dict[str, float]:
+    """E(sketch) -> z, judged by how G(E(sketch)) redraws the pair, and by z itself where it is known."""
+    predicted = encoder_net(targets[..., :half])
+    redrawn = generator(predicted)
+    sketch_loss = F.l1_loss(redrawn[..., :half], targets[..., :half])
+    image_loss = F.l1_loss(redrawn[..., half:], targets[..., half:])
+    n_made = len(z_target)
+    z_loss = F.mse_loss(predicted[:n_made], z_target[:n_made]) if n_made else predicted.sum() * 0
+    loss = 2.0 * sketch_loss + image_loss + 0.5 * z_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"e_loss": loss.item(), "sketch_l1": sketch_loss.item(), "image_l1": image_loss.item()}
 
 
 def _train_encoder(
@@ -688,21 +713,9 @@ def _train_encoder(
                 real = augment(real, replace(settings, noise=0.0), rng)
             targets = torch.cat([made, real])[rank::world]
             z_target = z[rank::world]  # G's own samples come first in every share
-            predicted = encoder_net(targets[..., :half])
-            redrawn = generator(predicted)
-            sketch_loss = F.l1_loss(redrawn[..., :half], targets[..., :half])
-            image_loss = F.l1_loss(redrawn[..., half:], targets[..., half:])
-            n_made = len(z_target)
-            z_loss = F.mse_loss(predicted[:n_made], z_target[:n_made]) if n_made else predicted.sum() * 0
-            loss = 2.0 * sketch_loss + image_loss + 0.5 * z_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            losses = _encoder_step(encoder_net, generator, optimizer, targets, z_target, half)
             step += 1
-            yield TrainEvent(
-                "encoder", step, total_steps, settings.epochs, settings.epochs, "encoder",
-                {"e_loss": loss.item(), "sketch_l1": sketch_loss.item(), "image_l1": image_loss.item()},
-            )
+            yield TrainEvent("encoder", step, total_steps, settings.epochs, settings.epochs, "encoder", losses)
     finally:
         for parameter in generator.parameters():
             parameter.requires_grad_(True)

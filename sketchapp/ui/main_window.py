@@ -35,6 +35,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QColorDialog,
+    QDialog,
     QFileDialog,
     QInputDialog,
     QLabel,
@@ -179,6 +180,7 @@ class MainWindow(QMainWindow):
     completion_requested = Signal(int, object, object, object)  # generation, sketch (grey), hints (RGBA) or None, z or None
     completion_cancelled = Signal()
     preset_chosen = Signal(str)
+    training_requested = Signal()
     autosave_failed = Signal(str)
 
     def __init__(self, services: Services, settings: QSettings | None = None, state_dir: Path | None = None) -> None:
@@ -287,6 +289,8 @@ class MainWindow(QMainWindow):
         bigger = self._action("fa5s.plus", "Bigger brush", lambda: self.canvas.grow_brush(1.25), "]")
         self.fit_action = self._action("fa5s.expand", "Fit to window", self.canvas.fit_to_window, "Ctrl+0")
         quit_action = self._action("fa5s.power-off", "Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.train_action = self._action("fa5s.graduation-cap", "Train a preset…", self.training_requested.emit, "Ctrl+T")
+        self.train_action.setToolTip("Train a preset on your own pictures (Ctrl+T)")
 
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setRange(int(MIN_BRUSH), int(MAX_BRUSH))
@@ -303,7 +307,8 @@ class MainWindow(QMainWindow):
             tools.addSeparator() if action is None else tools.addAction(action)
         tools.addWidget(self.brush_slider)
         for action in (undo, redo, self.clear_action, None, self.live_action, self.run_action, self.stop_action,
-                       self.refine_action, self.ghost_action, None, self.hint_action, self.hint_colour_action):
+                       self.refine_action, self.ghost_action, None, self.hint_action, self.hint_colour_action, None,
+                       self.train_action):
             tools.addSeparator() if action is None else tools.addAction(action)
         self.addToolBar(tools)
         self.addActions([smaller, bigger])
@@ -328,6 +333,7 @@ class MainWindow(QMainWindow):
         brush = menus.addMenu("&Brush")
         for action in (self.pen_action, self.eraser_action, smaller, bigger):
             brush.addAction(action)
+        menus.addMenu("&Training").addAction(self.train_action)
 
     def _build_status(self) -> None:
         bar = self.statusBar()
@@ -618,6 +624,12 @@ class MainWindow(QMainWindow):
 
     # -- shutdown ---------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        for dialog in self.findChildren(QDialog):  # the training wizard may ask first
+            if dialog.isVisible():
+                dialog.close()
+                if dialog.isVisible():
+                    event.ignore()
+                    return
         self.idle.stop()
         self.autosave.stop()
         self.flush_autosave()

@@ -84,6 +84,7 @@ class CompletionWorker(QObject):
         self._pending_model: tuple[Path, str, CompletionSettings] | None = None
         self._cancel = CancelToken()
         self._latest = 0
+        self.busy = threading.Event()  # set while a completion runs (a training on the same CPU waits)
         self._wake.connect(self._work)
 
     # -- called from the GUI thread ----------------------------------------------------
@@ -119,7 +120,11 @@ class CompletionWorker(QObject):
             if model is not None:
                 self._load(*model)
             if request is not None and request.generation >= self._latest:
-                self._run(request, cancel)
+                self.busy.set()
+                try:
+                    self._run(request, cancel)
+                finally:
+                    self.busy.clear()
 
     def _load(self, path: Path, name: str, settings: CompletionSettings) -> None:
         try:

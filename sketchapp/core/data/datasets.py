@@ -229,6 +229,27 @@ def load_folder(
     return _finish(sketches, images, names, skipped, size, info, str(root))
 
 
+def sample_pictures(folder: str | os.PathLike[str], count: int = 8, side: int = 512) -> list[np.ndarray]:
+    """Up to ``count`` readable pictures spread over the folder, each fitted to a white side x side square.
+
+    For previews: what the automatic sketches of this folder will look like.
+    """
+    root = Path(folder)
+    files = _unique(list_images(root), root, [])
+    stride = max(1, len(files) // max(1, count))
+    order = files[::stride] + [f for i, f in enumerate(files) if i % stride]
+    pictures: list[np.ndarray] = []
+    for path in order:
+        picture = _read(path, [])
+        if picture is not None:
+            pictures.append(fit_image(picture, side))
+            if len(pictures) == count:
+                break
+    if not pictures:
+        raise DataError(f"{root}: none of its image files could be read")
+    return pictures
+
+
 def load_paired(
     sketch_folder: str | os.PathLike[str],
     image_folder: str | os.PathLike[str],

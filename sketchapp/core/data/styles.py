@@ -39,8 +39,9 @@ class _Params:
         return asdict(self)  # type: ignore[call-overload]
 
 
-def _field(default: float, low: float, high: float) -> Any:
-    return field(default=default, metadata={"range": (low, high)})
+def _field(default: float, low: float, high: float, help: str = "", practical: tuple[float, float] | None = None) -> Any:
+    """A parameter valid in [low, high]; ``practical`` is the narrower span worth offering on a slider."""
+    return field(default=default, metadata={"range": (low, high), "help": help, "practical": practical or (low, high)})
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ class XDoGParams(_Params):
     fill with ink, which gives XDoG its inked-shadow look.
     """
 
-    sigma: float = _field(0.8, 0.1, 10.0)  # blur of the fine Gaussian, in pixels
-    k: float = _field(1.6, 1.01, 10.0)  # ratio of the coarse Gaussian to the fine one
-    sharpen: float = _field(40.0, 0.0, 200.0)  # p: weight of the difference of Gaussians
-    epsilon: float = _field(0.3, 0.0, 1.0)  # grey level below which ink starts
-    phi: float = _field(50.0, 1.0, 1000.0)  # steepness of the soft threshold
+    sigma: float = _field(0.8, 0.1, 10.0, "blur of the fine Gaussian, in pixels")
+    k: float = _field(1.6, 1.01, 10.0, "ratio of the coarse Gaussian to the fine one")
+    sharpen: float = _field(40.0, 0.0, 200.0, "weight p of the difference of Gaussians: more gives bolder lines", (0.0, 100.0))
+    epsilon: float = _field(0.3, 0.0, 1.0, "grey level below which ink starts")
+    phi: float = _field(50.0, 1.0, 1000.0, "steepness of the soft threshold", (1.0, 200.0))
 
 
 def xdog(picture: np.ndarray, params: XDoGParams = XDoGParams()) -> np.ndarray:
@@ -74,11 +75,11 @@ def xdog(picture: np.ndarray, params: XDoGParams = XDoGParams()) -> np.ndarray:
 class EdgeParams(_Params):
     """Canny edges, cleaned of specks and thickened to a drawn line."""
 
-    blur: float = _field(1.0, 0.0, 10.0)  # Gaussian blur before Canny, in pixels
-    low: float = _field(20.0, 1.0, 1000.0)  # hysteresis thresholds on the gradient (0-255 scale)
-    high: float = _field(60.0, 1.0, 1000.0)
-    thickness: int = _field(1, 1, 9)  # line width in pixels
-    min_length: int = _field(8, 0, 10_000)  # drop edge fragments with fewer pixels
+    blur: float = _field(1.0, 0.0, 10.0, "Gaussian blur before Canny, in pixels")
+    low: float = _field(20.0, 1.0, 1000.0, "weaker edges are kept where they touch strong ones (gradient, 0-255 scale)", (1.0, 300.0))
+    high: float = _field(60.0, 1.0, 1000.0, "edges stronger than this always become lines (gradient, 0-255 scale)", (1.0, 300.0))
+    thickness: int = _field(1, 1, 9, "line width in pixels")
+    min_length: int = _field(8, 0, 10_000, "drop edge fragments with fewer pixels", (0, 200))
 
 
 def edge(picture: np.ndarray, params: EdgeParams = EdgeParams()) -> np.ndarray:
@@ -97,8 +98,8 @@ def edge(picture: np.ndarray, params: EdgeParams = EdgeParams()) -> np.ndarray:
 class PencilParams(_Params):
     """Colour dodge of the picture with its blurred negative: a soft graphite drawing."""
 
-    blur: float = _field(6.0, 0.5, 50.0)  # width of the strokes, in pixels
-    darkness: float = _field(1.5, 0.5, 5.0)  # gamma that deepens the strokes (burn)
+    blur: float = _field(6.0, 0.5, 50.0, "width of the strokes, in pixels")
+    darkness: float = _field(1.5, 0.5, 5.0, "gamma that deepens the strokes (burn)")
 
 
 def pencil(picture: np.ndarray, params: PencilParams = PencilParams()) -> np.ndarray:
@@ -112,10 +113,10 @@ def pencil(picture: np.ndarray, params: PencilParams = PencilParams()) -> np.nda
 class CleanupParams(_Params):
     """Line art from a photo or scan of a paper sketch: flat white paper, dark clean lines."""
 
-    background: float = _field(0.05, 0.01, 0.5)  # size of the lighting estimate, as a fraction of the picture
-    strength: float = _field(0.12, 0.01, 0.9)  # how much darker than the paper a line must be
-    softness: float = _field(0.06, 0.0, 0.5)  # width of the grey ramp at line edges (0 = hard)
-    min_area: int = _field(6, 0, 10_000)  # drop specks with fewer pixels
+    background: float = _field(0.05, 0.01, 0.5, "size of the lighting estimate, as a fraction of the picture")
+    strength: float = _field(0.12, 0.01, 0.9, "how much darker than the paper a line must be")
+    softness: float = _field(0.06, 0.0, 0.5, "width of the grey ramp at line edges (0 = hard)")
+    min_area: int = _field(6, 0, 10_000, "drop specks with fewer pixels", (0, 200))
 
 
 def cleanup(picture: np.ndarray, params: CleanupParams = CleanupParams()) -> np.ndarray:
@@ -173,3 +174,17 @@ def apply_style(style: str, picture: np.ndarray, **values: Any) -> np.ndarray:
     """Draw ``picture`` as a sketch in ``style`` with the given parameters."""
     params = make_params(style, **values)
     return STYLES[style][1](picture, params)
+
+
+def style_parameters(style: str) -> list[dict[str, Any]]:
+    """The parameters of ``style`` for a settings form: name, default, practical range, whole number or not, help."""
+    make_params(style)
+    cls = STYLES[style][0]
+    described = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        low, high = f.metadata["practical"]
+        described.append({
+            "name": f.name, "default": f.default, "low": low, "high": high,
+            "integer": f.type in ("int", int), "help": f.metadata.get("help", ""),
+        })
+    return described

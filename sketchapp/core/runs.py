@@ -1,0 +1,272 @@
+"""What the training wizard asks about a training run before, during and after it.
+
+Before: how long it will take, measured on a few real optimiser steps on the chosen
+device. During and after: which run folders can be resumed, their loss history, and
+samples from the trained model to pick a preset thumbnail from. The training itself is
+``sketchapp.core.training.train``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sketchapp.core.checkpoint import JointModel, load_model
+from sketchapp.core.data.datasets import split_names
+from sketchapp.core.engine import to_uint8
+from sketchapp.core.networks import sample_z
+from sketchapp.core.training import (
+    LOSSES_FILE,
+    MODEL_FILE,
+    SETTINGS_FILE,
+    STATE_FILE,
+    STATE_FORMAT,
+    TrainingError,
+    TrainSettings,
+    _encoder_step,
+    _gan_step,
+    augment,
+    auto_batch_size,
+)
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    batch_size: int
+    train_pairs: int
+    steps_per_epoch: int
+    gan_steps: int
+    encoder_steps: int
+    seconds_per_step: float  # one discriminator and g_steps generator updates
+    seconds_per_encoder_step: float
+    device: str
+
+    @property
+    def seconds(self) -> float:
+        return self.gan_steps * self.seconds_per_step + self.encoder_steps * self.seconds_per_encoder_step
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size, "train_pairs": self.train_pairs, "steps_per_epoch": self.steps_per_epoch,
+            "gan_steps": self.gan_steps, "encoder_steps": self.encoder_steps,
+            "seconds_per_step": self.seconds_per_step, "seconds_per_encoder_step": self.seconds_per_encoder_step,
+            "seconds": self.seconds, "device": self.device,
+        }
+
+
+def train_share(pair_count: int, seed: int = 0) -> int:
+    """How many of ``pair_count`` pairs the seeded split puts in the training part."""
+    return len(split_names([str(i) for i in range(pair_count)], seed=seed)["train"])
+
+
+def estimate_training(
+    settings: TrainSettings, pair_count: int, device: torch.device | str = "cpu", steps: int = 3
+) -> TimeEstimate:
+    """Time ``steps`` real training steps (after one warm-up) at the settings' size and batch.
+
+    The networks are new and the batch is noise: a step costs the same whatever the
+    weights and pixels are. Batch size 0 is resolved as training would resolve it.
+    """
+    if pair_count < 1:
+        raise TrainingError("there are no pairs to train on")
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        model = JointModel.create(settings.config).to(device)
+    model.generator.train()
+    model.discriminator.train()
+    train_pairs = max(1, train_share(pair_count, settings.seed))
+    batch = settings.batch_size or auto_batch_size(model, device)
+    batch = min(batch, train_pairs)
+    config = settings.config
+    rng = torch.Generator().manual_seed(settings.seed)
+    real = (torch.rand(batch, 3, config.half_size, 2 * config.half_size, generator=rng) * 2 - 1).to(device)
+    z = sample_z(batch, config.z_dim, rng).to(device)
+    betas = (settings.beta1, settings.beta2)
+    opt_g = torch.optim.Adam(model.generator.parameters(), settings.lr, betas=betas)
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), settings.lr, betas=betas)
+
+    def gan_step() -> None:
+        batch_in = augment(real, settings, rng) if settings.augment else real
+        _gan_step(model.generator, model.discriminator, opt_g, opt_d, batch_in, z, settings.g_steps)
+
+    per_step = _timed(gan_step, steps, device)
+    per_encoder_step = 0.0
+    encoder_steps = settings.encoder_steps if config.has_encoder else 0
+    if encoder_steps and model.encoder is not None:
+        encoder = model.encoder.train()
+        opt_e = torch.optim.Adam(encoder.parameters(), settings.encoder_lr)
+        model.generator.eval().requires_grad_(False)
+        half = max(1, batch // 2)
+
+        def encoder_step() -> None:
+            with torch.no_grad():
+                made = model.generator(z[:half])
+            targets = torch.cat([made, real[: batch - half]])
+            _encoder_step(encoder, model.generator, opt_e, targets, z[:half], config.half_size)
+
+        per_encoder_step = _timed(encoder_step, steps, device)
+    steps_per_epoch = max(1, train_pairs // batch)
+    return TimeEstimate(
+        batch, train_pairs, steps_per_epoch, steps_per_epoch * settings.epochs, encoder_steps, per_step,
+        per_encoder_step, device.type,
+    )
+
+
+def _timed(step: Callable[[], None], count: int, device: torch.device) -> float:
+    step()  # warm-up: allocator, kernels, thread pool
+    _sync(device)
+    began = time.perf_counter()
+    for _ in range(max(1, count)):
+        step()
+    _sync(device)
+    return (time.perf_counter() - began) / max(1, count)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# -- run folders -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    folder: Path
+    step: int
+    steps: int
+    epochs: int
+    elapsed: float
+    saved_at: float  # when state.safetensors was last written (seconds since the epoch)
+    data: dict[str, Any]
+    settings: dict[str, Any]
+    has_model: bool
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder), "step": self.step, "steps": self.steps, "epochs": self.epochs,
+            "elapsed": self.elapsed, "saved_at": self.saved_at, "data": self.data, "settings": self.settings,
+            "has_model": self.has_model, "finished": self.finished,
+        }
+
+
+def _state_metadata(path: Path) -> dict[str, Any]:
+    """The JSON metadata of a training state, read from its header alone (no tensors)."""
+    try:
+        with open(path, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                raise TrainingError(f"{path}: training state is damaged (bad header size)")
+            header = json.loads(handle.read(size))
+        meta = json.loads(header["__metadata__"]["sketchapp"])
+    except OSError as exc:
+        raise TrainingError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrainingError(f"{path}: training state is damaged ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
+        raise TrainingError(f"{path}: not a SketchApp training state")
+    return meta
+
+
+def run_info(folder: str | os.PathLike[str]) -> RunInfo:
+    """Where a run folder stands: steps done of all, time spent, the data it trains on."""
+    root = Path(folder)
+    state = root / STATE_FILE
+    if not state.exists():
+        raise TrainingError(f"{root}: no training was saved here")
+    meta = _state_metadata(state)
+    try:
+        settings = TrainSettings.from_dict(meta["settings"])
+        gan_steps = int(meta["gan_steps"])
+        step = int(meta["step"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrainingError(f"{state}: training state is damaged ({exc})") from exc
+    encoder_steps = settings.encoder_steps if settings.config.has_encoder else 0
+    data = meta.get("data") or {}
+    try:
+        recorded = json.loads((root / SETTINGS_FILE).read_text(encoding="utf-8")).get("data") or data
+    except (OSError, json.JSONDecodeError):
+        recorded = data
+    return RunInfo(
+        root, step, gan_steps + encoder_steps, settings.epochs, float(meta.get("elapsed", 0.0)),
+        state.stat().st_mtime, recorded, settings.to_dict(), (root / MODEL_FILE).exists(),
+    )
+
+
+def list_runs(root: str | os.PathLike[str]) -> list[RunInfo]:
+    """Every readable run folder directly under ``root``, the latest saved first."""
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    found = []
+    for folder in base.iterdir():
+        if (folder / STATE_FILE).exists():
+            try:
+                found.append(run_info(folder))
+            except TrainingError:
+                continue
+    return sorted(found, key=lambda info: info.saved_at, reverse=True)
+
+
+def read_losses(folder: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """losses.csv of a run as numbers (empty cells left out); [] when there is none yet."""
+    path = Path(folder) / LOSSES_FILE
+    rows: list[dict[str, float]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                entry: dict[str, float] = {}
+                for key, value in row.items():
+                    if key == "phase" or not value:
+                        continue
+                    try:
+                        entry[key] = float(value)
+                    except (TypeError, ValueError):
+                        continue
+                if "step" in entry:
+                    entry["encoder"] = 1.0 if row.get("phase") == "encoder" else 0.0
+                    rows.append(entry)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise TrainingError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return rows
+
+
+def model_samples(model: str | os.PathLike[str] | JointModel, count: int = 8, seed: int = 0) -> np.ndarray:
+    """(count, H, H, 3) uint8 image halves the model draws from seeded codes."""
+    joint = load_model(model, "cpu") if not isinstance(model, JointModel) else model
+    generator = joint.generator
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            pictures = to_uint8(generator(sample_z(count, joint.config.z_dim, torch.Generator().manual_seed(seed)).to(device)))
+    finally:
+        generator.train(was_training)
+    half = joint.config.half_size
+    return np.ascontiguousarray(pictures[:, :, half:])
+
+
+def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainSettings:
+    """Training settings that keep a trained model's networks (size and widths), with ``overrides``."""
+    from sketchapp.core.checkpoint import read_checkpoint
+
+    architecture = read_checkpoint(base)[0].get("architecture") or {}
+    inherited = {key: int(architecture[key]) for key in ("half_size", "gf", "df", "ef", "z_dim") if key in architecture}
+    return replace(TrainSettings(), **{**inherited, **overrides})

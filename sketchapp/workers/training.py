@@ -1,0 +1,394 @@
+"""The training wizard's worker: scans, previews, time estimates, training and saving presets.
+
+It lives in its own QThread and runs one job at a time from a mailbox in which a newer
+job of a kind replaces an older one that has not started (slider moves coalesce into
+one preview). The GUI calls the public methods directly: they only touch the mailbox
+and thread-safe flags, so pause and cancel reach a running training at its next step.
+
+Everything a job hands the GUI is plain data: dicts, lists, strings and numpy arrays.
+The training is ``sketchapp.core.training.train``, driven step by step; while paused,
+or while a live completion runs on the same CPU, the worker simply stops asking it for
+the next step, so the drawing stays responsive and no step is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from sketchapp.core.engine import CancelToken
+from sketchapp.core.errors import SketchAppError
+
+PRIORITY = ("save", "scan", "preview", "estimate", "train")
+PROGRESS_INTERVAL = 0.1  # seconds between progress signals while training
+
+
+class TrainingWorker(QObject):
+    scan_progress = Signal(int, int)
+    scanned = Signal(dict)
+    scan_failed = Signal(str)
+    preview_ready = Signal(int, object)  # request number, [(sketch grey, image RGB), ...]
+    preview_failed = Signal(int, str)
+    estimated = Signal(int, dict)
+    estimate_failed = Signal(int, str)
+    loading = Signal(int, int)  # reading the data before a training starts
+    started = Signal(dict)  # {"run", "message", "history": [loss rows of earlier sessions]}
+    progress = Signal(dict)  # see _report
+    sample = Signal(str)  # a new per-epoch sample grid PNG
+    ended = Signal(dict)  # {"status": "done" | "cancelled" | "failed", "message", "run", ...}
+    preset_saved = Signal(dict)  # {"id", "name"}
+    preset_failed = Signal(str)
+    _wake = Signal()
+
+    def __init__(self, completion_busy: Callable[[], bool] | None = None) -> None:
+        super().__init__()
+        self.completion_busy = completion_busy or (lambda: False)
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Any] = {}
+        self._scan_cancel = CancelToken()
+        self._train_cancel = CancelToken()
+        self._paused = threading.Event()
+        self._pictures: tuple[str, list[np.ndarray]] | None = None
+        self.training = False
+        self._last: Any = None  # the latest TrainEvent of the running training
+        self._wake.connect(self._work)
+
+    # -- read-only facts, safe from any thread ---------------------------------------------
+    def style_parameters(self, style: str) -> list[dict[str, Any]]:
+        from sketchapp.core.data.styles import style_parameters
+
+        return style_parameters(style)
+
+    def devices(self) -> list[tuple[str, str]]:
+        from sketchapp.core.device import available_devices
+
+        return available_devices()
+
+    def base_presets(self) -> list[dict[str, Any]]:
+        """Presets whose model can be fine-tuned, with the model's size and style."""
+        from sketchapp.core.checkpoint import read_checkpoint
+        from sketchapp.core.presets import installed_presets
+
+        found = []
+        for preset in installed_presets()[0]:
+            try:
+                metadata = read_checkpoint(preset.model)[0]
+            except SketchAppError:
+                continue
+            architecture = metadata.get("architecture") or {}
+            found.append({
+                "id": preset.id, "name": preset.name, "model": str(preset.model), "style": preset.sketch_style,
+                "size": int(architecture.get("half_size", 0)), "source": preset.source,
+            })
+        return found
+
+    def runs(self, root: str) -> list[dict[str, Any]]:
+        from sketchapp.core.runs import list_runs
+
+        return [info.to_dict() for info in list_runs(root)]
+
+    # -- requests from the GUI -------------------------------------------------------------
+    def scan(self, folders: list[str]) -> None:
+        with self._lock:
+            self._scan_cancel.cancel()
+            self._scan_cancel = CancelToken()
+            self._jobs["scan"] = (list(folders), self._scan_cancel)
+        self._wake.emit()
+
+    def preview(self, request: int, folder: str, style: str, params: dict[str, Any], size: int) -> None:
+        self._post("preview", (request, folder, style, dict(params), size))
+
+    def estimate(self, request: int, job: dict[str, Any]) -> None:
+        self._post("estimate", (request, dict(job)))
+
+    def start(self, job: dict[str, Any]) -> None:
+        """Train as ``job`` says: {"run", "spec", "settings", "device", "base_model", "base_preset"},
+        or {"run", "resume": True, "device", "epochs"?} to continue a saved run."""
+        with self._lock:
+            self._train_cancel = CancelToken()
+            self._paused.clear()
+            self.training = True
+            self._jobs["train"] = (dict(job), self._train_cancel)
+        self._wake.emit()
+
+    def save_preset(self, job: dict[str, Any]) -> None:
+        self._post("save", dict(job))
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def cancel(self) -> None:
+        """Stop a scan or a training (which saves first, so it can be resumed)."""
+        with self._lock:
+            self._jobs.pop("train", None)
+            self._scan_cancel.cancel()
+            self._train_cancel.cancel()
+        self._paused.clear()
+
+    def _post(self, kind: str, job: Any) -> None:
+        with self._lock:
+            self._jobs[kind] = job
+        self._wake.emit()
+
+    # -- the worker thread -----------------------------------------------------------------
+    @Slot()
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                kind = next((k for k in PRIORITY if k in self._jobs), None)
+                if kind is None:
+                    return
+                job = self._jobs.pop(kind)
+            try:
+                getattr(self, f"_do_{kind}")(job)
+            except Exception as exc:  # noqa: BLE001 - a bug in one job must not kill the worker thread
+                self._fail(kind, job, f"{type(exc).__name__}: {exc}")
+
+    def _fail(self, kind: str, job: Any, message: str) -> None:
+        if kind == "scan":
+            self.scan_failed.emit(message)
+        elif kind == "preview":
+            self.preview_failed.emit(job[0], message)
+        elif kind == "estimate":
+            self.estimate_failed.emit(job[0], message)
+        elif kind == "save":
+            self.preset_failed.emit(message)
+        else:
+            self.training = False
+            self.ended.emit({"status": "failed", "message": message, "run": job[0].get("run", "")})
+
+    def _do_scan(self, job: tuple[list[str], CancelToken]) -> None:
+        from sketchapp.core.data.scan import scan
+
+        folders, cancel = job
+        try:
+            report = scan(folders, self.scan_progress.emit, cancel)
+        except SketchAppError as exc:
+            if not cancel.cancelled:
+                self.scan_failed.emit(str(exc))
+            return
+        if cancel.cancelled:
+            return
+        self.scanned.emit({
+            "kind": report.kind, "folders": list(report.folders), "count": report.count, "counts": list(report.counts),
+            "skipped": [(s.path, s.reason) for s in report.skipped], "sizes": dict(report.sizes),
+            "warnings": list(report.warnings), "summary": report.summary(),
+        })
+
+    def _do_preview(self, job: tuple[int, str, str, dict[str, Any], int]) -> None:
+        from sketchapp.core.data.datasets import sample_pictures, sketch_from_image
+
+        request, folder, style, params, size = job
+        try:
+            if self._pictures is None or self._pictures[0] != folder:
+                self._pictures = (folder, sample_pictures(folder, 8, size * 4))
+            pairs = [
+                (sketch_from_image(picture, size, style, params), cv2.resize(picture, (size, size), interpolation=cv2.INTER_AREA))
+                for picture in self._pictures[1]
+            ]
+        except SketchAppError as exc:
+            self.preview_failed.emit(request, str(exc))
+            return
+        self.preview_ready.emit(request, pairs)
+
+    def _do_estimate(self, job: tuple[int, dict[str, Any]]) -> None:
+        from sketchapp.core.device import configure_cpu_threads, select_device
+        from sketchapp.core.runs import estimate_training
+
+        request, spec = job
+        try:
+            settings = self._settings(spec)
+            device = select_device(spec.get("device", "auto"))
+            if device.type == "cpu":
+                configure_cpu_threads()
+            estimate = estimate_training(settings, int(spec["count"]), device)
+        except SketchAppError as exc:
+            self.estimate_failed.emit(request, str(exc))
+            return
+        self.estimated.emit(request, {**estimate.to_dict(), "half_size": settings.half_size, "epochs": settings.epochs})
+
+    @staticmethod
+    def _settings(job: dict[str, Any]) -> Any:
+        from sketchapp.core.runs import fine_tune_settings
+        from sketchapp.core.training import TrainSettings
+
+        overrides = dict(job.get("settings") or {})
+        if job.get("base_model"):
+            return fine_tune_settings(job["base_model"], **overrides)
+        return TrainSettings.from_dict(overrides)
+
+    def _do_save(self, job: dict[str, Any]) -> None:
+        from sketchapp.core.completion import CompletionSettings
+        from sketchapp.core.presets import find_preset, installed_presets, save_user_preset
+
+        settings = CompletionSettings()
+        if job.get("base_preset"):
+            try:
+                settings = find_preset(job["base_preset"], installed_presets()[0]).settings
+            except SketchAppError:
+                pass  # the base preset was removed meanwhile: the engine defaults serve
+        try:
+            preset = save_user_preset(
+                job["name"], job["model"], job.get("style", "unknown"), settings, job.get("thumbnail"),
+                job.get("description", ""),
+            )
+        except SketchAppError as exc:
+            self.preset_failed.emit(str(exc))
+            return
+        self.preset_saved.emit({"id": preset.id, "name": preset.name})
+
+    def _do_train(self, job: tuple[dict[str, Any], CancelToken]) -> None:
+        from sketchapp.core.data.datasets import load_spec
+        from sketchapp.core.device import configure_cpu_threads, select_device
+        from sketchapp.core.runs import model_samples, read_losses
+        from sketchapp.core.training import TrainSettings, resume_record, train
+
+        spec_job, cancel = job
+        run = str(spec_job["run"])
+        try:
+            device = select_device(spec_job.get("device", "auto"))
+            if device.type == "cpu":
+                configure_cpu_threads()
+            resume = bool(spec_job.get("resume"))
+            history: list[dict[str, float]] = []
+            if resume:
+                recorded = resume_record(run)
+                spec = recorded["data"]["spec"]
+                base_preset = recorded["data"].get("base_preset")
+                settings = TrainSettings.from_dict(recorded["settings"])
+                if spec_job.get("epochs"):
+                    settings = TrainSettings.from_dict({**settings.to_dict(), "epochs": int(spec_job["epochs"])})
+                history = read_losses(run)
+                base_model = None
+            else:
+                spec = dict(spec_job["spec"])
+                base_preset = spec_job.get("base_preset")
+                base_model = spec_job.get("base_model")
+                settings = self._settings(spec_job)
+            pairs = load_spec(spec, settings.half_size, self.loading.emit, cancel)
+            style = pairs.info.get("sketch_style", spec.get("style", "unknown"))
+            record = {**pairs.info, "spec": spec, "base_preset": base_preset}
+            events = train(run, pairs, settings, device, cancel, resume, base_model, record)
+            self._drive(events, cancel, device.type, run, history)
+            last = self._last
+            if last is None or last.kind == "cancelled":
+                step = last.step if last is not None else 0
+                steps = last.steps if last is not None else 0
+                self.ended.emit({"status": "cancelled", "run": run, "step": step, "steps": steps,
+                                 "message": f"Stopped and saved at step {step} of {steps}; it can be resumed."})
+                return
+            thumbnails = model_samples(last.model, 8) if last.model is not None else None
+            self.ended.emit({
+                "status": "done", "run": run, "model": last.message, "style": style, "base_preset": base_preset,
+                "thumbnails": thumbnails, "step": last.step, "steps": last.steps, "elapsed": last.elapsed,
+                "message": f"Finished {last.steps} steps in {_duration(last.elapsed)}.",
+            })
+        except SketchAppError as exc:
+            if cancel.cancelled:
+                self.ended.emit({"status": "cancelled", "run": run, "message": f"Stopped before training began ({exc})."})
+            else:
+                self.ended.emit({"status": "failed", "run": run, "message": str(exc)})
+        finally:
+            self.training = False
+
+    def _drive(self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]]) -> None:
+        """Pull training steps, reporting at most every PROGRESS_INTERVAL; hold while paused or drawing."""
+        self._last = None
+        rows: list[dict[str, float]] = []
+        last_report = 0.0
+        working = 0.0  # seconds spent stepping (holds excluded): the rate behind the ETA
+        steps_done = 0
+        first_step: int | None = None
+        held = ""
+        while True:
+            began = time.perf_counter()
+            event = next(events, None)
+            if event is None:
+                return
+            working += time.perf_counter() - began
+            self._last = event
+            if event.kind == "start":
+                first_step = event.step
+                self.started.emit({"run": run, "message": event.message, "history": history,
+                                   "step": event.step, "steps": event.steps})
+                continue
+            if event.kind in ("step", "encoder"):
+                steps_done = event.step - (first_step or 0)
+                rows.append({"step": float(event.step), "encoder": float(event.phase == "encoder"), **event.losses})
+            if event.kind == "epoch" and event.sample is not None:
+                self.sample.emit(str(event.sample))
+            if event.kind in ("done", "cancelled"):
+                self._report(event, rows, None, "")
+                return
+            eta = working / steps_done * (event.steps - event.step) if steps_done else None
+            now = time.perf_counter()
+            if now - last_report >= PROGRESS_INTERVAL or event.kind == "epoch":
+                self._report(event, rows, eta, held)
+                rows = []
+                last_report = now
+            held = self._hold(cancel, device_type, event, eta)
+
+    def _hold(self, cancel: CancelToken, device_type: str, event: Any, eta: float | None) -> str:
+        """Wait while paused, or while a completion runs on the CPU; what was waited for ("" for nothing)."""
+        held = ""
+        while not cancel.cancelled:
+            if self._paused.is_set():
+                reason = "paused"
+            elif device_type == "cpu" and self.completion_busy():
+                reason = "yielding"
+            else:
+                break
+            if reason != held:
+                held = reason
+                self._report(event, [], eta, held)
+            time.sleep(0.03)
+        return held
+
+    def _report(self, event: Any, rows: list[dict[str, float]], eta: float | None, held: str) -> None:
+        self.progress.emit({
+            "step": event.step, "steps": event.steps, "epoch": event.epoch, "epochs": event.epochs,
+            "phase": event.phase, "elapsed": event.elapsed, "eta": eta, "rows": rows, "held": held,
+        })
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    if hours:
+        return f"{hours} h {rest // 60:02d} min"
+    return f"{rest // 60} min {rest % 60:02d} s" if rest >= 60 else f"{rest} s"
+
+
+class TrainingThread:
+    """A TrainingWorker in its own QThread; stopping saves a running training first."""
+
+    def __init__(self, completion_busy: Callable[[], bool] | None = None) -> None:
+        self.thread = QThread()
+        self.thread.setObjectName("training")
+        self.worker = TrainingWorker(completion_busy)
+        self.worker.moveToThread(self.thread)
+        self.thread.start()
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Cancel whatever runs (a training saves its state, so it can be resumed) and end the thread."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.worker.cancel()
+        self.thread.quit()
+        self.thread.wait()
+

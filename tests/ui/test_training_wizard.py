@@ -1,0 +1,219 @@
+"""The training wizard end to end on tiny generated folders, with the real worker thread and app.
+
+From a folder of pictures to a preset the main window completes with; empty, corrupt,
+mixed and unpaired folders; pause; stop and continue, from the training page and from
+a new wizard.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox, QWizard
+
+from sketchapp.app import App, CoreServices
+from sketchapp.core.checkpoint import JointModel, save_checkpoint
+from sketchapp.core.networks import JointGANConfig
+from sketchapp.ui.main_window import MainWindow
+from sketchapp.ui.training_wizard import FINISH, MODEL, STYLE, TRAIN
+from tests.conftest import lively
+from tests.ui.test_main_window import draw
+
+
+def make_pictures(folder: Path, count: int, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        picture = np.full((48, 40, 3), 255, np.uint8)
+        y, x = rng.integers(8, 30, 2)
+        picture[y : y + 14, x : x + 10] = rng.integers(0, 200, 3)
+        Image.fromarray(picture).save(folder / f"shape{i:02d}.png")
+    return folder
+
+
+@pytest.fixture()
+def app(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kwargs: QMessageBox.StandardButton.Ok)
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    data = tmp_path / "data"
+    (data / "presets").mkdir(parents=True)
+    (data / "models").mkdir()
+    model = lively(JointModel.create(JointGANConfig(half_size=16, z_dim=16, gf=8, df=8)))
+    save_checkpoint(data / "models" / "tiny.safetensors", model, sketch_style="xdog")
+    (data / "presets" / "tiny.json").write_text(json.dumps({
+        "name": "Tiny", "model": "tiny.safetensors", "sketch_style": "xdog",
+        "settings": {"candidates": 2, "iterations": 20, "init_samples": 4},
+    }))
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(data))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("preset", "tiny")
+    window = MainWindow(CoreServices(), settings, tmp_path / "state")
+    qtbot.addWidget(window)
+    window.show()
+    application = App(window)
+    qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: Tiny", timeout=15000)
+    yield application
+    for dialog in (application.wizard,):
+        if dialog is not None:
+            dialog.close()
+    application.stop()
+
+
+def open_wizard(qtbot, app):
+    app.window.train_action.trigger()
+    wizard = app.wizard
+    assert wizard is not None and wizard.isVisible()
+    return wizard
+
+
+def choose_folders(qtbot, wizard, *folders: Path) -> dict:
+    page = wizard.data_page
+    page.two.setChecked(len(folders) == 2)
+    page.first.edit.setText(str(folders[0]))
+    if len(folders) == 2:
+        page.second.edit.setText(str(folders[1]))
+    page.first.changed.emit()
+    assert page.report is None and not page.isComplete()
+    qtbot.waitUntil(lambda: page.report is not None or "Cannot train" in page.summary.text(), timeout=10000)
+    return page.report
+
+
+def test_the_wizard_trains_a_preset_the_main_window_then_completes_with(qtbot, app, tmp_path):
+    folder = make_pictures(tmp_path / "my shapes", 12)
+    (folder / "broken.png").write_bytes(b"not a png")
+    wizard = open_wizard(qtbot, app)
+    report = choose_folders(qtbot, wizard, folder)
+    assert report["kind"] == "folder" and report["count"] == 12
+    assert [Path(p).name for p, _ in report["skipped"]] == ["broken.png"]
+    assert "fewer than 500" in " ".join(report["warnings"])
+    assert wizard.data_page.isComplete()
+
+    wizard.next()
+    assert wizard.currentId() == STYLE
+    style = wizard.style_page
+    qtbot.waitUntil(lambda: style.shown >= 1 and not style.cells[7].pixmap().isNull(), timeout=10000)
+    before = style.cells[0].pixmap().toImage()
+    style.style.setCurrentIndex(style.style.findData("edge"))
+    slider = style.sliders["thickness"]
+    slider.set_value(5)
+    slider.moved.emit()
+    qtbot.waitUntil(lambda: style.shown == style.request, timeout=10000)
+    assert style.cells[0].pixmap().toImage() != before  # the preview follows style and slider
+    assert style.params()["thickness"] == 5
+
+    wizard.next()
+    assert wizard.currentId() == MODEL
+    model = wizard.model_page
+    assert model.fine_tune.isChecked() and "Tiny" in model.base.currentText()
+    qtbot.waitUntil(lambda: model.estimate is not None, timeout=20000)
+    assert model.estimate["seconds_per_step"] > 0 and model.estimate["half_size"] == 16
+    assert "About" in model.estimate_label.text()
+    model.epochs.setValue(3)
+
+    wizard.next()
+    assert wizard.currentId() == TRAIN
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: train.result is not None, timeout=60000)
+    assert train.result["status"] == "done"
+    assert Path(train.sample_path).exists() and not train.sample.pixmap().isNull()
+    assert len(train.series["d_loss"][0]) == train.result["steps"] > 0
+    assert train.bar.value() == train.bar.maximum()
+
+    wizard.next()
+    assert wizard.currentId() == FINISH
+    finish = wizard.finish_page
+    assert finish.name.text() == "My shapes" and finish.thumbnails.count() == 8
+    finish.thumbnails.setCurrentRow(3)
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    qtbot.waitUntil(lambda: app.wizard is None, timeout=10000)
+
+    data = tmp_path / "data"
+    record = json.loads((data / "presets" / "my-shapes.json").read_text())
+    assert record["sketch_style"] == "edge" and record["settings"]["candidates"] == 2
+    assert (data / "models" / "my-shapes.safetensors").exists() and (data / "presets" / "my-shapes.png").exists()
+    window = app.window
+    assert any(window.presets.item(i).text() == "My shapes  (yours)" for i in range(window.presets.count()))
+    qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: My shapes", timeout=15000)
+    draw(window)
+    qtbot.waitUntil(lambda: window.frame is not None and window.frame.final, timeout=20000)
+    assert window.gallery.count() == 2
+
+
+def test_empty_corrupt_and_unpaired_folders_are_refused_with_reasons(qtbot, app, tmp_path):
+    wizard = open_wizard(qtbot, app)
+    page = wizard.data_page
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert choose_folders(qtbot, wizard, empty) is None
+    assert "no image files found" in page.summary.text() and not page.isComplete()
+
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (corrupt / name).write_bytes(b"\x00garbage")
+    assert choose_folders(qtbot, wizard, corrupt) is None
+    assert "could be read" in page.summary.text() and not page.isComplete()
+
+    sketches = make_pictures(tmp_path / "sketches", 4)
+    paintings = tmp_path / "paintings"
+    paintings.mkdir()
+    for i in range(4):
+        Image.new("RGB", (30, 30), (200, 10 * i, 0)).save(paintings / f"other{i}.png")
+    report = choose_folders(qtbot, wizard, sketches, paintings)
+    assert report["kind"] == "unpaired" and "CycleGAN" in page.summary.text() and not page.isComplete()
+
+    images = make_pictures(tmp_path / "images", 4, seed=1)
+    report = choose_folders(qtbot, wizard, sketches, images)
+    assert report["kind"] == "paired" and report["count"] == 4 and page.isComplete()
+    assert page.nextId() == MODEL  # drawn sketches: no automatic style to choose
+
+
+def test_pause_stop_and_continue_from_the_page_and_from_a_new_wizard(qtbot, app, tmp_path):
+    folder = make_pictures(tmp_path / "shapes", 12)
+    wizard = open_wizard(qtbot, app)
+    choose_folders(qtbot, wizard, folder)
+    wizard.next()
+    wizard.next()
+    model = wizard.model_page
+    model.epochs.setValue(1000)
+    wizard.next()
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: train.step >= 5, timeout=30000)
+
+    train.pause_button.click()
+    qtbot.waitUntil(lambda: "(paused)" in train.status.text(), timeout=10000)
+    held_at = train.step
+    qtbot.wait(300)
+    assert train.step == held_at
+    train.pause_button.click()
+    qtbot.waitUntil(lambda: train.step > held_at, timeout=10000)
+
+    train.stop_button.click()
+    qtbot.waitUntil(lambda: not train.running, timeout=20000)
+    assert "can be resumed" in train.status.text() and train.continue_button.isVisible()
+    run = Path(wizard.run_folder())
+    stopped_at = app.training.worker.runs(str(run.parent))[0]["step"]
+    assert stopped_at > held_at
+
+    train.continue_button.click()
+    qtbot.waitUntil(lambda: train.running and train.step > stopped_at, timeout=20000)
+    wizard.close()  # asks (answered yes), saves and stops
+    qtbot.waitUntil(lambda: app.wizard is None and not app.training.worker.training, timeout=20000)
+
+    wizard = open_wizard(qtbot, app)
+    runs = wizard.data_page.runs
+    assert wizard.data_page.runs_box.isVisibleTo(wizard) and runs.count() == 1
+    saved = app.training.worker.runs(str(run.parent))[0]["step"]
+    assert saved > stopped_at
+    runs.setCurrentRow(0)
+    wizard.data_page.continue_button.click()
+    assert wizard.currentId() == TRAIN
+    qtbot.waitUntil(lambda: wizard.train_page.step > saved, timeout=20000)
+    assert len(wizard.train_page.series["d_loss"][0]) >= saved  # the history of the earlier sessions is plotted
+    wizard.close()
+    qtbot.waitUntil(lambda: app.wizard is None and not app.training.worker.training, timeout=20000)
