@@ -6,6 +6,7 @@ A preset is a small JSON file. Loading validates it fully and touches nothing el
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -146,6 +147,8 @@ def save_user_preset(
     presets_dir = presets_dir or paths.user_presets_dir()
     models_dir = models_dir or paths.user_models_dir()
     read_checkpoint(model)  # refuse a damaged or foreign file before anything is written
+    if thumbnail is not None and (thumbnail.dtype != np.uint8 or thumbnail.ndim not in (2, 3)):
+        raise PresetError(f"a preset thumbnail must be a uint8 picture, got {thumbnail.dtype} of shape {thumbnail.shape}")
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "preset"
     preset_id, number = slug, 1
     while (presets_dir / f"{preset_id}.json").exists() or (models_dir / f"{preset_id}.safetensors").exists():
@@ -169,9 +172,13 @@ def save_user_preset(
             save_image(written[-1], thumbnail)
             record["thumbnail"] = f"{preset_id}.png"
         write_bytes_atomic(presets_dir / f"{preset_id}.json", json.dumps(record, indent=1).encode("utf-8"))
-    except (SketchAppError, OSError) as exc:
+    except Exception as exc:
         for path in written:  # no half-made preset left behind
-            path.unlink(missing_ok=True)
-        detail = str(exc) if isinstance(exc, SketchAppError) else (exc.strerror or str(exc))
-        raise PresetError(f"cannot save the preset: {detail}") from exc
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        if isinstance(exc, SketchAppError):
+            raise PresetError(f"cannot save the preset: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise PresetError(f"cannot save the preset: {exc.strerror or exc}") from exc
+        raise
     return load_preset(presets_dir / f"{preset_id}.json", (models_dir,), "user")

@@ -173,9 +173,12 @@ def _state_metadata(path: Path) -> dict[str, Any]:
                 raise TrainingError(f"{path}: training state is damaged (bad header size)")
             header = json.loads(handle.read(size))
         meta = json.loads(header["__metadata__"]["sketchapp"])
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        if path.stat().st_size < 8 + size + end:
+            raise TrainingError(f"{path}: training state is truncated (cut off after its header)")
     except OSError as exc:
         raise TrainingError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise TrainingError(f"{path}: training state is damaged ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path}: not a SketchApp training state")

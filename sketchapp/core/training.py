@@ -564,7 +564,7 @@ def train(
         return min(settings.epochs, at // steps_per_epoch)
 
     def _phase(at: int) -> str:
-        return "gan" if at < gan_steps else "encoder"
+        return "gan" if at < gan_steps or not encoder_steps else "encoder"
 
     yield TrainEvent(
         "start", step, total_steps, _epoch(step), settings.epochs, _phase(step), elapsed=elapsed(),

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 import qtawesome as qta
-from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QIcon, QImage, QPixmap
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -56,6 +56,9 @@ STYLES = (
 PREVIEW_SIZE = 96
 SLIDER_STEPS = 1000
 USABLE_KINDS = ("folder", "side-by-side", "paired", "dataset")
+#: A fine-tuned model starts from its preset's encoder, which needs far fewer steps to
+#: follow the changed generator than a new one (1500).
+FINE_TUNE_ENCODER_STEPS = 500
 
 
 def duration(seconds: float) -> str:
@@ -204,6 +207,7 @@ class DataPage(QWizardPage):
         """What was found no longer holds: forget it at once, look again when typing pauses."""
         self.report = None
         self.summary.setText("")
+        self.wiz.forget_run_folder()
         self.completeChanged.emit()
         self.debounce.start()
 
@@ -315,19 +319,23 @@ class ParameterSlider(QWidget):
         self.slider.valueChanged.connect(self._moved)
 
     def value(self) -> float | int:
-        raw = self.low + (self.high - self.low) * self.slider.value() / self.slider.maximum()
-        return int(round(raw)) if self.integer else round(raw, 3)
+        return self._value
 
     def set_value(self, value: float) -> None:
+        """Show ``value`` exactly (the slider's position is only the nearest step to it)."""
+        self._value = int(round(value)) if self.integer else float(value)
         position = (float(value) - self.low) / (self.high - self.low) if self.high > self.low else 0.0
+        self.slider.blockSignals(True)
         self.slider.setValue(int(round(min(1.0, max(0.0, position)) * self.slider.maximum())))
+        self.slider.blockSignals(False)
         self._show()
 
     def _show(self) -> None:
-        value = self.value()
-        self.value_label.setText(str(value) if self.integer else f"{value:g}")
+        self.value_label.setText(str(self._value) if self.integer else f"{self._value:.3g}")
 
     def _moved(self) -> None:
+        raw = self.low + (self.high - self.low) * self.slider.value() / self.slider.maximum()
+        self._value = int(round(raw)) if self.integer else float(f"{raw:.3g}")
         self._show()
         self.moved.emit()
 
@@ -530,6 +538,7 @@ class ModelPage(QWizardPage):
         if self.fine_tune.isChecked() and self.base.currentData():
             preset = self.base.currentData()
             job["base_model"], job["base_preset"] = preset["model"], preset["id"]
+            settings["encoder_steps"] = FINE_TUNE_ENCODER_STEPS
         else:
             width = int(self.width_box.currentData())
             settings.update(half_size=int(self.resolution.currentData()), gf=width, df=width, ef=width)
@@ -582,10 +591,11 @@ class TrainPage(QWizardPage):
         self.bar = QProgressBar()
         self.eta = QLabel("")
         self.plot = pg.PlotWidget()
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self._theme_plot()
         self.plot.setMinimumHeight(180)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
-        self.plot.addLegend(offset=(-10, 10))
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.curves = {
             "d_loss": self.plot.plot([], [], pen=pg.mkPen("#2e86c1", width=1.5), name="discriminator"),
@@ -605,10 +615,14 @@ class TrainPage(QWizardPage):
         self.continue_button = QPushButton(qta.icon("fa5s.play"), "Continue training")
         self.continue_button.clicked.connect(lambda: self.wiz.start_training(resume=True))
         self.continue_button.setVisible(False)
+        self.settings_button = QPushButton(qta.icon("fa5s.arrow-left"), "Change the settings")
+        self.settings_button.clicked.connect(self.wiz.start_over)
+        self.settings_button.setVisible(False)
         buttons = QHBoxLayout()
         buttons.addWidget(self.pause_button)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.continue_button)
+        buttons.addWidget(self.settings_button)
         buttons.addStretch(1)
         buttons.addWidget(self.eta)
         middle = QHBoxLayout()
@@ -626,6 +640,22 @@ class TrainPage(QWizardPage):
         backend.sample.connect(self._sample)
         backend.ended.connect(self._ended)
 
+    def _theme_plot(self) -> None:
+        """The plot in the window's colours (pyqtgraph draws white on black by default)."""
+        palette = self.palette()
+        self.plot.setBackground(palette.color(QPalette.ColorRole.Base))
+        text = palette.color(QPalette.ColorRole.Text)
+        for name in ("bottom", "left"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(pg.mkPen(text))
+            axis.setTextPen(pg.mkPen(text))
+        self.legend.setLabelTextColor(text)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._theme_plot()
+
     def initializePage(self) -> None:  # noqa: N802
         if not self.running and self.result is None:
             self.wiz.start_training(resume=self.wiz.resuming)
@@ -638,6 +668,7 @@ class TrainPage(QWizardPage):
         self.pause_button.setEnabled(True)
         self.stop_button.setEnabled(True)
         self.continue_button.setVisible(False)
+        self.settings_button.setVisible(False)
         self.status.setText("Reading the pictures…")
         self.completeChanged.emit()
 
@@ -729,7 +760,9 @@ class TrainPage(QWizardPage):
         else:
             colour = "#c0392b" if result["status"] == "failed" else "#b9770e"
             self.status.setText(f"<span style='color:{colour}'>{result['message']}</span>")
-            self.continue_button.setVisible(Path(result.get("run", ""), "state.safetensors").exists())
+            saved = Path(result.get("run", ""), "state.safetensors").exists()
+            self.continue_button.setVisible(saved)
+            self.settings_button.setVisible(not saved)  # nothing trained yet: let the user fix the settings
         self.completeChanged.emit()
         self.wiz.training_ended(result)
 
@@ -858,6 +891,18 @@ class TrainingWizard(QWizard):
         if report is None:
             return Path(self.run_folder()).name
         return f"{report['count']} pictures from {', '.join(Path(f).name for f in report['folders'])}"
+
+    def forget_run_folder(self) -> None:
+        """The data changed: a new run folder will be named after it."""
+        if not self.resuming:
+            self._run_folder = ""
+
+    def start_over(self) -> None:
+        """Back to the first page with every choice kept (a training that never began)."""
+        self.resuming = False
+        self._run_folder = ""
+        self.setStartId(DATA)
+        self.restart()
 
     def continue_run(self, folder: str) -> None:
         """Jump to the training page and continue the run saved in ``folder``."""

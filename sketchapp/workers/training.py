@@ -54,7 +54,7 @@ class TrainingWorker(QObject):
         self._scan_cancel = CancelToken()
         self._train_cancel = CancelToken()
         self._paused = threading.Event()
-        self._pictures: tuple[str, list[np.ndarray]] | None = None
+        self._pictures: tuple[tuple[str, int], list[np.ndarray]] | None = None
         self.training = False
         self._last: Any = None  # the latest TrainEvent of the running training
         self._wake.connect(self._work)
@@ -193,8 +193,8 @@ class TrainingWorker(QObject):
 
         request, folder, style, params, size = job
         try:
-            if self._pictures is None or self._pictures[0] != folder:
-                self._pictures = (folder, sample_pictures(folder, 8, size * 4))
+            if self._pictures is None or self._pictures[0] != (folder, size):
+                self._pictures = ((folder, size), sample_pictures(folder, 8, size * 4))
             pairs = [
                 (sketch_from_image(picture, size, style, params), cv2.resize(picture, (size, size), interpolation=cv2.INTER_AREA))
                 for picture in self._pictures[1]
@@ -312,7 +312,6 @@ class TrainingWorker(QObject):
         working = 0.0  # seconds spent stepping (holds excluded): the rate behind the ETA
         steps_done = 0
         first_step: int | None = None
-        held = ""
         while True:
             began = time.perf_counter()
             event = next(events, None)
@@ -336,13 +335,13 @@ class TrainingWorker(QObject):
             eta = working / steps_done * (event.steps - event.step) if steps_done else None
             now = time.perf_counter()
             if now - last_report >= PROGRESS_INTERVAL or event.kind == "epoch":
-                self._report(event, rows, eta, held)
+                self._report(event, rows, eta, "")
                 rows = []
                 last_report = now
-            held = self._hold(cancel, device_type, event, eta)
+            self._hold(cancel, device_type, event, eta)
 
-    def _hold(self, cancel: CancelToken, device_type: str, event: Any, eta: float | None) -> str:
-        """Wait while paused, or while a completion runs on the CPU; what was waited for ("" for nothing)."""
+    def _hold(self, cancel: CancelToken, device_type: str, event: Any, eta: float | None) -> None:
+        """Wait while paused, or while a completion runs on the CPU, saying so when it starts and ends."""
         held = ""
         while not cancel.cancelled:
             if self._paused.is_set():
@@ -355,7 +354,8 @@ class TrainingWorker(QObject):
                 held = reason
                 self._report(event, [], eta, held)
             time.sleep(0.03)
-        return held
+        if held:
+            self._report(event, [], eta, "")
 
     def _report(self, event: Any, rows: list[dict[str, float]], eta: float | None, held: str) -> None:
         self.progress.emit({

@@ -20,7 +20,7 @@ from sketchapp.app import App, CoreServices
 from sketchapp.core.checkpoint import JointModel, save_checkpoint
 from sketchapp.core.networks import JointGANConfig
 from sketchapp.ui.main_window import MainWindow
-from sketchapp.ui.training_wizard import FINISH, MODEL, STYLE, TRAIN
+from sketchapp.ui.training_wizard import DATA, FINISH, MODEL, STYLE, TRAIN
 from tests.conftest import lively
 from tests.ui.test_main_window import draw
 
@@ -217,3 +217,20 @@ def test_pause_stop_and_continue_from_the_page_and_from_a_new_wizard(qtbot, app,
     assert len(wizard.train_page.series["d_loss"][0]) >= saved  # the history of the earlier sessions is plotted
     wizard.close()
     qtbot.waitUntil(lambda: app.wizard is None and not app.training.worker.training, timeout=20000)
+
+
+def test_a_training_that_cannot_begin_says_why_and_leads_back_to_the_settings(qtbot, app, tmp_path):
+    folder = make_pictures(tmp_path / "vanishing", 12)
+    wizard = open_wizard(qtbot, app)
+    choose_folders(qtbot, wizard, folder)
+    wizard.next()
+    wizard.next()
+    for picture in folder.iterdir():  # gone between the scan and the training
+        picture.unlink()
+    wizard.next()
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: not train.running, timeout=20000)
+    assert "no image files found" in train.status.text() and train.result is None
+    assert train.settings_button.isVisibleTo(wizard) and not train.continue_button.isVisibleTo(wizard)
+    train.settings_button.click()
+    assert wizard.currentId() == DATA and wizard.data_page.first.path() == str(folder)

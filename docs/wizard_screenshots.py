@@ -1,0 +1,83 @@
+"""Render a screenshot of each training wizard page from the real app: python3 docs/wizard_screenshots.py FOLDER
+
+FOLDER is a folder of pictures (the docs used 700 renders from the npm package
+@lobehub/fluent-emoji-3d). The wizard fine-tunes the 3D render preset on it for two
+epochs on the CPU, in a throw-away data folder, and each page is saved to
+docs/wizard-N-NAME.png as a user would see it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWizard  # noqa: E402
+from screenshots import wait_until  # noqa: E402
+
+from sketchapp.app import App, CoreServices  # noqa: E402
+from sketchapp.ui.main_window import MainWindow  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or not Path(argv[1]).is_dir():
+        print(__doc__.splitlines()[0], file=sys.stderr)
+        return 2
+    folder = Path(argv[1]).resolve()
+    scratch = Path(tempfile.mkdtemp())
+    os.environ["SKETCHAPP_DATA_DIR"] = str(scratch / "data")
+    app = QApplication(argv[:1])
+    settings = QSettings(str(scratch / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue("preset", "3d-render")
+    window = MainWindow(CoreServices(), settings, scratch / "state")
+    window.show()
+    runner = App(window)
+    wait_until(lambda: "Preset" in window.preset_label.text())
+    runner.open_training()
+    wizard = runner.wizard
+
+    def shoot(name: str) -> None:
+        wait_until(lambda: True, 0.3)
+        path = DOCS / f"wizard-{name}.png"
+        wizard.grab().save(str(path))
+        print(f"wrote {path}")
+
+    data = wizard.data_page
+    data.first.edit.setText(str(folder))
+    data.first.changed.emit()
+    wait_until(lambda: data.report is not None)
+    shoot("1-data")
+    wizard.next()
+    style = wizard.style_page
+    wait_until(lambda: style.shown >= 1)
+    shoot("2-style")
+    wizard.next()
+    model = wizard.model_page
+    model.epochs.setValue(2)
+    wait_until(lambda: model.estimate is not None, 300)
+    shoot("3-model")
+    wizard.next()
+    train = wizard.train_page
+    wait_until(lambda: bool(train.sample_path) and train.step > train.bar.maximum() * 0.6, 1800)
+    shoot("4-training")
+    wait_until(lambda: train.result is not None, 3600)
+    wizard.next()
+    wait_until(lambda: wizard.finish_page.thumbnails.count() > 0)
+    shoot("5-finish")
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    wait_until(lambda: runner.wizard is None)
+    wait_until(lambda: "emoji renders" in window.preset_label.text().lower(), 60)
+    window.close()
+    runner.stop()
+    del app
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
