@@ -128,6 +128,28 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     return metadata, tensors
 
 
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON record of a checkpoint from its header alone: cheap enough to list many models.
+
+    The tensors are neither read nor checked (``read_checkpoint`` does that when the model loads).
+    """
+    file = Path(path)
+    try:
+        with open(file, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                raise CheckpointError(f"{file.name}: not a SketchApp checkpoint (expected a .safetensors file)")
+            header = json.loads(handle.read(size))
+        metadata = json.loads(header["__metadata__"][METADATA_KEY])
+    except OSError as exc:
+        raise CheckpointError(f"{file}: cannot read checkpoint ({exc.strerror or exc})") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{file.name}: not a SketchApp checkpoint ({exc})") from exc
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{file.name}: not a SketchApp checkpoint (unknown metadata format)")
+    return metadata
+
+
 def _read_header(data: bytes, name: str) -> dict[str, Any]:
     """Check the safetensors framing before handing the bytes to the parser."""
     not_ours = f"{name}: not a SketchApp checkpoint (expected a .safetensors file)"

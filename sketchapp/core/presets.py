@@ -150,8 +150,13 @@ def save_user_preset(
     if thumbnail is not None and (thumbnail.dtype != np.uint8 or thumbnail.ndim not in (2, 3)):
         raise PresetError(f"a preset thumbnail must be a uint8 picture, got {thumbnail.dtype} of shape {thumbnail.shape}")
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "preset"
+    folders = (presets_dir, models_dir, paths.bundled_presets_dir(), paths.bundled_models_dir())
+
+    def taken(candidate: str) -> bool:  # bundled names count: a user preset must never shadow one, or its model
+        return any((folder / f"{candidate}{suffix}").exists() for folder in folders for suffix in (".json", ".safetensors"))
+
     preset_id, number = slug, 1
-    while (presets_dir / f"{preset_id}.json").exists() or (models_dir / f"{preset_id}.safetensors").exists():
+    while taken(preset_id):
         number += 1
         preset_id = f"{slug}-{number}"
     record: dict[str, object] = {

@@ -23,6 +23,7 @@ import torch
 from sketchapp.core.checkpoint import JointModel, load_model
 from sketchapp.core.data.datasets import split_names
 from sketchapp.core.engine import to_uint8
+from sketchapp.core.fileio import write_bytes_atomic
 from sketchapp.core.networks import sample_z
 from sketchapp.core.training import (
     LOSSES_FILE,
@@ -37,6 +38,8 @@ from sketchapp.core.training import (
     augment,
     auto_batch_size,
 )
+
+PRESET_FILE = "preset.json"
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class RunInfo:
     data: dict[str, Any]
     settings: dict[str, Any]
     has_model: bool
+    preset: str | None = None  # the id of the preset made from it, if any
 
     @property
     def finished(self) -> bool:
@@ -160,7 +164,7 @@ class RunInfo:
         return {
             "folder": str(self.folder), "step": self.step, "steps": self.steps, "epochs": self.epochs,
             "elapsed": self.elapsed, "saved_at": self.saved_at, "data": self.data, "settings": self.settings,
-            "has_model": self.has_model, "finished": self.finished,
+            "has_model": self.has_model, "finished": self.finished, "preset": self.preset,
         }
 
 
@@ -204,10 +208,20 @@ def run_info(folder: str | os.PathLike[str]) -> RunInfo:
         recorded = json.loads((root / SETTINGS_FILE).read_text(encoding="utf-8")).get("data") or data
     except (OSError, json.JSONDecodeError):
         recorded = data
+    try:
+        preset = json.loads((root / PRESET_FILE).read_text(encoding="utf-8")).get("preset")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        preset = None
     return RunInfo(
         root, step, gan_steps + encoder_steps, settings.epochs, float(meta.get("elapsed", 0.0)),
         state.stat().st_mtime, recorded, settings.to_dict(), (root / MODEL_FILE).exists(),
+        preset if isinstance(preset, str) else None,
     )
+
+
+def mark_preset(folder: str | os.PathLike[str], preset_id: str) -> None:
+    """Record in a run folder that a preset was made from it (the wizard then stops offering it)."""
+    write_bytes_atomic(Path(folder) / PRESET_FILE, json.dumps({"preset": preset_id}).encode("utf-8"))
 
 
 def list_runs(root: str | os.PathLike[str]) -> list[RunInfo]:

@@ -153,7 +153,7 @@ class DataPage(QWizardPage):
         self.continue_button.setEnabled(False)
         self.runs.currentRowChanged.connect(lambda row: self.continue_button.setEnabled(row >= 0))
         self.continue_button.clicked.connect(self._continue)
-        self.runs_box = QGroupBox("Or continue an unfinished training")
+        self.runs_box = QGroupBox("Or continue an unfinished training, or make its preset")
         runs_layout = QVBoxLayout(self.runs_box)
         runs_layout.addWidget(self.runs)
         runs_layout.addWidget(self.continue_button, 0, Qt.AlignmentFlag.AlignRight)
@@ -181,14 +181,16 @@ class DataPage(QWizardPage):
 
     def fill_runs(self) -> None:
         self.runs.clear()
-        unfinished = [run for run in self.wiz.backend.runs(str(self.wiz.runs_root)) if not run["finished"]]
+        unfinished = [run for run in self.wiz.backend.runs(str(self.wiz.runs_root)) if not run["preset"]]
         for run in unfinished:
             saved = time.strftime("%d %b %H:%M", time.localtime(run["saved_at"]))
-            source = run["data"].get("source") or run["data"].get("images") or ""
-            item = QListWidgetItem(
-                f"{Path(run['folder']).name}: step {run['step']} of {run['steps']}, saved {saved}"
-                + (f" ({Path(source).name})" if source else "")
-            )
+            spec = run["data"].get("spec") or {}
+            source = spec.get("folder") or spec.get("images") or run["data"].get("source") or ""
+            where = ""
+            if source:
+                where = f" ({Path(source).name})" if Path(source).exists() else f" ({source} is missing)"
+            state = "finished, no preset made yet" if run["finished"] else f"step {run['step']} of {run['steps']}"
+            item = QListWidgetItem(f"{Path(run['folder']).name}: {state}, saved {saved}{where}")
             item.setData(Qt.ItemDataRole.UserRole, run["folder"])
             self.runs.addItem(item)
         self.runs_box.setVisible(bool(unfinished))
@@ -456,10 +458,11 @@ class ModelPage(QWizardPage):
         for size in (64, 128):
             self.resolution.addItem(f"{size} × {size} pixels", size)
         self.width_box = QComboBox()
-        self.width_box.addItem("Compact: trains about 3× faster", 32)
-        self.width_box.addItem("Full (the paper's width)", 64)
+        self.width_box.addItem("Compact (width 32): trains about 3× faster", 32)
+        self.width_box.addItem("Full (width 64, as in the paper)", 64)
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
+        self.epochs.setValue(10)
         self.auto_batch = QCheckBox("Choose to fit memory")
         self.auto_batch.setChecked(True)
         self.batch = QSpinBox()
@@ -528,7 +531,8 @@ class ModelPage(QWizardPage):
         self.base.setEnabled(fine)
         self.resolution.setEnabled(not fine)
         self.width_box.setEnabled(not fine)
-        self.epochs.setValue(10 if fine else 25)
+        if self.epochs.value() in (0, 10, 25):  # a default, not the user's choice: follow the mode
+            self.epochs.setValue(10 if fine else 25)
         self.debounce.start()
 
     def job(self) -> dict[str, Any]:
@@ -584,6 +588,7 @@ class TrainPage(QWizardPage):
         self.result: dict[str, Any] | None = None
         self.running = False
         self.step = 0  # optimiser steps done, as last reported
+        self.job = 0  # the backend's number for the training this page started; others are ignored
         self.setTitle("Training")
         self.setSubTitle("The samples below are drawn by the model after every epoch. You can keep drawing meanwhile.")
         self.status = QLabel("Starting…")
@@ -672,14 +677,18 @@ class TrainPage(QWizardPage):
         self.status.setText("Reading the pictures…")
         self.completeChanged.emit()
 
-    @Slot(int, int)
-    def _loading(self, done: int, total: int) -> None:
+    @Slot(int, int, int)
+    def _loading(self, job: int, done: int, total: int) -> None:
+        if job != self.job:
+            return
         self.status.setText(f"Reading the pictures: {done} of {total}")
         self.bar.setRange(0, max(1, total))
         self.bar.setValue(done)
 
     @Slot(dict)
     def _started(self, info: dict[str, Any]) -> None:
+        if info["job"] != self.job:
+            return
         self.status.setText(f"Training: {info['message']}.")
         self.step = info["step"]
         self.bar.setRange(0, max(1, info["steps"]))
@@ -702,6 +711,8 @@ class TrainPage(QWizardPage):
 
     @Slot(dict)
     def _progress(self, info: dict[str, Any]) -> None:
+        if info["job"] != self.job:
+            return
         self._add_rows(info["rows"])
         self._redraw()
         self.step = info["step"]
@@ -716,8 +727,10 @@ class TrainPage(QWizardPage):
         eta = f"about {duration(info['eta'])} left" if info.get("eta") is not None else ""
         self.eta.setText(f"{duration(info['elapsed'])} so far" + (f", {eta}" if eta else ""))
 
-    @Slot(str)
-    def _sample(self, path: str) -> None:
+    @Slot(int, str)
+    def _sample(self, job: int, path: str) -> None:
+        if job != self.job:
+            return
         self.sample_path = path
         self._show_sample()
 
@@ -749,6 +762,8 @@ class TrainPage(QWizardPage):
 
     @Slot(dict)
     def _ended(self, result: dict[str, Any]) -> None:
+        if result["job"] != self.job:
+            return
         self.running = False
         self.pause_button.setEnabled(False)
         self.stop_button.setEnabled(False)
@@ -760,9 +775,8 @@ class TrainPage(QWizardPage):
         else:
             colour = "#c0392b" if result["status"] == "failed" else "#b9770e"
             self.status.setText(f"<span style='color:{colour}'>{result['message']}</span>")
-            saved = Path(result.get("run", ""), "state.safetensors").exists()
-            self.continue_button.setVisible(saved)
-            self.settings_button.setVisible(not saved)  # nothing trained yet: let the user fix the settings
+            self.continue_button.setVisible(Path(result.get("run", ""), "state.safetensors").exists())
+            self.settings_button.setVisible(True)  # e.g. the pictures moved: choose them, or other settings
         self.completeChanged.emit()
         self.wiz.training_ended(result)
 
@@ -778,6 +792,7 @@ class FinishPage(QWizardPage):
         super().__init__()
         self.wiz = wizard
         self.saved: dict[str, Any] | None = None
+        self.saving = False
         self.setTitle("Your new preset")
         self.setSubTitle("Name it and pick its picture; it appears in the main window's presets at once.")
         self.name = QLineEdit()
@@ -812,28 +827,36 @@ class FinishPage(QWizardPage):
             self.thumbnails.addItem(item)
         if self.thumbnails.count():
             self.thumbnails.setCurrentRow(0)
+        if result:
+            self.status.setText(f"{result.get('message', '')} The model is {result.get('model', '')}; the preset keeps its own copy.")
 
     def isComplete(self) -> bool:  # noqa: N802
-        return bool(self.name.text().strip())
+        return bool(self.name.text().strip()) and not self.saving
 
     def validatePage(self) -> bool:  # noqa: N802
         if self.saved is not None:
             return True
+        if self.saving:
+            return False
+        self.saving = True
+        self.completeChanged.emit()
         result = self.wiz.train_page.result or {}
         pictures = result.get("thumbnails")
         row = self.thumbnails.currentRow()
         thumbnail = pictures[row] if pictures is not None and 0 <= row < len(pictures) else None
         self.status.setText("Saving…")
-        self.wiz.button(QWizard.WizardButton.FinishButton).setEnabled(False)
         self.wiz.backend.save_preset({
             "name": self.name.text(), "model": result["model"], "style": result.get("style", "unknown"),
-            "base_preset": result.get("base_preset"), "thumbnail": thumbnail,
+            "base_preset": result.get("base_preset"), "thumbnail": thumbnail, "run": result.get("run"),
             "description": f"Trained on {self.wiz.data_description()}.",
         })
         return False  # the wizard closes when the preset is saved
 
     @Slot(dict)
     def _saved(self, preset: dict[str, Any]) -> None:
+        if not self.saving:
+            return  # another wizard's preset
+        self.saving = False
         self.saved = preset
         self.status.setText(f"Saved “{preset['name']}”.")
         self.wiz.preset_created.emit(preset["id"])
@@ -841,8 +864,11 @@ class FinishPage(QWizardPage):
 
     @Slot(str)
     def _failed(self, message: str) -> None:
+        if not self.saving:
+            return
+        self.saving = False
         self.status.setText(f"<span style='color:#c0392b'>{message}</span>")
-        self.wiz.button(QWizard.WizardButton.FinishButton).setEnabled(True)
+        self.completeChanged.emit()
 
 
 # -- the wizard -------------------------------------------------------------------------------
@@ -883,14 +909,13 @@ class TrainingWizard(QWizard):
         return self._run_folder
 
     def suggested_name(self) -> str:
-        source = self.data_page.report["folders"][-1] if self.data_page.report else self.run_folder()
+        """After the pictures the model was trained on (a continued run's own, not the page's)."""
+        source = (self.train_page.result or {}).get("source") or self.run_folder()
         return Path(source).name.replace("_", " ").replace("-", " ").strip().capitalize() or "My preset"
 
     def data_description(self) -> str:
-        report = self.data_page.report
-        if report is None:
-            return Path(self.run_folder()).name
-        return f"{report['count']} pictures from {', '.join(Path(f).name for f in report['folders'])}"
+        result = self.train_page.result or {}
+        return f"{result.get('count', 'the')} pictures from {Path(result.get('source') or self.run_folder()).name}"
 
     def forget_run_folder(self) -> None:
         """The data changed: a new run folder will be named after it."""
@@ -915,30 +940,38 @@ class TrainingWizard(QWizard):
         self.train_page.begin()
         if resume:
             self.resuming = True
-            self.backend.start({"run": self.run_folder(), "resume": True, "device": self.model_page.device.currentData() or "auto"})
+            self.train_page.job = self.backend.start(
+                {"run": self.run_folder(), "resume": True, "device": self.model_page.device.currentData() or "auto"})
             return
         spec = self.data_page.spec()
         if spec["kind"] == "folder":
             spec.update(style=self.style_page.style_key(), style_params=self.style_page.params())
-        self.backend.start({**self.model_page.job(), "run": self.run_folder(), "spec": spec})
+        self.train_page.job = self.backend.start({**self.model_page.job(), "run": self.run_folder(), "spec": spec})
 
     def training_ended(self, result: dict[str, Any]) -> None:
         if result["status"] == "done":
             self.resuming = False
 
     def _may_leave(self) -> bool:
-        """True when nothing runs, or the user agreed to stop the training (which saves it)."""
-        if not self.train_page.running or self._leaving:
+        """True when nothing would be lost, or the user agreed to what would be."""
+        if self._leaving:
             return True
-        answer = QMessageBox.question(
-            self, "Stop training?",
-            "The training is saved and stops. You can continue it later from this wizard.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        )
+        if self.finish_page.saving:
+            return False  # a moment: the preset is being written
+        if self.train_page.running:
+            title, text = "Stop training?", "The training is saved and stops. You can continue it later from this wizard."
+        elif self.train_page.result is not None and self.finish_page.saved is None:
+            title = "Leave without a preset?"
+            text = ("The trained model is kept in the training folder, and this wizard lists it "
+                    "on its first page, to make the preset later.")
+        else:
+            return True
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         if answer != QMessageBox.StandardButton.Yes:
             return False
         self._leaving = True
-        self.backend.cancel()
+        if self.train_page.running:
+            self.backend.cancel()
         return True
 
     def reject(self) -> None:

@@ -37,11 +37,12 @@ class TrainingWorker(QObject):
     preview_failed = Signal(int, str)
     estimated = Signal(int, dict)
     estimate_failed = Signal(int, str)
-    loading = Signal(int, int)  # reading the data before a training starts
-    started = Signal(dict)  # {"run", "message", "history": [loss rows of earlier sessions]}
+    # Training signals carry the job number start() returned, so a page ignores a job it did not start.
+    loading = Signal(int, int, int)  # job, pictures read, of all: reading the data before a training starts
+    started = Signal(dict)  # {"job", "run", "message", "history": [loss rows of earlier sessions], "step", "steps"}
     progress = Signal(dict)  # see _report
-    sample = Signal(str)  # a new per-epoch sample grid PNG
-    ended = Signal(dict)  # {"status": "done" | "cancelled" | "failed", "message", "run", ...}
+    sample = Signal(int, str)  # job, a new per-epoch sample grid PNG
+    ended = Signal(dict)  # {"job", "status": "done" | "cancelled" | "failed", "message", "run", ...}
     preset_saved = Signal(dict)  # {"id", "name"}
     preset_failed = Signal(str)
     _wake = Signal()
@@ -56,6 +57,10 @@ class TrainingWorker(QObject):
         self._paused = threading.Event()
         self._pictures: tuple[tuple[str, int], list[np.ndarray]] | None = None
         self.training = False
+        self._job = 0  # number of the latest training job
+        self._last_started = 0  # number of the training job the thread took up last
+        self._running = False  # a training job is being worked on (not just waiting)
+        self._running_cancel = CancelToken()  # that job's token
         self._last: Any = None  # the latest TrainEvent of the running training
         self._wake.connect(self._work)
 
@@ -72,13 +77,13 @@ class TrainingWorker(QObject):
 
     def base_presets(self) -> list[dict[str, Any]]:
         """Presets whose model can be fine-tuned, with the model's size and style."""
-        from sketchapp.core.checkpoint import read_checkpoint
+        from sketchapp.core.checkpoint import read_metadata
         from sketchapp.core.presets import installed_presets
 
         found = []
         for preset in installed_presets()[0]:
             try:
-                metadata = read_checkpoint(preset.model)[0]
+                metadata = read_metadata(preset.model)
             except SketchAppError:
                 continue
             architecture = metadata.get("architecture") or {}
@@ -107,15 +112,24 @@ class TrainingWorker(QObject):
     def estimate(self, request: int, job: dict[str, Any]) -> None:
         self._post("estimate", (request, dict(job)))
 
-    def start(self, job: dict[str, Any]) -> None:
+    def start(self, job: dict[str, Any]) -> int:
         """Train as ``job`` says: {"run", "spec", "settings", "device", "base_model", "base_preset"},
-        or {"run", "resume": True, "device", "epochs"?} to continue a saved run."""
+        or {"run", "resume": True, "device", "epochs"?} to continue a saved run.
+
+        Returns the job's number, which every training signal of it carries. Previews and
+        estimates not yet begun are dropped: the training is what the user waits for now.
+        """
         with self._lock:
+            self._job += 1
             self._train_cancel = CancelToken()
             self._paused.clear()
             self.training = True
-            self._jobs["train"] = (dict(job), self._train_cancel)
+            self._jobs.pop("preview", None)
+            self._jobs.pop("estimate", None)
+            self._jobs["train"] = (dict(job), self._train_cancel, self._job)
+            number = self._job
         self._wake.emit()
+        return number
 
     def save_preset(self, job: dict[str, Any]) -> None:
         self._post("save", dict(job))
@@ -131,12 +145,27 @@ class TrainingWorker(QObject):
         return self._paused.is_set()
 
     def cancel(self) -> None:
-        """Stop a scan or a training (which saves first, so it can be resumed)."""
+        """Stop a scan or a training (which saves first, so it can be resumed).
+
+        A training still waiting its turn is dropped, and said so, as one that ran would be.
+        """
         with self._lock:
-            self._jobs.pop("train", None)
+            waiting = self._jobs.pop("train", None)
             self._scan_cancel.cancel()
             self._train_cancel.cancel()
+            self._running_cancel.cancel()  # a newer start() may have replaced _train_cancel meanwhile
+            if waiting is not None and not self._running:
+                self.training = False
         self._paused.clear()
+        if waiting is not None:
+            self.ended.emit({"job": waiting[2], "status": "cancelled", "run": str(waiting[0].get("run", "")),
+                             "message": "Stopped before the training began."})
+
+    def shutdown(self) -> None:
+        """Cancel everything and forget the jobs not begun (the app is closing)."""
+        self.cancel()
+        with self._lock:
+            self._jobs.clear()
 
     def _post(self, kind: str, job: Any) -> None:
         with self._lock:
@@ -168,7 +197,7 @@ class TrainingWorker(QObject):
             self.preset_failed.emit(message)
         else:
             self.training = False
-            self.ended.emit({"status": "failed", "message": message, "run": job[0].get("run", "")})
+            self.ended.emit({"job": job[2], "status": "failed", "message": message, "run": job[0].get("run", "")})
 
     def _do_scan(self, job: tuple[list[str], CancelToken]) -> None:
         from sketchapp.core.data.scan import scan
@@ -248,15 +277,23 @@ class TrainingWorker(QObject):
         except SketchAppError as exc:
             self.preset_failed.emit(str(exc))
             return
+        if job.get("run"):
+            from sketchapp.core.runs import mark_preset
+
+            mark_preset(job["run"], preset.id)
         self.preset_saved.emit({"id": preset.id, "name": preset.name})
 
-    def _do_train(self, job: tuple[dict[str, Any], CancelToken]) -> None:
+    def _do_train(self, job: tuple[dict[str, Any], CancelToken, int]) -> None:
         from sketchapp.core.data.datasets import load_spec
         from sketchapp.core.device import configure_cpu_threads, select_device
         from sketchapp.core.runs import model_samples, read_losses
-        from sketchapp.core.training import TrainSettings, resume_record, train
+        from sketchapp.core.training import TrainingError, TrainSettings, resume_record, train
 
-        spec_job, cancel = job
+        spec_job, cancel, number = job
+        with self._lock:
+            self._last_started = number
+            self._running = True
+            self._running_cancel = cancel
         run = str(spec_job["run"])
         try:
             device = select_device(spec_job.get("device", "auto"))
@@ -266,6 +303,9 @@ class TrainingWorker(QObject):
             history: list[dict[str, float]] = []
             if resume:
                 recorded = resume_record(run)
+                if "spec" not in (recorded.get("data") or {}):
+                    raise TrainingError(f"{run}: this run does not record where its pictures are; "
+                                        f"continue it from a terminal with: sketchapp train {run} --resume")
                 spec = recorded["data"]["spec"]
                 base_preset = recorded["data"].get("base_preset")
                 settings = TrainSettings.from_dict(recorded["settings"])
@@ -278,33 +318,40 @@ class TrainingWorker(QObject):
                 base_preset = spec_job.get("base_preset")
                 base_model = spec_job.get("base_model")
                 settings = self._settings(spec_job)
-            pairs = load_spec(spec, settings.half_size, self.loading.emit, cancel)
+            pairs = load_spec(spec, settings.half_size, lambda done, total: self.loading.emit(number, done, total), cancel)
             style = pairs.info.get("sketch_style", spec.get("style", "unknown"))
             record = {**pairs.info, "spec": spec, "base_preset": base_preset}
             events = train(run, pairs, settings, device, cancel, resume, base_model, record)
-            self._drive(events, cancel, device.type, run, history)
+            self._drive(events, cancel, device.type, run, history, number)
             last = self._last
             if last is None or last.kind == "cancelled":
                 step = last.step if last is not None else 0
                 steps = last.steps if last is not None else 0
-                self.ended.emit({"status": "cancelled", "run": run, "step": step, "steps": steps,
+                self.ended.emit({"job": number, "status": "cancelled", "run": run, "step": step, "steps": steps,
                                  "message": f"Stopped and saved at step {step} of {steps}; it can be resumed."})
                 return
             thumbnails = model_samples(last.model, 8) if last.model is not None else None
+            source = spec.get("folder") or spec.get("images") or run
             self.ended.emit({
-                "status": "done", "run": run, "model": last.message, "style": style, "base_preset": base_preset,
+                "job": number, "status": "done", "run": run, "model": last.message, "style": style,
+                "base_preset": base_preset, "source": str(source), "count": len(pairs),
                 "thumbnails": thumbnails, "step": last.step, "steps": last.steps, "elapsed": last.elapsed,
                 "message": f"Finished {last.steps} steps in {_duration(last.elapsed)}.",
             })
         except SketchAppError as exc:
             if cancel.cancelled:
-                self.ended.emit({"status": "cancelled", "run": run, "message": f"Stopped before training began ({exc})."})
+                self.ended.emit({"job": number, "status": "cancelled", "run": run,
+                                 "message": f"Stopped before the training began ({exc})."})
             else:
-                self.ended.emit({"status": "failed", "run": run, "message": str(exc)})
+                self.ended.emit({"job": number, "status": "failed", "run": run, "message": str(exc)})
         finally:
-            self.training = False
+            with self._lock:
+                self._running = False
+                self.training = "train" in self._jobs
 
-    def _drive(self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]]) -> None:
+    def _drive(
+        self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]], number: int
+    ) -> None:
         """Pull training steps, reporting at most every PROGRESS_INTERVAL; hold while paused or drawing."""
         self._last = None
         rows: list[dict[str, float]] = []
@@ -321,14 +368,15 @@ class TrainingWorker(QObject):
             self._last = event
             if event.kind == "start":
                 first_step = event.step
-                self.started.emit({"run": run, "message": event.message, "history": history,
+                working = 0.0  # reading and building were not steps
+                self.started.emit({"job": number, "run": run, "message": event.message, "history": history,
                                    "step": event.step, "steps": event.steps})
                 continue
             if event.kind in ("step", "encoder"):
                 steps_done = event.step - (first_step or 0)
                 rows.append({"step": float(event.step), "encoder": float(event.phase == "encoder"), **event.losses})
             if event.kind == "epoch" and event.sample is not None:
-                self.sample.emit(str(event.sample))
+                self.sample.emit(number, str(event.sample))
             if event.kind in ("done", "cancelled"):
                 self._report(event, rows, None, "")
                 return
@@ -359,7 +407,7 @@ class TrainingWorker(QObject):
 
     def _report(self, event: Any, rows: list[dict[str, float]], eta: float | None, held: str) -> None:
         self.progress.emit({
-            "step": event.step, "steps": event.steps, "epoch": event.epoch, "epochs": event.epochs,
+            "job": self._last_started, "step": event.step, "steps": event.steps, "epoch": event.epoch, "epochs": event.epochs,
             "phase": event.phase, "elapsed": event.elapsed, "eta": eta, "rows": rows, "held": held,
         })
 
@@ -388,7 +436,7 @@ class TrainingThread:
         if self.stopped:
             return
         self.stopped = True
-        self.worker.cancel()
+        self.worker.shutdown()
         self.thread.quit()
         self.thread.wait()
 

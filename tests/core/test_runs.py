@@ -400,3 +400,22 @@ def test_available_devices_end_with_the_cpu_and_all_can_be_selected():
     assert devices[-1][0] == "cpu" and "CPU" in devices[-1][1]
     for name, label in devices:
         assert label and select_device(name).type == name.split(":")[0]
+
+
+def test_a_user_preset_never_takes_the_id_of_a_bundled_preset_or_model(tmp_path, tiny_checkpoint, folders):
+    presets_dir, models_dir = folders
+    preset = save_user_preset("Emoji colour", tiny_checkpoint, "xdog", presets_dir=presets_dir, models_dir=models_dir)
+    assert preset.id == "emoji-colour-2"
+    model = save_user_preset("Emoji colour 64", tiny_checkpoint, "xdog", presets_dir=presets_dir, models_dir=models_dir)
+    assert model.id == "emoji-colour-64-2" and model.model == models_dir / "emoji-colour-64-2.safetensors"
+
+
+def test_checkpoint_metadata_is_read_from_the_header_alone(tmp_path, tiny_checkpoint):
+    from sketchapp.core.checkpoint import read_metadata
+    from sketchapp.core.errors import CheckpointError
+
+    assert read_metadata(tiny_checkpoint)["architecture"]["half_size"] == 16
+    foreign = tmp_path / "foreign.safetensors"
+    foreign.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}      ")
+    with pytest.raises(CheckpointError, match="not a SketchApp checkpoint"):
+        read_metadata(foreign)

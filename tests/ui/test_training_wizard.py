@@ -202,6 +202,12 @@ def test_pause_stop_and_continue_from_the_page_and_from_a_new_wizard(qtbot, app,
 
     train.continue_button.click()
     qtbot.waitUntil(lambda: train.running and train.step > stopped_at, timeout=20000)
+    window = app.window  # the app stays usable: a drawing is completed while the training runs
+    draw(window)
+    qtbot.waitUntil(lambda: window.frame is not None and window.frame.final, timeout=20000)
+    during = train.step
+    qtbot.waitUntil(lambda: train.step > during, timeout=20000)
+    assert train.running
     wizard.close()  # asks (answered yes), saves and stops
     qtbot.waitUntil(lambda: app.wizard is None and not app.training.worker.training, timeout=20000)
 

@@ -18,7 +18,7 @@ from sketchapp.core.training import STATE_FILE
 from sketchapp.workers.training import TrainingThread
 
 TINY = {"half_size": 16, "z_dim": 16, "gf": 8, "df": 8, "ef": 0, "epochs": 2, "batch_size": 4}
-PROGRESS_KEYS = {"step", "steps", "epoch", "epochs", "phase", "elapsed", "eta", "rows", "held"}
+PROGRESS_KEYS = {"job", "step", "steps", "epoch", "epochs", "phase", "elapsed", "eta", "rows", "held"}
 WAIT = 30000  # ms; every wait ends far sooner unless something is wrong
 
 
@@ -83,8 +83,8 @@ class Collector(QObject):
     def on_progress(self, info: dict) -> None:
         self.progress.append(info)
 
-    @Slot(str)
-    def on_sample(self, path: str) -> None:
+    @Slot(int, str)
+    def on_sample(self, _job: int, path: str) -> None:
         self.samples.append(path)
 
     @Slot(dict)
@@ -361,3 +361,30 @@ def test_saving_a_preset_of_a_missing_model_fails(qtbot, worker, tmp_path, monke
     qtbot.waitUntil(lambda: bool(got.presets or got.preset_failed), timeout=WAIT)
     assert "missing.safetensors" in got.preset_failed[0] and got.presets == []
     assert not (tmp_path / "data" / "presets").exists()
+
+
+def test_a_training_still_waiting_its_turn_is_dropped_on_cancel_and_says_so(qtbot, worker, busy, tmp_path):
+    holder, got = worker
+    busy.set()  # the first training holds after a step, so the second waits in the mailbox
+    first = holder.worker.start(train_job(tmp_path, make_pictures(tmp_path / "pics")))
+    qtbot.waitUntil(lambda: bool(got.held("yielding")), timeout=WAIT)
+    second = holder.worker.start({**train_job(tmp_path, tmp_path / "pics"), "run": str(tmp_path / "second")})
+    assert second == first + 1
+    holder.worker.cancel()
+    qtbot.waitUntil(lambda: len(got.ended) == 2, timeout=WAIT)
+    by_job = {result["job"]: result for result in got.ended}
+    assert by_job[second]["status"] == "cancelled" and "before the training began" in by_job[second]["message"]
+    assert by_job[first]["status"] == "cancelled" and by_job[first]["step"] > 0
+    assert not (tmp_path / "second").exists() and not holder.worker.training
+    assert {info["job"] for info in got.progress} == {first}
+
+
+def test_a_finished_run_with_a_preset_made_from_it_records_the_preset(qtbot, worker, tmp_path, monkeypatch):
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(tmp_path / "data"))
+    holder, got = worker
+    holder.worker.start(train_job(tmp_path, make_pictures(tmp_path / "pics")))
+    result = finish(qtbot, got)
+    assert holder.worker.runs(str(tmp_path))[0]["preset"] is None
+    holder.worker.save_preset({"name": "Shapes", "model": result["model"], "style": "xdog", "run": result["run"]})
+    qtbot.waitUntil(lambda: bool(got.presets), timeout=WAIT)
+    assert holder.worker.runs(str(tmp_path))[0]["preset"] == "shapes"
