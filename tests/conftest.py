@@ -77,3 +77,17 @@ def sketch_png(tmp_path: Path) -> Path:
     path = tmp_path / "sketch.png"
     save_image(path, pixels)
     return path
+
+
+def make_pictures(folder: Path, count: int = 12, seed: int = 0) -> Path:
+    """``count`` small PNG pictures of a coloured block on white, for data scans and training."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        picture = np.full((48, 40, 3), 255, np.uint8)
+        y, x = rng.integers(8, 30, 2)
+        picture[y : y + 14, x : x + 10] = rng.integers(0, 200, 3)
+        Image.fromarray(picture).save(folder / f"shape{i:02d}.png")
+    return folder

@@ -128,6 +128,26 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     return metadata, tensors
 
 
+def read_file_record(path: str | os.PathLike[str]) -> tuple[Any, bool]:
+    """(the SketchApp JSON record, whether all the tensors the header promises are there) of a
+    safetensors file, from its header alone; OSError or ValueError when there is none to read.
+
+    Checkpoints and training states both carry their record this way.
+    """
+    file = Path(path)
+    with open(file, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        if not 2 <= size <= 100_000_000:
+            raise ValueError("not a safetensors file (bad header size)")
+        header = json.loads(handle.read(size))
+    try:
+        record = json.loads(header["__metadata__"][METADATA_KEY])
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"no SketchApp record in its header ({exc!r})") from exc
+    return record, file.stat().st_size >= 8 + size + end
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON record of a checkpoint from its header alone: cheap enough to list many models.
 
@@ -135,15 +155,10 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     file = Path(path)
     try:
-        with open(file, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if not 2 <= size <= 100_000_000:
-                raise CheckpointError(f"{file.name}: not a SketchApp checkpoint (expected a .safetensors file)")
-            header = json.loads(handle.read(size))
-        metadata = json.loads(header["__metadata__"][METADATA_KEY])
+        metadata, _complete = read_file_record(file)
     except OSError as exc:
         raise CheckpointError(f"{file}: cannot read checkpoint ({exc.strerror or exc})") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise CheckpointError(f"{file.name}: not a SketchApp checkpoint ({exc})") from exc
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{file.name}: not a SketchApp checkpoint (unknown metadata format)")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sketchapp.core.checkpoint import JointModel, load_model
+from sketchapp.core.checkpoint import JointModel, load_model, read_file_record
 from sketchapp.core.data.datasets import split_names
 from sketchapp.core.engine import to_uint8
 from sketchapp.core.fileio import write_bytes_atomic
@@ -171,19 +171,13 @@ class RunInfo:
 def _state_metadata(path: Path) -> dict[str, Any]:
     """The JSON metadata of a training state, read from its header alone (no tensors)."""
     try:
-        with open(path, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if not 2 <= size <= 100_000_000:
-                raise TrainingError(f"{path}: training state is damaged (bad header size)")
-            header = json.loads(handle.read(size))
-        meta = json.loads(header["__metadata__"]["sketchapp"])
-        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-        if path.stat().st_size < 8 + size + end:
-            raise TrainingError(f"{path}: training state is truncated (cut off after its header)")
+        meta, complete = read_file_record(path)
     except OSError as exc:
         raise TrainingError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except ValueError as exc:
         raise TrainingError(f"{path}: training state is damaged ({exc})") from exc
+    if not complete:
+        raise TrainingError(f"{path}: training state is truncated (cut off after its header)")
     if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path}: not a SketchApp training state")
     return meta

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings
@@ -21,19 +20,8 @@ from sketchapp.core.checkpoint import JointModel, save_checkpoint
 from sketchapp.core.networks import JointGANConfig
 from sketchapp.ui.main_window import MainWindow
 from sketchapp.ui.training_wizard import DATA, FINISH, MODEL, STYLE, TRAIN
-from tests.conftest import lively
+from tests.conftest import lively, make_pictures
 from tests.ui.test_main_window import draw
-
-
-def make_pictures(folder: Path, count: int, seed: int = 0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        picture = np.full((48, 40, 3), 255, np.uint8)
-        y, x = rng.integers(8, 30, 2)
-        picture[y : y + 14, x : x + 10] = rng.integers(0, 200, 3)
-        Image.fromarray(picture).save(folder / f"shape{i:02d}.png")
-    return folder
 
 
 @pytest.fixture()

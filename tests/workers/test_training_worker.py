@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from PySide6.QtCore import QObject, Slot
 
 from sketchapp.core import device
 from sketchapp.core.runs import run_info
 from sketchapp.core.training import STATE_FILE
 from sketchapp.workers.training import TrainingThread
+from tests.conftest import make_pictures
 
 TINY = {"half_size": 16, "z_dim": 16, "gf": 8, "df": 8, "ef": 0, "epochs": 2, "batch_size": 4}
 PROGRESS_KEYS = {"job", "step", "steps", "epoch", "epochs", "phase", "elapsed", "eta", "rows", "held"}
@@ -123,17 +123,6 @@ def worker(qtbot, busy, monkeypatch):
     holder.stop()
     assert holder.thread.isFinished()
     torch.set_num_threads(previous)
-
-
-def make_pictures(folder: Path, count: int = 12, seed: int = 0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        picture = np.full((48, 40, 3), 255, np.uint8)
-        y, x = rng.integers(8, 30, 2)
-        picture[y : y + 14, x : x + 10] = rng.integers(0, 200, 3)
-        Image.fromarray(picture).save(folder / f"shape{i:02d}.png")
-    return folder
 
 
 def train_job(tmp_path: Path, folder: Path, **settings) -> dict:
