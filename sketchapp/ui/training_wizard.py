@@ -602,6 +602,9 @@ class TrainPage(QWizardPage):
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
+        # a long run has tens of thousands of steps: draw what the plot's width can show
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.setClipToView(True)
         self.curves = {
             "d_loss": self.plot.plot([], [], pen=pg.mkPen("#2e86c1", width=1.5), name="discriminator"),
             "g_loss": self.plot.plot([], [], pen=pg.mkPen("#e67e22", width=1.5), name="generator"),

@@ -61,7 +61,6 @@ class TrainingWorker(QObject):
         self._last_started = 0  # number of the training job the thread took up last
         self._running = False  # a training job is being worked on (not just waiting)
         self._running_cancel = CancelToken()  # that job's token
-        self._last: Any = None  # the latest TrainEvent of the running training
         self._wake.connect(self._work)
 
     # -- read-only facts, safe from any thread ---------------------------------------------
@@ -322,8 +321,7 @@ class TrainingWorker(QObject):
             style = pairs.info.get("sketch_style", spec.get("style", "unknown"))
             record = {**pairs.info, "spec": spec, "base_preset": base_preset}
             events = train(run, pairs, settings, device, cancel, resume, base_model, record)
-            self._drive(events, cancel, device.type, run, history, number)
-            last = self._last
+            last = self._drive(events, cancel, device.type, run, history, number)
             if last is None or last.kind == "cancelled":
                 step = last.step if last is not None else 0
                 steps = last.steps if last is not None else 0
@@ -351,9 +349,12 @@ class TrainingWorker(QObject):
 
     def _drive(
         self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]], number: int
-    ) -> None:
-        """Pull training steps, reporting at most every PROGRESS_INTERVAL; hold while paused or drawing."""
-        self._last = None
+    ) -> Any:
+        """Pull training steps, reporting at most every PROGRESS_INTERVAL; hold while paused or drawing.
+
+        Returns the last TrainEvent ("done" or "cancelled"), None if there was none.
+        """
+        last = None
         rows: list[dict[str, float]] = []
         last_report = 0.0
         working = 0.0  # seconds spent stepping (holds excluded): the rate behind the ETA
@@ -363,9 +364,9 @@ class TrainingWorker(QObject):
             began = time.perf_counter()
             event = next(events, None)
             if event is None:
-                return
+                return last
             working += time.perf_counter() - began
-            self._last = event
+            last = event
             if event.kind == "start":
                 first_step = event.step
                 working = 0.0  # reading and building were not steps
@@ -379,7 +380,7 @@ class TrainingWorker(QObject):
                 self.sample.emit(number, str(event.sample))
             if event.kind in ("done", "cancelled"):
                 self._report(event, rows, None, "")
-                return
+                return event
             eta = working / steps_done * (event.steps - event.step) if steps_done else None
             now = time.perf_counter()
             if now - last_report >= PROGRESS_INTERVAL or event.kind == "epoch":
