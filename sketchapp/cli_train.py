@@ -52,6 +52,9 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
     train.add_argument("--beta1", type=float, help="Adam beta1 (default 0.5)")
     train.add_argument("--g-steps", type=positive, help="generator updates per discriminator update (default 2)")
+    train.add_argument("--recon", type=float, metavar="WEIGHT",
+                       help="E and G also learn to redraw each real pair from its sketch, with this L1 weight "
+                       "(default 0: the paper's pure GAN; the shipped models use 10)")
     train.add_argument("--gf", type=positive, help="generator width (default 64)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64)")
     train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")
@@ -150,7 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {
         "half_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "beta1": args.beta1, "g_steps": args.g_steps, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps, "keep_every": args.keep_every,
-        "seed": args.seed,
+        "seed": args.seed, "recon_weight": args.recon,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.no_augment:

@@ -97,10 +97,13 @@ def estimate_training(
     betas = (settings.beta1, settings.beta2)
     opt_g = torch.optim.Adam(model.generator.parameters(), settings.lr, betas=betas)
     opt_d = torch.optim.Adam(model.discriminator.parameters(), settings.lr, betas=betas)
+    redraw = model.encoder if settings.recon_weight else None
+    opt_r = torch.optim.Adam(redraw.parameters(), settings.encoder_lr) if redraw is not None else None
 
     def gan_step() -> None:
         batch_in = augment(real, settings, rng) if settings.augment else real
-        _gan_step(model.generator, model.discriminator, opt_g, opt_d, batch_in, z, settings.g_steps)
+        _gan_step(model.generator, model.discriminator, opt_g, opt_d, batch_in, z, settings.g_steps, redraw, opt_r,
+                  settings.recon_weight)
 
     per_step = _timed(gan_step, steps, device)
     per_encoder_step = 0.0
@@ -278,6 +281,11 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
     """Training settings that keep a trained model's networks (size and widths), with ``overrides``."""
     from sketchapp.core.checkpoint import read_checkpoint
 
-    architecture = read_checkpoint(base)[0].get("architecture") or {}
-    inherited = {key: int(architecture[key]) for key in ("half_size", "gf", "df", "ef", "z_dim") if key in architecture}
+    meta = read_checkpoint(base)[0]
+    architecture = meta.get("architecture") or {}
+    inherited: dict[str, Any] = {key: int(architecture[key]) for key in ("half_size", "gf", "df", "ef", "z_dim") if key in architecture}
+    trained = ((meta.get("training") or {}).get("settings") or {})
+    recon = trained.get("recon_weight")
+    if isinstance(recon, (int, float)) and not isinstance(recon, bool) and inherited.get("ef", 1) > 0:
+        inherited["recon_weight"] = float(recon)  # the recipe that made the model is the one that fine-tunes it
     return replace(TrainSettings(), **{**inherited, **overrides})

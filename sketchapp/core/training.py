@@ -60,7 +60,7 @@ SAMPLES_DIR = "samples"
 EPOCHS_DIR = "epochs"
 STATE_FORMAT = "sketchapp.training-state"
 SAMPLE_COUNT = 32
-LOSS_COLUMNS = ("step", "phase", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "e_loss", "seconds")
+LOSS_COLUMNS = ("step", "phase", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "e_loss", "r_loss", "seconds")
 
 
 class TrainingError(SketchAppError):
@@ -82,6 +82,7 @@ class TrainSettings:
     beta1: float = 0.5
     beta2: float = 0.999
     g_steps: int = 2  # generator updates per discriminator update (the official code's 2 keeps D from winning)
+    recon_weight: float = 0.0  # > 0: E and G also learn to redraw each real pair from its sketch (0 = the paper's pure GAN)
     augment: bool = True
     flip: bool = True
     rotate_degrees: float = 6.0
@@ -117,6 +118,8 @@ class TrainSettings:
             (0 <= self.scale <= 0.5 and 0 <= self.shift <= 0.5, "scale and shift must be 0-0.5"),
             (0 <= self.noise <= 0.5, "noise must be 0-0.5"),
             (self.encoder_steps >= 0, "encoder steps must be >= 0"),
+            (0 <= self.recon_weight <= 1000, "reconstruction weight must be 0-1000"),
+            (self.recon_weight == 0 or self.ef > 0, "a reconstruction weight needs an encoder (ef > 0)"),
             (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
             (self.checkpoint_minutes > 0, "checkpoint interval must be positive"),
             (self.keep_every >= 0, "keep_every must be >= 0"),
@@ -519,12 +522,17 @@ def train(
 
     generator_net: nn.Module = model.generator
     discriminator_net: nn.Module = model.discriminator
+    encoder_net: nn.Module | None = model.encoder
+    if model.encoder is not None:
+        model.encoder.train(settings.recon_weight > 0)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if device.type == "cuda" else None
         generator_net = DDP(model.generator, device_ids=ids)
         discriminator_net = DDP(model.discriminator, device_ids=ids)
+        if model.encoder is not None and settings.recon_weight:
+            encoder_net = DDP(model.encoder, device_ids=ids)
 
     data = to_joint_tensor(train_pairs)
     fixed_z = sample_z(SAMPLE_COUNT, config.z_dim, torch.Generator().manual_seed(settings.seed + 7)).to(device)
@@ -590,7 +598,10 @@ def train(
             real = augment(real, settings, rng)
         z = sample_z(batch, config.z_dim, rng)[rank::world].to(device)
 
-        losses = _gan_step(generator_net, discriminator_net, opt_g, opt_d, real, z, settings.g_steps)
+        losses = _gan_step(
+            generator_net, discriminator_net, opt_g, opt_d, real, z, settings.g_steps,
+            encoder_net if settings.recon_weight else None, optimizers.get("E"), settings.recon_weight,
+        )
         step += 1
         pending.append({"step": step, "phase": "gan", "epoch": epoch + 1, **{k: f"{v:.5f}" for k, v in losses.items()}, "seconds": f"{elapsed():.1f}"})
         yield TrainEvent("step", step, total_steps, epoch + 1, settings.epochs, "gan", losses, elapsed(), eta())
@@ -627,29 +638,60 @@ def train(
 
 def _gan_step(
     generator_net: nn.Module, discriminator_net: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-    real: torch.Tensor, z: torch.Tensor, g_steps: int,
+    real: torch.Tensor, z: torch.Tensor, g_steps: int, encoder_net: nn.Module | None = None,
+    opt_e: torch.optim.Optimizer | None = None, recon_weight: float = 0.0,
 ) -> dict[str, float]:
-    """One discriminator update, then ``g_steps`` generator updates on the same codes."""
+    """One discriminator update, then ``g_steps`` generator updates on the same codes.
+
+    With an encoder and ``recon_weight`` > 0, G also draws each real pair from
+    E(its sketch half) in the same batch, and G and E together learn to redraw it (L1
+    on both halves, weighted). That ties the latent space to the drawings, so the
+    encoder's start lands on a matching picture: the pure GAN needs far more training
+    for the same. The discriminator only sees the random codes' pictures.
+    """
     bce = F.binary_cross_entropy_with_logits
-    fake = generator_net(z)
+    count = len(z)
+    redraw = encoder_net is not None and recon_weight > 0
+
+    def draw() -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not redraw:
+            return generator_net(z), None
+        assert encoder_net is not None
+        codes = encoder_net(real[..., : real.shape[-1] // 2])
+        both = generator_net(torch.cat([z, codes]))
+        return both[:count], both[count:]
+
+    fake, redrawn = draw()
     d_real = discriminator_net(real)
     d_fake = discriminator_net(fake.detach())
     d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
+    recon_loss = None
     for g_round in range(g_steps):
         if g_round:
-            fake = generator_net(z)
+            fake, redrawn = draw()
         g_score = discriminator_net(fake)
         g_loss = bce(g_score, torch.ones_like(g_score))
+        total = g_loss
+        if redrawn is not None:
+            recon_loss = F.l1_loss(redrawn, real)
+            total = g_loss + recon_weight * recon_loss
         opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        if redraw and opt_e is not None:
+            opt_e.zero_grad(set_to_none=True)
+        total.backward()
         opt_g.step()
-    return {
+        if redraw and opt_e is not None:
+            opt_e.step()
+    losses = {
         "d_loss": d_loss.item(), "g_loss": g_loss.item(),
         "d_real": torch.sigmoid(d_real.detach()).mean().item(), "d_fake": torch.sigmoid(d_fake.detach()).mean().item(),
     }
+    if recon_loss is not None:
+        losses["r_loss"] = recon_loss.item()
+    return losses
 
 
 def _encoder_step(

@@ -59,6 +59,9 @@ USABLE_KINDS = ("folder", "side-by-side", "paired", "dataset")
 #: A fine-tuned model starts from its preset's encoder, which needs far fewer steps to
 #: follow the changed generator than a new one (1500).
 FINE_TUNE_ENCODER_STEPS = 500
+#: New models learn to redraw each pair from its sketch while the GAN trains (the
+#: shipped models' recipe, see the README); a fine-tuned one keeps its base's setting.
+NEW_MODEL_RECON_WEIGHT = 50.0
 
 
 def duration(seconds: float) -> str:
@@ -545,7 +548,8 @@ class ModelPage(QWizardPage):
             settings["encoder_steps"] = FINE_TUNE_ENCODER_STEPS
         else:
             width = int(self.width_box.currentData())
-            settings.update(half_size=int(self.resolution.currentData()), gf=width, df=width, ef=width)
+            settings.update(half_size=int(self.resolution.currentData()), gf=width, df=width, ef=width,
+                            recon_weight=NEW_MODEL_RECON_WEIGHT)
         return job
 
     def measure(self) -> None:

@@ -233,3 +233,42 @@ def test_keep_every_saves_usable_epoch_models(tmp_path):
     kept = sorted(p.name for p in (tmp_path / "run" / "epochs").iterdir())
     assert kept == ["epoch-002.safetensors", "epoch-004.safetensors"]
     assert load_model(tmp_path / "run" / "epochs" / kept[0]).metadata["training"]["step"] == 2 * 3
+
+
+def _redraw_error(model, pairs: PairSet) -> float:
+    joint = training.to_joint_tensor(pairs).float().div(127.5).sub(1.0)
+    with torch.no_grad():
+        redrawn = model.generator(model.encoder(joint[..., :SIZE]))
+    return torch.nn.functional.l1_loss(redrawn, joint).item()
+
+
+def test_reconstruction_training_teaches_the_encoder_and_generator_to_redraw_real_pairs(tmp_path):
+    pairs = tiny_pairs()
+    settings = replace(FAST, epochs=12, encoder_steps=0, recon_weight=10.0, augment=False, lr=1e-3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        from sketchapp.core.checkpoint import JointModel
+
+        untrained = JointModel.create(settings.config).eval()
+    events = list(train(tmp_path / "run", pairs, settings))
+    assert events[-1].kind == "done"
+    model = load_model(tmp_path / "run" / "model.safetensors")
+    assert model.metadata["training"]["settings"]["recon_weight"] == 10.0
+    # no encoder phase ran, so only the GAN phase can have trained E
+    assert _redraw_error(model, pairs) < 0.6 * _redraw_error(untrained, pairs)
+    with open(tmp_path / "run" / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    first, last = float(rows[0]["r_loss"]), float(rows[-1]["r_loss"])
+    assert last < first
+
+    from sketchapp.core.runs import fine_tune_settings
+
+    assert fine_tune_settings(tmp_path / "run" / "model.safetensors").recon_weight == 10.0
+    assert fine_tune_settings(tmp_path / "run" / "model.safetensors", recon_weight=0.0).recon_weight == 0.0
+
+
+def test_a_reconstruction_weight_needs_an_encoder():
+    with pytest.raises(SettingsError, match="needs an encoder"):
+        replace(FAST, ef=0, recon_weight=5.0)
+    with pytest.raises(SettingsError, match="reconstruction weight"):
+        replace(FAST, recon_weight=-1.0)
