@@ -54,7 +54,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--g-steps", type=positive, help="generator updates per discriminator update (default 2)")
     train.add_argument("--recon", type=float, metavar="WEIGHT",
                        help="E and G also learn to redraw each real pair from its sketch, with this L1 weight "
-                       "(default 0: the paper's pure GAN; the shipped models use 10)")
+                       "(default 0: the paper's pure GAN; the shipped models use 50)")
     train.add_argument("--gf", type=positive, help="generator width (default 64)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64)")
     train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")

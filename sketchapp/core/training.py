@@ -600,7 +600,7 @@ def train(
 
         losses = _gan_step(
             generator_net, discriminator_net, opt_g, opt_d, real, z, settings.g_steps,
-            encoder_net if settings.recon_weight else None, optimizers.get("E"), settings.recon_weight,
+            encoder_net, optimizers.get("E"), settings.recon_weight,
         )
         step += 1
         pending.append({"step": step, "phase": "gan", "epoch": epoch + 1, **{k: f"{v:.5f}" for k, v in losses.items()}, "seconds": f"{elapsed():.1f}"})
@@ -651,7 +651,8 @@ def _gan_step(
     """
     bce = F.binary_cross_entropy_with_logits
     count = len(z)
-    redraw = encoder_net is not None and recon_weight > 0
+    redraw = encoder_net is not None and opt_e is not None and recon_weight > 0
+    updated = [opt_g, opt_e] if redraw and opt_e is not None else [opt_g]
 
     def draw() -> tuple[torch.Tensor, torch.Tensor | None]:
         if not redraw:
@@ -678,13 +679,11 @@ def _gan_step(
         if redrawn is not None:
             recon_loss = F.l1_loss(redrawn, real)
             total = g_loss + recon_weight * recon_loss
-        opt_g.zero_grad(set_to_none=True)
-        if redraw and opt_e is not None:
-            opt_e.zero_grad(set_to_none=True)
+        for optimizer in updated:
+            optimizer.zero_grad(set_to_none=True)
         total.backward()
-        opt_g.step()
-        if redraw and opt_e is not None:
-            opt_e.step()
+        for optimizer in updated:
+            optimizer.step()
     losses = {
         "d_loss": d_loss.item(), "g_loss": g_loss.item(),
         "d_real": torch.sigmoid(d_real.detach()).mean().item(), "d_fake": torch.sigmoid(d_fake.detach()).mean().item(),
