@@ -55,6 +55,8 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--recon", type=float, metavar="WEIGHT",
                        help="E and G also learn to redraw each real pair from its sketch, with this L1 weight "
                        "(default 0: the paper's pure GAN; the shipped models use 50)")
+    train.add_argument("--judge-redrawn", action="store_true",
+                       help="with --recon: the discriminator also judges the redrawn pairs, so they come out sharp")
     train.add_argument("--gf", type=positive, help="generator width (default 64)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64)")
     train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")
@@ -158,6 +160,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = False
+    if args.judge_redrawn:
+        overrides["judge_redrawn"] = True
     if args.resume:
         if args.data or args.side_by_side or args.sketches:
             args.usage_error("--resume reloads the data the run was started with; do not give data")

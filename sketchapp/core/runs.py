@@ -103,7 +103,7 @@ def estimate_training(
     def gan_step() -> None:
         batch_in = augment(real, settings, rng) if settings.augment else real
         _gan_step(model.generator, model.discriminator, opt_g, opt_d, batch_in, z, settings.g_steps, redraw, opt_r,
-                  settings.recon_weight)
+                  settings.recon_weight, settings.judge_redrawn)
 
     per_step = _timed(gan_step, steps, device)
     per_encoder_step = 0.0
@@ -288,4 +288,6 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
     recon = trained.get("recon_weight")
     if isinstance(recon, (int, float)) and not isinstance(recon, bool) and inherited.get("ef", 1) > 0:
         inherited["recon_weight"] = float(recon)  # the recipe that made the model is the one that fine-tunes it
+        if trained.get("judge_redrawn") is True:
+            inherited["judge_redrawn"] = True
     return replace(TrainSettings(), **{**inherited, **overrides})

@@ -83,6 +83,7 @@ class TrainSettings:
     beta2: float = 0.999
     g_steps: int = 2  # generator updates per discriminator update (the official code's 2 keeps D from winning)
     recon_weight: float = 0.0  # > 0: E and G also learn to redraw each real pair from its sketch (0 = the paper's pure GAN)
+    judge_redrawn: bool = False  # D also judges those redrawn pairs, so they come out sharp rather than averaged
     augment: bool = True
     flip: bool = True
     rotate_degrees: float = 6.0
@@ -120,6 +121,7 @@ class TrainSettings:
             (self.encoder_steps >= 0, "encoder steps must be >= 0"),
             (0 <= self.recon_weight <= 1000, "reconstruction weight must be 0-1000"),
             (self.recon_weight == 0 or self.ef > 0, "a reconstruction weight needs an encoder (ef > 0)"),
+            (not self.judge_redrawn or self.recon_weight > 0, "judging redrawn pairs needs a reconstruction weight"),
             (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
             (self.checkpoint_minutes > 0, "checkpoint interval must be positive"),
             (self.keep_every >= 0, "keep_every must be >= 0"),
@@ -600,7 +602,7 @@ def train(
 
         losses = _gan_step(
             generator_net, discriminator_net, opt_g, opt_d, real, z, settings.g_steps,
-            encoder_net, optimizers.get("E"), settings.recon_weight,
+            encoder_net, optimizers.get("E"), settings.recon_weight, settings.judge_redrawn,
         )
         step += 1
         pending.append({"step": step, "phase": "gan", "epoch": epoch + 1, **{k: f"{v:.5f}" for k, v in losses.items()}, "seconds": f"{elapsed():.1f}"})
@@ -639,7 +641,7 @@ def train(
 def _gan_step(
     generator_net: nn.Module, discriminator_net: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
     real: torch.Tensor, z: torch.Tensor, g_steps: int, encoder_net: nn.Module | None = None,
-    opt_e: torch.optim.Optimizer | None = None, recon_weight: float = 0.0,
+    opt_e: torch.optim.Optimizer | None = None, recon_weight: float = 0.0, judge_redrawn: bool = False,
 ) -> dict[str, float]:
     """One discriminator update, then ``g_steps`` generator updates on the same codes.
 
@@ -647,7 +649,9 @@ def _gan_step(
     E(its sketch half) in the same batch, and G and E together learn to redraw it (L1
     on both halves, weighted). That ties the latent space to the drawings, so the
     encoder's start lands on a matching picture: the pure GAN needs far more training
-    for the same. The discriminator only sees the random codes' pictures.
+    for the same. With ``judge_redrawn`` the discriminator also judges the redrawn pairs
+    (L1 alone draws the average of the pictures a sketch could be: blurry, as pix2pix
+    found); otherwise it only sees the random codes' pictures.
     """
     bce = F.binary_cross_entropy_with_logits
     count = len(z)
@@ -662,9 +666,12 @@ def _gan_step(
         both = generator_net(torch.cat([z, codes]))
         return both[:count], both[count:]
 
+    def judged(fake: torch.Tensor, redrawn: torch.Tensor | None) -> torch.Tensor:
+        return torch.cat([fake, redrawn]) if judge_redrawn and redrawn is not None else fake
+
     fake, redrawn = draw()
     d_real = discriminator_net(real)
-    d_fake = discriminator_net(fake.detach())
+    d_fake = discriminator_net(judged(fake, redrawn).detach())
     d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
@@ -673,7 +680,7 @@ def _gan_step(
     for g_round in range(g_steps):
         if g_round:
             fake, redrawn = draw()
-        g_score = discriminator_net(fake)
+        g_score = discriminator_net(judged(fake, redrawn))
         g_loss = bce(g_score, torch.ones_like(g_score))
         total = g_loss
         if redrawn is not None:

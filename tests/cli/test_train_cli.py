@@ -170,3 +170,16 @@ def test_fine_tuning_takes_the_base_models_networks(tmp_path, photos, capsys):
     assert main(["train", str(tuned), "--data", str(photos), "--epochs", "1", "--encoder-steps", "1", "--batch-size", "8",
                  "--init-from", str(base / "model.safetensors"), "-q"]) == 0  # no sizes given: the base's are used
     assert load_model(tuned / "model.safetensors").config == load_model(base / "model.safetensors").config
+
+
+def test_recon_and_judge_redrawn_reach_the_run_settings(tmp_path, photos, capsys):
+    assert main(["train", str(tmp_path / "alone"), "--data", str(photos), "--judge-redrawn", *TINY]) == 1
+    assert "judging redrawn pairs needs a reconstruction weight" in capsys.readouterr().err
+    assert not (tmp_path / "alone").exists()
+    run = tmp_path / "run"
+    assert main(["train", str(run), "--data", str(photos), "--epochs", "1", "--recon", "20", "--judge-redrawn",
+                 "-q", *TINY]) == 0
+    settings = json.loads((run / "settings.json").read_text())["settings"]
+    assert settings["recon_weight"] == 20.0 and settings["judge_redrawn"] is True
+    with open(run / "losses.csv", newline="") as handle:
+        assert all(row["r_loss"] for row in csv.DictReader(handle) if row["phase"] == "gan")

@@ -272,3 +272,35 @@ def test_a_reconstruction_weight_needs_an_encoder():
         replace(FAST, ef=0, recon_weight=5.0)
     with pytest.raises(SettingsError, match="reconstruction weight"):
         replace(FAST, recon_weight=-1.0)
+    with pytest.raises(SettingsError, match="judging redrawn pairs needs a reconstruction weight"):
+        replace(FAST, judge_redrawn=True)
+
+
+@pytest.mark.parametrize("judge", [False, True])
+def test_judge_redrawn_shows_the_discriminator_the_redrawn_pairs(judge):
+    from sketchapp.core.checkpoint import JointModel
+
+    torch.manual_seed(0)
+    model = JointModel.create(FAST.config)
+    real = torch.rand(4, 3, SIZE, 2 * SIZE) * 2 - 1
+    z = torch.rand(3, FAST.z_dim) * 2 - 1
+    seen: list[int] = []
+    model.discriminator.register_forward_hook(lambda _module, args, _out: seen.append(len(args[0])))
+    opt = {name: torch.optim.Adam(net.parameters(), 1e-3)
+           for name, net in (("G", model.generator), ("D", model.discriminator), ("E", model.encoder))}
+    losses = training._gan_step(model.generator, model.discriminator, opt["G"], opt["D"], real, z, 2,
+                                model.encoder, opt["E"], 10.0, judge)
+    fakes = 3 + 4 if judge else 3
+    assert seen == [4, fakes, fakes, fakes]  # real, fakes for D, then G's two rounds
+    assert {"d_loss", "g_loss", "r_loss"} <= set(losses)
+
+
+def test_fine_tuning_keeps_judge_redrawn(tmp_path):
+    from sketchapp.core.runs import fine_tune_settings
+
+    settings = replace(FAST, epochs=1, encoder_steps=0, recon_weight=5.0, judge_redrawn=True)
+    events = list(train(tmp_path / "run", tiny_pairs(), settings))
+    assert events[-1].kind == "done"
+    inherited = fine_tune_settings(tmp_path / "run" / "model.safetensors")
+    assert inherited.judge_redrawn and inherited.recon_weight == 5.0
+    assert not fine_tune_settings(tmp_path / "run" / "model.safetensors", judge_redrawn=False).judge_redrawn
