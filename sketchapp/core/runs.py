@@ -37,6 +37,7 @@ from sketchapp.core.training import (
     _gan_step,
     augment,
     auto_batch_size,
+    default_encoder_steps,
 )
 
 PRESET_FILE = "preset.json"
@@ -290,4 +291,6 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
         inherited["recon_weight"] = float(recon)  # the recipe that made the model is the one that fine-tunes it
         if trained.get("judge_redrawn") is True:
             inherited["judge_redrawn"] = True
-    return replace(TrainSettings(), **{**inherited, **overrides})
+    settings = {**inherited, **overrides}
+    settings.setdefault("encoder_steps", default_encoder_steps(settings.get("recon_weight", 0.0), fine_tune=True))
+    return replace(TrainSettings(), **settings)

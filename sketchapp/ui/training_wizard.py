@@ -56,9 +56,6 @@ STYLES = (
 PREVIEW_SIZE = 96
 SLIDER_STEPS = 1000
 USABLE_KINDS = ("folder", "side-by-side", "paired", "dataset")
-#: A fine-tuned model starts from its preset's encoder, which needs far fewer steps to
-#: follow the changed generator than a new one (1500).
-FINE_TUNE_ENCODER_STEPS = 500
 #: New models learn to redraw each pair from its sketch while the GAN trains (the
 #: shipped models' recipe, see the README); a fine-tuned one keeps its base's setting.
 NEW_MODEL_RECON_WEIGHT = 50.0
@@ -545,7 +542,6 @@ class ModelPage(QWizardPage):
         if self.fine_tune.isChecked() and self.base.currentData():
             preset = self.base.currentData()
             job["base_model"], job["base_preset"] = preset["model"], preset["id"]
-            settings["encoder_steps"] = FINE_TUNE_ENCODER_STEPS
         else:
             width = int(self.width_box.currentData())
             settings.update(half_size=int(self.resolution.currentData()), gf=width, df=width, ef=width,

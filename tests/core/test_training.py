@@ -263,8 +263,18 @@ def test_reconstruction_training_teaches_the_encoder_and_generator_to_redraw_rea
 
     from sketchapp.core.runs import fine_tune_settings
 
-    assert fine_tune_settings(tmp_path / "run" / "model.safetensors").recon_weight == 10.0
-    assert fine_tune_settings(tmp_path / "run" / "model.safetensors", recon_weight=0.0).recon_weight == 0.0
+    inherited = fine_tune_settings(tmp_path / "run" / "model.safetensors")
+    assert inherited.recon_weight == 10.0 and inherited.encoder_steps == 0  # E keeps learning in the GAN phase
+    plain = fine_tune_settings(tmp_path / "run" / "model.safetensors", recon_weight=0.0)
+    assert plain.recon_weight == 0.0 and plain.encoder_steps == training.FINE_TUNE_ENCODER_STEPS
+    assert fine_tune_settings(tmp_path / "run" / "model.safetensors", encoder_steps=7).encoder_steps == 7
+
+
+def test_the_encoder_only_phase_is_left_out_after_a_gan_with_a_reconstruction_term():
+    assert TrainSettings.from_dict({}).encoder_steps == training.ENCODER_STEPS
+    assert TrainSettings.from_dict({"recon_weight": 50}).encoder_steps == 0
+    assert TrainSettings.from_dict({"recon_weight": 50, "encoder_steps": 20}).encoder_steps == 20
+    assert TrainSettings.from_dict({"recon_weight": 0.0}).encoder_steps == training.ENCODER_STEPS
 
 
 def test_a_reconstruction_weight_needs_an_encoder():
