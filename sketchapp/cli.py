@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     complete.add_argument("--threads", type=_threads, help="CPU threads (default: all available)")
     complete.add_argument("--hints", metavar="HINTS.png", help="RGBA colour hints over the sketch")
+    complete.add_argument("--ink-lines", action=argparse.BooleanOptionalAction,
+                          help="draw the sketch's own lines over the results, at its resolution "
+                          "(default: the preset's setting; off for --model)")
     complete.add_argument("--frames", metavar="DIR", help="save intermediate completions here")
     complete.add_argument("--frame-every", type=_positive, default=10, metavar="N", help="frame interval (default 10)")
     complete.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -172,6 +175,7 @@ def _complete(args: argparse.Namespace) -> int:
         start=args.start,
         contextual=args.contextual,
         seed=seed,
+        ink_lines=args.ink_lines,
     )
     device = select_device(args.device)
     threads = configure_cpu_threads(args.threads)
@@ -215,7 +219,7 @@ def _save_frame(folder: Path, snapshot) -> None:  # noqa: ANN001 - core type imp
 def _write_results(output: Path, snapshot, text: dict[str, str]) -> None:  # noqa: ANN001
     from sketchapp.core.images import save_image
 
-    images = snapshot.images("image")
+    images = snapshot.results()
     losses = snapshot.losses["total"]
     save_image(output, images[snapshot.best], {**text, "candidate": str(snapshot.best + 1)})
     for index, image in enumerate(images):

@@ -20,7 +20,7 @@ from sketchapp.core.checkpoint import CONTEXTUAL, JointModel
 from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.networks import sample_z
-from sketchapp.core.prepare import hints_tensor, sketch_tensor
+from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
 
 STARTS = ("auto", "random", "encoder")
 CONTEXTUAL_LOSSES = ("kl", "l1")
@@ -50,6 +50,9 @@ class CompletionSettings:
     seed: int | None = None
     channels_last: bool = True  # CPU memory layout that oneDNN convolutions run fastest in
     compile: bool = False  # torch.compile G and D: ~10 % faster, after a compile of ~30 s
+    # Results carry the sketch's own lines, drawn over them at the sketch's resolution:
+    # for styles whose pictures contain their line art (OpenMoji's emoji do).
+    ink_lines: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -204,6 +207,7 @@ class _Run:
         self.rng = torch.Generator().manual_seed(
             settings.seed if settings.seed is not None else int(torch.seed() % (2**63))
         )
+        self.lines = line_layer(sketch, h) if settings.ink_lines else None
 
     # -- losses -------------------------------------------------------------------------
     def contextual(self, pictures: torch.Tensor) -> torch.Tensor:
@@ -233,6 +237,10 @@ class _Run:
 
     # -- run ----------------------------------------------------------------------------
     def snapshots(self) -> Iterator[Snapshot]:
+        for snapshot in self._snapshots():
+            yield snapshot if self.lines is None else replace(snapshot, lines=self.lines)
+
+    def _snapshots(self) -> Iterator[Snapshot]:
         s = self.settings
         self.engine.set_layout(s.channels_last and self.device.type == "cpu")
         if self.given_z is not None:

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from sketchapp.core.prepare import ink_over
+
 
 class CancelToken:
     """A thread-safe flag an engine checks once per iteration."""
@@ -53,6 +55,7 @@ class Snapshot:
     latents: torch.Tensor | None = field(default=None, repr=False)  # (K, z_dim)
     final: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    lines: np.ndarray | None = field(default=None, repr=False)  # the sketch as an ink layer (S, S), when inked
 
     @property
     def candidates(self) -> int:
@@ -73,6 +76,16 @@ class Snapshot:
         elif part != "joint":
             raise ValueError(f"part must be 'image', 'sketch' or 'joint', not {part!r}")
         return to_uint8(pictures)
+
+    def results(self) -> np.ndarray:
+        """(K, S, S, 3) uint8: the image halves as the user gets them.
+
+        With a line layer (the ``ink_lines`` setting) they are enlarged to the sketch's
+        resolution and its own lines are drawn over them; otherwise they are
+        ``images("image")``.
+        """
+        images = self.images("image")
+        return images if self.lines is None else ink_over(images, self.lines)
 
     def best_image(self, part: str = "image") -> np.ndarray:
         return self.images(part)[self.best]

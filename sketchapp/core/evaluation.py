@@ -183,7 +183,9 @@ def evaluate(
         starts = [s for s in starts if s == "random"]
     cancel = cancel or CancelToken()
     engine = ContextualEngine(model, device)
-    base = replace(settings, iterations=marks[-1], patience=0, seed=settings.seed if settings.seed is not None else 0)
+    # The model's own image half is scored: inked lines would copy the test sketch into the result.
+    base = replace(settings, iterations=marks[-1], patience=0, seed=settings.seed if settings.seed is not None else 0,
+                   ink_lines=False)
     engine.warm_up(base)
     baseline = NearestBaseline(train) if train is not None and len(train) else None
     sums: dict[str, dict[int, list[dict[str, float]]]] = {}

@@ -62,3 +62,29 @@ def hints_tensor(hints: np.ndarray, sketch_shape: tuple[int, ...], size: int) ->
     colours = torch.from_numpy(fitted[:, :, :3] / 127.5 - 1.0).permute(2, 0, 1).unsqueeze(0)
     alpha = torch.from_numpy(fitted[:, :, 3] / 255.0)[None, None]
     return colours.contiguous(), alpha.contiguous()
+
+
+INK_SIDE_LIMIT = 1024  # the finest resolution a sketch's lines are inked at
+
+
+def line_layer(sketch: np.ndarray, minimum: int) -> np.ndarray:
+    """The sketch as an ink multiplier (S, S) float32: 1 on paper, down to 0 on black lines.
+
+    S is the sketch's own resolution (its longer side, squared as the model sees it),
+    at least ``minimum`` and at most INK_SIDE_LIMIT, so lines stay as crisp as drawn.
+    """
+    side = min(max(max(sketch.shape[:2]), minimum), INK_SIDE_LIMIT)
+    rgb = fit_square(as_rgb(sketch), side, (255, 255, 255))
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+
+
+def ink_over(images: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """(K, h, h, 3) uint8 pictures enlarged to the line layer's size, its lines multiplied over them."""
+    side = lines.shape[0]
+    inked = np.empty((len(images), side, side, 3), np.uint8)
+    for index, image in enumerate(images):
+        if image.shape[0] != side:
+            interp = cv2.INTER_CUBIC if side > image.shape[0] else cv2.INTER_AREA
+            image = cv2.resize(image, (side, side), interpolation=interp)
+        np.multiply(image, lines[:, :, None], out=inked[index], casting="unsafe")
+    return inked

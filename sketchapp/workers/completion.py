@@ -44,7 +44,7 @@ class Frame:
     iteration: int
     iterations: int
     phase: str
-    images: np.ndarray  # (K, H, H, 3) image halves
+    images: np.ndarray  # (K, S, S, 3) results: image halves, at the sketch's resolution when inked
     sketches: np.ndarray  # (K, H, H, 3) the model's own sketch halves (ghost guide)
     losses: np.ndarray  # (K,) total loss per candidate
     best: int
@@ -58,7 +58,8 @@ def frame_of(snapshot: Snapshot, generation: int, rate: float, settings: dict[st
     joint = snapshot.images("joint")
     h = snapshot.half_size
     return Frame(
-        generation, snapshot.iteration, snapshot.iterations, snapshot.phase, joint[:, :, h:].copy(),
+        generation, snapshot.iteration, snapshot.iterations, snapshot.phase,
+        snapshot.results() if snapshot.lines is not None else joint[:, :, h:].copy(),
         joint[:, :, :h].copy(), np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
         snapshot.final, dict(settings or {}),
     )

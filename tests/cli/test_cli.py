@@ -33,6 +33,16 @@ def test_complete_writes_best_and_every_candidate(tmp_path, sketch_png, tiny_che
     assert capsys.readouterr().err == ""
 
 
+def test_ink_lines_draws_the_sketch_over_every_result(tmp_path, sketch_png, tiny_checkpoint):
+    out = tmp_path / "inked.png"
+    assert complete(sketch_png, "-o", out, "--model", tiny_checkpoint, "--ink-lines", *FAST) == 0
+    for path in (out, tmp_path / "inked-2.png"):
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        assert pixels.shape == (120, 120, 3)  # the sketch's resolution, not the model's 16 px
+        assert pixels[25:95, 57:60].max() == 0  # the vertical stroke (columns 40:46, padded by 15)
+    assert json.loads(Image.open(out).text["settings"])["ink_lines"] is True
+
+
 def test_same_seed_same_result(tmp_path, sketch_png, tiny_checkpoint):
     for name in ("a.png", "b.png"):
         assert complete(sketch_png, "-o", tmp_path / name, "--model", tiny_checkpoint, *FAST) == 0
@@ -183,7 +193,8 @@ def test_shipped_presets_complete_a_sketch(tmp_path, sketch_png, preset, capsys)
     out = tmp_path / "shipped.png"
     assert complete(sketch_png, "-o", out, "--preset", preset, "--iterations", "5", "--candidates", "2", "--seed", "0", "-q") == 0
     pixels = np.asarray(Image.open(out).convert("RGB")).astype(int)
-    assert pixels.shape == (64, 64, 3)
+    inked = preset == "emoji-colour"  # OpenMoji's pictures carry their line art: the sketch's lines are drawn over
+    assert pixels.shape == ((120, 120, 3) if inked else (64, 64, 3))
     assert pixels.std() > 5  # a picture, not a blank
     main(["presets"])
     listed = capsys.readouterr().out

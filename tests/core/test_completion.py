@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -247,3 +248,28 @@ def test_cancel_during_the_final_pass_gives_no_result(tiny_model):
 def test_settings_types_are_checked(bad):
     with pytest.raises(SettingsError):
         CompletionSettings(**bad)
+
+
+def test_ink_lines_draws_the_sketch_over_the_results_at_its_resolution(tiny_model):
+    sketch = np.full((80, 64), 255, np.uint8)  # not square: fitted as the model sees it
+    sketch[30:34, 8:56] = 0
+    plain = run(ContextualEngine(tiny_model), sketch, iterations=3)
+    inked = run(ContextualEngine(tiny_model), sketch, iterations=3, ink_lines=True)
+    assert all(s.lines is None for s in plain) and all(s.lines is not None for s in inked)
+    assert np.array_equal(plain[-1].results(), plain[-1].images("image"))
+    results = inked[-1].results()
+    assert results.shape == (8, 80, 80, 3)  # the sketch's longer side, squared
+    assert np.array_equal(inked[-1].images("image"), plain[-1].images("image"))  # the model's own output is unchanged
+    # the square pads the columns by 8: the stroke (rows 30:34, columns 8:56) lies at columns 16:64
+    assert results[:, 30:34, 16:64].max() == 0 and results[:, 30:34, 8:12].max() > 0
+    enlarged = cv2.resize(inked[-1].images("image")[0], (80, 80), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(results[0, 60:].astype(int) - enlarged[60:]).max() <= 1  # paper keeps the colours
+
+
+def test_line_layer_keeps_the_sketch_resolution_within_limits():
+    from sketchapp.core.prepare import INK_SIDE_LIMIT, line_layer
+
+    assert line_layer(np.zeros((10, 12), np.uint8), 16).shape == (16, 16)
+    assert line_layer(np.zeros((300, 200, 3), np.uint8), 16).shape == (300, 300)
+    huge = line_layer(np.full((3000, 2000), 255, np.uint8), 16)
+    assert huge.shape == (INK_SIDE_LIMIT, INK_SIDE_LIMIT) and huge.dtype == np.float32 and huge.min() == 1.0

@@ -85,6 +85,18 @@ def test_frames_stream_and_the_run_finishes(qtbot, worker, tiny_checkpoint):
     assert last.settings["seed"] == 0 and last.settings["candidates"] == 3
 
 
+def test_inked_frames_carry_the_sketch_lines_at_its_resolution(qtbot, worker, tiny_checkpoint):
+    holder, got = worker
+    load(qtbot, holder, got, tiny_checkpoint)
+    holder.worker.request(Request(1, SKETCH, settings={"iterations": 5, "candidates": 2, "seed": 0, "ink_lines": True}))
+    qtbot.waitUntil(lambda: got.finished == [1], timeout=20000)
+    qtbot.waitUntil(lambda: got.frames[-1].final, timeout=5000)
+    last = got.frames[-1]
+    assert last.images.shape == (2, 32, 32, 3) and last.sketches.shape == (2, 16, 16, 3)
+    assert last.images[:, 8:24, 15:17].max() == 0
+    assert last.settings["ink_lines"] is True
+
+
 def test_a_newer_request_replaces_the_running_one(qtbot, worker, tiny_checkpoint):
     holder, got = worker
     load(qtbot, holder, got, tiny_checkpoint)
