@@ -145,8 +145,8 @@ class App:
         self.window.device_label.setText("loading model…")
         self.completion.worker.load(preset.model, preset.name, preset.settings)
 
-    def complete(self, generation: int, sketch: np.ndarray, hints: Any, z: Any) -> None:
-        self.completion.worker.request(self.request_type(generation, sketch, hints, z))
+    def complete(self, generation: int, sketch: np.ndarray, hints: Any, z: Any, settings: dict[str, Any]) -> None:
+        self.completion.worker.request(self.request_type(generation, sketch, hints, z, settings))
 
     def stop(self) -> bool:
         stopped = self.completion.stop(1000)

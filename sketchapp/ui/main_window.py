@@ -177,7 +177,8 @@ def qimage_rgba(image: QImage) -> np.ndarray:
 
 
 class MainWindow(QMainWindow):
-    completion_requested = Signal(int, object, object, object)  # generation, sketch (grey), hints (RGBA) or None, z or None
+    # generation, sketch (grey), hints (RGBA) or None, z or None, settings for this run (dict)
+    completion_requested = Signal(int, object, object, object, object)
     completion_cancelled = Signal()
     preset_chosen = Signal(str)
     training_requested = Signal()
@@ -283,6 +284,8 @@ class MainWindow(QMainWindow):
         self.hint_action = self._action("fa5s.paint-brush", "Colour hints", self._hint_mode, "H", checkable=True)
         self.hint_colour_action = self._action("fa5s.palette", "Hint colour…", self.choose_hint_colour)
         self.clear_hints_action = self._action("fa5s.eraser", "Clear hints", self.result.clear_hints)
+        self.ink_action = self._action("fa5s.pen-nib", "Ink my lines over the result", self._set_ink, "I", checkable=True)
+        self.ink_action.setToolTip("Draw your own lines over the coloured result (I); each preset has its default")
         self.live_action = self._action("fa5s.bolt", "Live completion", self._set_live, checkable=True)
         self.live_action.setChecked(True)
         smaller = self._action("fa5s.minus", "Smaller brush", lambda: self.canvas.grow_brush(1 / 1.25), "[")
@@ -324,7 +327,7 @@ class MainWindow(QMainWindow):
         for action in (undo, redo, None, self.clear_action, self.copy_action):
             edit.addSeparator() if action is None else edit.addAction(action)
         view = menus.addMenu("&View")
-        for action in (self.fit_action, self.ghost_action):
+        for action in (self.fit_action, self.ghost_action, self.ink_action):
             view.addAction(action)
         complete = menus.addMenu("&Completion")
         for action in (self.live_action, self.run_action, self.stop_action, self.refine_action, None,
@@ -367,6 +370,10 @@ class MainWindow(QMainWindow):
             self.hint_action.setChecked(True)
             self._hint_mode(True)
 
+    def _set_ink(self, _on: bool) -> None:
+        if self.frame is not None:
+            self.request_completion()
+
     def _set_live(self, live: bool) -> None:
         self.live = live
         if not live:
@@ -390,6 +397,7 @@ class MainWindow(QMainWindow):
         self.preset_name = str(info.get("name", ""))
         self.preset_label.setText(f"Preset: {self.preset_name}")
         self.device_label.setText(f"Device: {info.get('device', '?')}")
+        self.ink_action.setChecked(bool(info.get("ink_lines", False)))  # the preset's default
         if not self.document.is_empty():
             self.request_completion()
 
@@ -410,7 +418,8 @@ class MainWindow(QMainWindow):
         side = self.model_side * 4
         hints = self.result.hints_array(side) if self.result.has_hints() else None
         self.completion_requested.emit(
-            self.generation, self.document.to_array(side), hints, z if isinstance(z, np.ndarray) else None
+            self.generation, self.document.to_array(side), hints, z if isinstance(z, np.ndarray) else None,
+            {"ink_lines": self.ink_action.isChecked()},
         )
 
     def refine(self) -> None:

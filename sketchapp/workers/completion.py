@@ -66,7 +66,7 @@ def frame_of(snapshot: Snapshot, generation: int, rate: float, settings: dict[st
 
 
 class CompletionWorker(QObject):
-    model_loaded = Signal(dict)  # {"name", "device", "size", "style", "encoder"}
+    model_loaded = Signal(dict)  # {"name", "device", "size", "style", "encoder", "ink_lines"}
     load_failed = Signal(str)
     frame = Signal(object)  # Frame
     finished = Signal(int)  # generation that ended with a final frame
@@ -143,7 +143,7 @@ class CompletionWorker(QObject):
         self.engine, self.settings = engine, settings
         self.model_loaded.emit(
             {"name": name, "device": device.type, "size": engine.half_size, "style": model.sketch_style,
-             "encoder": model.encoder is not None}
+             "encoder": model.encoder is not None, "ink_lines": settings.ink_lines}
         )
 
     def _run(self, request: Request, cancel: CancelToken) -> None:

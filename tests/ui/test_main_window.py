@@ -49,8 +49,8 @@ def draw(win):
 def test_a_stroke_asks_for_a_completion_after_a_short_idle(qtbot, window):
     with qtbot.waitSignal(window.completion_requested, timeout=2000) as asked:
         draw(window)
-    generation, sketch, hints, z = asked.args
-    assert generation == window.generation and z is None and hints is None
+    generation, sketch, hints, z, settings = asked.args
+    assert generation == window.generation and z is None and hints is None and settings == {"ink_lines": False}
     assert sketch.dtype == np.uint8 and sketch.min() < 128
 
 
@@ -63,6 +63,19 @@ def test_frames_show_and_stale_generations_are_dropped(window):
     assert window.gallery.count() == 3 and window.frame.generation == 3
     window.gallery.setCurrentRow(2)
     assert window.chosen == 2
+
+
+def test_the_ink_toggle_follows_the_preset_and_asks_again(qtbot, window):
+    draw(window)
+    window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 64, "ink_lines": True})
+    assert window.ink_action.isChecked()
+    window.generation = 1
+    window.show_frame(frame(1, final=True))
+    with qtbot.waitSignal(window.completion_requested, timeout=2000) as asked:
+        window.ink_action.trigger()
+    assert asked.args[4] == {"ink_lines": False} and not window.ink_action.isChecked()
+    window.model_ready({"name": "3D render", "device": "cpu", "size": 64, "ink_lines": False})
+    assert not window.ink_action.isChecked()
 
 
 def test_refine_sends_the_chosen_candidates_code(qtbot, window):
