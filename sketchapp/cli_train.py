@@ -85,6 +85,9 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     evaluate.add_argument("--iterations", default="50,200,1000", metavar="N,N,...", help="checkpoints (default 50,200,1000)")
     evaluate.add_argument("--candidates", type=positive, help="candidates per completion (default: the preset's)")
     evaluate.add_argument("--limit", type=positive, help="evaluate N test pairs spread evenly over the split")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+                          help="which held-out split of a built data set (default test; val to choose between "
+                          "models without touching the test split)")
     evaluate.add_argument("--style", choices=STYLE_CHOICES, help="sketch style for a plain folder (default: the model's)")
     evaluate.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -348,7 +351,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             from sketchapp.core.data.datasets import load_any
 
             pairs = load_any(args.data, size)
-        test = pairs.split("test")
+        test = pairs.split(args.split)
         train = pairs.split("train")
     else:
         style = args.style or model.sketch_style
@@ -361,7 +364,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     quiet = args.quiet
     if not quiet:
         print(
-            f"evaluating {label} on {len(test)} test pairs ({', '.join(map(str, marks))} iterations, "
+            f"evaluating {label} on {len(test)} {args.split} pairs ({', '.join(map(str, marks))} iterations, "
             f"{settings.candidates} candidates, {device.type})",
             file=sys.stderr,
         )
@@ -378,7 +381,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         header = (
-            f"Model: {label}; data: {args.data} ({report.cases} test pairs); {report.candidates} candidates; "
+            f"Model: {label}; data: {args.data} ({report.cases} {args.split} pairs); {report.candidates} candidates; "
             f"device: {device.type}; convergence stop off so every column runs its full count.\n\n"
         )
         write_bytes_atomic(out / "report.md", (header + table + "\n").encode("utf-8"))

@@ -110,6 +110,12 @@ def test_evaluate_command_writes_report_and_sheet(tmp_path, tiny_checkpoint, cap
     assert report["cases"] == 2 and report["checkpoints"] == [3, 6]
     with pytest.raises(SystemExit):
         main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "data"), "--iterations", "a,b"])
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "data"), "--split", "val",
+                 "--iterations", "2", "--candidates", "2", "--output", str(tmp_path / "val"), "-q"]) == 0
+    val = split_names(pairs.names, seed=0, test=0.25)["val"]
+    names = {case["name"] for case in json.loads((tmp_path / "val" / "report.json").read_text())["per_case"]}
+    assert val and names == set(val)
+    assert f"({len(val)} val pairs)" in (tmp_path / "val" / "report.md").read_text()
 
 
 def test_an_empty_test_set_is_a_clear_error(tiny_model):
