@@ -262,19 +262,36 @@ def read_losses(folder: str | os.PathLike[str]) -> list[dict[str, float]]:
     return rows
 
 
-def model_samples(model: str | os.PathLike[str] | JointModel, count: int = 8, seed: int = 0) -> np.ndarray:
-    """(count, H, H, 3) uint8 image halves the model draws from seeded codes."""
+def model_samples(
+    model: str | os.PathLike[str] | JointModel, count: int = 8, seed: int = 0, sketches: np.ndarray | None = None,
+) -> np.ndarray:
+    """(count, H, H, 3) uint8 image halves the model draws.
+
+    Given ``sketches`` ((N, H, H) uint8 grey, say the training data's) and a model with an
+    encoder, they are what a preset starts from: G(E(sketch)) for ``count`` sketches
+    spread over them. Otherwise they are G's pictures for seeded random codes.
+    """
     joint = load_model(model, "cpu") if not isinstance(model, JointModel) else model
-    generator = joint.generator
-    device = next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
+    half = joint.config.half_size
+    networks = [net for net in (joint.generator, joint.encoder) if net is not None]
+    device = next(joint.generator.parameters()).device
+    modes = [net.training for net in networks]
+    for net in networks:
+        net.eval()
     try:
         with torch.no_grad():
-            pictures = to_uint8(generator(sample_z(count, joint.config.z_dim, torch.Generator().manual_seed(seed)).to(device)))
+            if sketches is not None and len(sketches) and joint.encoder is not None:
+                if sketches.shape[1:] != (half, half):
+                    raise ValueError(f"sketches must be {half} x {half}, got {sketches.shape[1:]}")
+                chosen = sketches[np.linspace(0, len(sketches) - 1, min(count, len(sketches))).astype(int)]
+                grey = torch.from_numpy(chosen.astype(np.float32) / 127.5 - 1.0)[:, None].expand(-1, 3, -1, -1)
+                codes = joint.encoder(grey.to(device))
+            else:
+                codes = sample_z(count, joint.config.z_dim, torch.Generator().manual_seed(seed)).to(device)
+            pictures = to_uint8(joint.generator(codes))
     finally:
-        generator.train(was_training)
-    half = joint.config.half_size
+        for net, mode in zip(networks, modes):
+            net.train(mode)
     return np.ascontiguousarray(pictures[:, :, half:])
 
 

@@ -328,7 +328,8 @@ class TrainingWorker(QObject):
                 self.ended.emit({"job": number, "status": "cancelled", "run": run, "step": step, "steps": steps,
                                  "message": f"Stopped and saved at step {step} of {steps}; it can be resumed."})
                 return
-            thumbnails = model_samples(last.model, 8) if last.model is not None else None
+            # the new model's completions of the data's own sketches: what the preset will give
+            thumbnails = model_samples(last.model, 8, sketches=pairs.sketches) if last.model is not None else None
             source = spec.get("folder") or spec.get("images") or run
             self.ended.emit({
                 "job": number, "status": "done", "run": run, "model": last.message, "style": style,

@@ -19,7 +19,7 @@ from sketchapp.core.completion import CompletionSettings
 from sketchapp.core.data.datasets import DataError, sample_pictures
 from sketchapp.core.data.styles import STYLES, make_params, style_parameters
 from sketchapp.core.device import available_devices, select_device
-from sketchapp.core.engine import CancelToken
+from sketchapp.core.engine import CancelToken, to_uint8
 from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
 from sketchapp.core.images import load_image
 from sketchapp.core.networks import JointGANConfig
@@ -214,6 +214,23 @@ def test_model_samples_are_image_halves_and_follow_the_seed(tiny_model, tiny_che
     assert not np.array_equal(pictures, model_samples(tiny_checkpoint, 5, seed=4))
     loaded = load_model(tiny_checkpoint)
     assert np.array_equal(model_samples(loaded, 5, seed=3), pictures)
+
+
+def test_model_samples_of_sketches_are_the_encoders_completions(tiny_model_with_encoder):
+    model = tiny_model_with_encoder
+    sketches = np.random.default_rng(0).integers(0, 256, (5, 16, 16), dtype=np.uint8)
+    model.encoder.train()
+    pictures = model_samples(model, 3, sketches=sketches)
+    assert model.encoder.training  # left in its mode
+    chosen = sketches[[0, 2, 4]]  # spread over the five
+    with torch.no_grad():
+        model.encoder.eval()
+        grey = torch.from_numpy(chosen.astype(np.float32) / 127.5 - 1.0)[:, None].expand(-1, 3, -1, -1)
+        expected = to_uint8(model.generator(model.encoder(grey)))[:, :, 16:]
+    assert np.array_equal(pictures, expected)
+    assert not np.array_equal(pictures, model_samples(model, 3))  # not the random codes' pictures
+    with pytest.raises(ValueError, match="16 x 16"):
+        model_samples(model, 3, sketches=sketches[:, :8, :8])
 
 
 def test_model_samples_leave_the_generator_in_its_mode(tiny_model):
