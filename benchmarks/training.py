@@ -25,8 +25,8 @@ def main() -> None:
     for width in (32, 64):
         for size in (64, 128):
             for recon in (0.0, 50.0):  # the paper's GAN; the shipped models' and the wizard's recipe
-                settings = TrainSettings(half_size=size, gf=width, df=width, ef=width, batch_size=64, epochs=1,
-                                         recon_weight=recon)
+                settings = TrainSettings.from_dict(dict(half_size=size, gf=width, df=width, ef=width, batch_size=64,
+                                                        epochs=1, recon_weight=recon))
                 estimate = estimate_training(settings, 1000, device, steps=3)
                 print(f"| {width} | {size} | {estimate.batch_size} | {recon:g} | {estimate.seconds_per_step:.2f} s "
                       f"| {estimate.seconds_per_encoder_step:.2f} s |")

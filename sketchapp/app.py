@@ -59,6 +59,12 @@ class CoreServices:
         return cv2.resize(pixels, (width * factor, height * factor), interpolation=cv2.INTER_LANCZOS4)
 
 
+    def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray:
+        from sketchapp.core.prepare import ink_over
+
+        return ink_over(pixels[None], lines, max(1, min(UPSCALE_LIMIT * pixels.shape[0], int(side))))[0]
+
+
 def _looks_like_photo(grey: np.ndarray) -> bool:
     """A photo or scan of paper has few pure-white pixels; a drawn sketch file is mostly paper."""
     return float((grey >= 245).mean()) < 0.5
@@ -145,8 +151,8 @@ class App:
         self.window.device_label.setText("loading model…")
         self.completion.worker.load(preset.model, preset.name, preset.settings)
 
-    def complete(self, generation: int, sketch: np.ndarray, hints: Any, z: Any, settings: dict[str, Any]) -> None:
-        self.completion.worker.request(self.request_type(generation, sketch, hints, z, settings))
+    def complete(self, generation: int, sketch: np.ndarray, hints: Any, z: Any) -> None:
+        self.completion.worker.request(self.request_type(generation, sketch, hints, z))
 
     def stop(self) -> bool:
         stopped = self.completion.stop(1000)

@@ -85,9 +85,9 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     evaluate.add_argument("--iterations", default="50,200,1000", metavar="N,N,...", help="checkpoints (default 50,200,1000)")
     evaluate.add_argument("--candidates", type=positive, help="candidates per completion (default: the preset's)")
     evaluate.add_argument("--limit", type=positive, help="evaluate N test pairs spread evenly over the split")
-    evaluate.add_argument("--split", choices=("test", "val"), default="test",
-                          help="which held-out split of a built data set (default test; val to choose between "
-                          "models without touching the test split)")
+    evaluate.add_argument("--split", choices=("test", "val"),
+                          help="which held-out split of a data set built by 'sketchapp data' (default test; val "
+                          "to choose between models without touching the test split)")
     evaluate.add_argument("--style", choices=STYLE_CHOICES, help="sketch style for a plain folder (default: the model's)")
     evaluate.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -320,7 +320,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from sketchapp.core.checkpoint import load_model
     from sketchapp.core.completion import CompletionSettings
-    from sketchapp.core.data.datasets import is_built_dataset, load_dataset, load_folder
+    from sketchapp.core.data.datasets import DataError, is_built_dataset, load_dataset, load_folder
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.evaluation import EvalReport, evaluate
     from sketchapp.core.fileio import write_bytes_atomic
@@ -345,15 +345,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     model = load_model(model_path, device)
     size = model.config.half_size
     train = None
+    split = args.split or "test"
     if is_built_dataset(args.data):
         pairs = load_dataset(args.data)
         if pairs.size != size:
             from sketchapp.core.data.datasets import load_any
 
             pairs = load_any(args.data, size)
-        test = pairs.split(args.split)
+        test = pairs.split(split)
         train = pairs.split("train")
+        if not len(test):
+            raise DataError(f"{args.data}: the {split} split of this data set is empty")
     else:
+        if args.split:
+            args.usage_error("--split needs a data set built by 'sketchapp data'; a folder is evaluated whole")
         style = args.style or model.sketch_style
         if style not in STYLE_CHOICES:
             args.usage_error(f"the model's sketch style {style!r} cannot be drawn automatically; give --style")
@@ -364,7 +369,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     quiet = args.quiet
     if not quiet:
         print(
-            f"evaluating {label} on {len(test)} {args.split} pairs ({', '.join(map(str, marks))} iterations, "
+            f"evaluating {label} on {len(test)} {split} pairs ({', '.join(map(str, marks))} iterations, "
             f"{settings.candidates} candidates, {device.type})",
             file=sys.stderr,
         )
@@ -381,7 +386,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         header = (
-            f"Model: {label}; data: {args.data} ({report.cases} {args.split} pairs); {report.candidates} candidates; "
+            f"Model: {label}; data: {args.data} ({report.cases} {split} pairs); {report.candidates} candidates; "
             f"device: {device.type}; convergence stop off so every column runs its full count.\n\n"
         )
         write_bytes_atomic(out / "report.md", (header + table + "\n").encode("utf-8"))

@@ -78,13 +78,16 @@ def line_layer(sketch: np.ndarray, minimum: int) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
 
 
-def ink_over(images: np.ndarray, lines: np.ndarray) -> np.ndarray:
-    """(K, h, h, 3) uint8 pictures enlarged to the line layer's size, its lines multiplied over them."""
-    side = lines.shape[0]
+def ink_over(images: np.ndarray, lines: np.ndarray, side: int | None = None) -> np.ndarray:
+    """(K, h, h, 3) uint8 pictures at ``side`` pixels (default: the line layer's), its lines multiplied over them."""
+    side = int(side or lines.shape[0])
+    if lines.shape[0] != side:
+        interp = cv2.INTER_AREA if side < lines.shape[0] else cv2.INTER_CUBIC
+        lines = np.clip(cv2.resize(lines, (side, side), interpolation=interp), 0.0, 1.0)
     inked = np.empty((len(images), side, side, 3), np.uint8)
     for index, image in enumerate(images):
         if image.shape[0] != side:
-            interp = cv2.INTER_CUBIC if side > image.shape[0] else cv2.INTER_AREA
+            interp = cv2.INTER_AREA if side < image.shape[0] else cv2.INTER_LANCZOS4
             image = cv2.resize(image, (side, side), interpolation=interp)
-        np.multiply(image, lines[:, :, None], out=inked[index], casting="unsafe")
+        inked[index] = np.clip(np.rint(image * lines[:, :, None]), 0, 255)
     return inked

@@ -74,6 +74,8 @@ class Services(Protocol):
 
     def upscale(self, pixels: np.ndarray, factor: int) -> np.ndarray: ...
 
+    def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray: ...  # lines over pixels, side x side
+
 
 @dataclass(frozen=True)
 class PresetEntry:
@@ -177,8 +179,7 @@ def qimage_rgba(image: QImage) -> np.ndarray:
 
 
 class MainWindow(QMainWindow):
-    # generation, sketch (grey), hints (RGBA) or None, z or None, settings for this run (dict)
-    completion_requested = Signal(int, object, object, object, object)
+    completion_requested = Signal(int, object, object, object)  # generation, sketch (grey), hints (RGBA) or None, z or None
     completion_cancelled = Signal()
     preset_chosen = Signal(str)
     training_requested = Signal()
@@ -372,7 +373,8 @@ class MainWindow(QMainWindow):
 
     def _set_ink(self, _on: bool) -> None:
         if self.frame is not None:
-            self.request_completion()
+            self._show_candidates(self.frame)
+            self.result.set_image(array_to_qimage(self._picture(self.chosen)))
 
     def _set_live(self, live: bool) -> None:
         self.live = live
@@ -394,10 +396,11 @@ class MainWindow(QMainWindow):
 
     def model_ready(self, info: dict[str, Any]) -> None:
         self.model_side = int(info.get("size", 64))
+        if str(info.get("name", "")) != self.preset_name:  # a new preset brings its default; a reload keeps the user's
+            self.ink_action.setChecked(bool(info.get("ink_lines", False)))
         self.preset_name = str(info.get("name", ""))
         self.preset_label.setText(f"Preset: {self.preset_name}")
         self.device_label.setText(f"Device: {info.get('device', '?')}")
-        self.ink_action.setChecked(bool(info.get("ink_lines", False)))  # the preset's default
         if not self.document.is_empty():
             self.request_completion()
 
@@ -418,8 +421,7 @@ class MainWindow(QMainWindow):
         side = self.model_side * 4
         hints = self.result.hints_array(side) if self.result.has_hints() else None
         self.completion_requested.emit(
-            self.generation, self.document.to_array(side), hints, z if isinstance(z, np.ndarray) else None,
-            {"ink_lines": self.ink_action.isChecked()},
+            self.generation, self.document.to_array(side), hints, z if isinstance(z, np.ndarray) else None
         )
 
     def refine(self) -> None:
@@ -442,7 +444,7 @@ class MainWindow(QMainWindow):
             self.chosen = int(frame.best)
         self.chosen = min(self.chosen, len(frame.images) - 1)
         self._show_candidates(frame)
-        self.result.set_image(array_to_qimage(frame.images[self.chosen]))
+        self.result.set_image(array_to_qimage(self._picture(self.chosen)))
         self.canvas.set_ghost(array_to_qimage(frame.sketches[frame.best]))
         phase = "choosing starts" if frame.phase == "init" else f"iteration {frame.iteration}/{frame.iterations}"
         self.progress_label.setText(f"{phase}  loss {float(frame.losses[frame.best]):.4f}  {frame.rate:.1f} it/s")
@@ -461,15 +463,27 @@ class MainWindow(QMainWindow):
             self.gallery.takeItem(self.gallery.count() - 1)
         while self.gallery.count() < count:
             self.gallery.addItem(QListWidgetItem(""))
-        for index, picture in enumerate(frame.images):
-            self.gallery.item(index).setIcon(QIcon(QPixmap.fromImage(array_to_qimage(picture))))
+        for index in range(count):
+            self.gallery.item(index).setIcon(QIcon(QPixmap.fromImage(array_to_qimage(self._picture(index)))))
         self.gallery.setCurrentRow(self.chosen)
         self.gallery.blockSignals(False)
 
     def _choose(self, row: int) -> None:
         if self.frame is not None and 0 <= row < len(self.frame.images):
             self.chosen = row
-            self.result.set_image(array_to_qimage(self.frame.images[row]))
+            self.result.set_image(array_to_qimage(self._picture(row)))
+
+    def _picture(self, index: int, scale: int = 0) -> np.ndarray:
+        """Candidate ``index`` as the user gets it: on screen (scale 0) or exported at x``scale``.
+
+        With the ink toggle on, the sketch's own lines are drawn over the model's picture:
+        on screen at the line layer's resolution, in an export at the export's.
+        """
+        image = self.frame.images[index]
+        lines = getattr(self.frame, "lines", None)
+        if not self.ink_action.isChecked() or lines is None:
+            return image if scale <= 1 else self.services.upscale(image, scale)
+        return self.services.ink(image, lines, lines.shape[0] if scale == 0 else image.shape[0] * scale)
 
     # -- files ------------------------------------------------------------------------------
     def import_sketch(self, path: str) -> bool:
@@ -522,6 +536,7 @@ class MainWindow(QMainWindow):
         text = {"preset": self.preset_name, "candidate": str(candidate + 1), "software": "SketchApp"}
         settings = dict(getattr(self.frame, "settings", None) or {})
         if settings:
+            settings["ink_lines"] = self.ink_action.isChecked()
             text["seed"] = str(settings.get("seed"))
             text["settings"] = json.dumps(settings, sort_keys=True)
         return text
@@ -529,23 +544,22 @@ class MainWindow(QMainWindow):
     def export_result(self, path: str, scale: int = 1) -> bool:
         if self.frame is None:
             return False
-        pixels = self.services.upscale(self.frame.images[self.chosen], scale)
-        return self._save(path, pixels, self._metadata(self.chosen))
+        return self._save(path, self._picture(self.chosen, max(1, scale)), self._metadata(self.chosen))
 
     def export_all(self, path: str, scale: int = 1) -> bool:
         if self.frame is None:
             return False
         target = Path(path)
-        for index, picture in enumerate(self.frame.images):
+        for index in range(len(self.frame.images)):
             name = target.with_name(f"{target.stem}-{index + 1}{target.suffix}")
-            if not self._save(str(name), self.services.upscale(picture, scale), self._metadata(index)):
+            if not self._save(str(name), self._picture(index, max(1, scale)), self._metadata(index)):
                 return False
         return True
 
     def export_sheet(self, path: str) -> bool:
         if self.frame is None:
             return False
-        result = self.services.upscale(self.frame.images[self.chosen], 4)
+        result = self._picture(self.chosen, 4)
         side = result.shape[0]
         sketch = self.document.to_array(side)
         sheet = np.concatenate([np.repeat(sketch[..., None], 3, axis=2), np.full((side, 8, 3), 255, np.uint8), result], axis=1)
@@ -595,7 +609,7 @@ class MainWindow(QMainWindow):
 
     def copy_result(self) -> None:
         if self.frame is not None:
-            QGuiApplication.clipboard().setImage(array_to_qimage(self.services.upscale(self.frame.images[self.chosen], 4)))
+            QGuiApplication.clipboard().setImage(array_to_qimage(self._picture(self.chosen, 4)))
 
     # -- session safety -----------------------------------------------------------------------
     def save_session(self) -> None:

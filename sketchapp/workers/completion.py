@@ -25,6 +25,7 @@ from sketchapp.core.completion import CompletionSettings, ContextualEngine
 from sketchapp.core.device import configure_cpu_threads, select_device
 from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.errors import SketchAppError
+from sketchapp.core.prepare import line_layer
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Frame:
     iteration: int
     iterations: int
     phase: str
-    images: np.ndarray  # (K, S, S, 3) results: image halves, at the sketch's resolution when inked
+    images: np.ndarray  # (K, H, H, 3) image halves
     sketches: np.ndarray  # (K, H, H, 3) the model's own sketch halves (ghost guide)
     losses: np.ndarray  # (K,) total loss per candidate
     best: int
@@ -52,16 +53,19 @@ class Frame:
     rate: float  # iterations per second so far
     final: bool
     settings: dict[str, Any] = field(default_factory=dict)  # the run's settings, seed included
+    lines: np.ndarray | None = None  # the request's sketch as an ink layer (S, S) float32, shared by its frames
 
 
-def frame_of(snapshot: Snapshot, generation: int, rate: float, settings: dict[str, Any] | None = None) -> Frame:
+def frame_of(
+    snapshot: Snapshot, generation: int, rate: float, settings: dict[str, Any] | None = None,
+    lines: np.ndarray | None = None,
+) -> Frame:
     joint = snapshot.images("joint")
     h = snapshot.half_size
     return Frame(
-        generation, snapshot.iteration, snapshot.iterations, snapshot.phase,
-        snapshot.results() if snapshot.lines is not None else joint[:, :, h:].copy(),
+        generation, snapshot.iteration, snapshot.iterations, snapshot.phase, joint[:, :, h:].copy(),
         joint[:, :, :h].copy(), np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
-        snapshot.final, dict(settings or {}),
+        snapshot.final, dict(settings or {}), lines,
     )
 
 
@@ -154,6 +158,10 @@ class CompletionWorker(QObject):
             settings = self.settings.updated(**request.settings)
             if settings.seed is None:  # every result can be reproduced from its PNG
                 settings = settings.updated(seed=secrets.randbelow(2**31))
+            # Inking is the window's view of a frame (its toggle): every frame carries the
+            # plain pictures and the sketch's line layer, and the run itself inks nothing.
+            lines = line_layer(request.sketch, self.engine.half_size)
+            settings = settings.updated(ink_lines=False)
             record = settings.to_dict()
             began = time.perf_counter()
             last_emit = 0.0
@@ -161,7 +169,7 @@ class CompletionWorker(QObject):
                 now = time.perf_counter()
                 if snapshot.final or now - last_emit >= self.min_interval or snapshot.phase == "init":
                     rate = snapshot.iteration / (now - began) if now > began else 0.0
-                    self.frame.emit(frame_of(snapshot, request.generation, rate, record))
+                    self.frame.emit(frame_of(snapshot, request.generation, rate, record, lines))
                     last_emit = now
                 if snapshot.final:
                     self.finished.emit(request.generation)

@@ -117,6 +117,14 @@ def test_evaluate_command_writes_report_and_sheet(tmp_path, tiny_checkpoint, cap
     names = {case["name"] for case in json.loads((tmp_path / "val" / "report.json").read_text())["per_case"]}
     assert val and names == set(val)
     assert f"({len(val)} val pairs)" in (tmp_path / "val" / "report.md").read_text()
+    names = pairs.names
+    write_dataset(tmp_path / "noval", pairs, {"train": names[:6], "val": [], "test": names[6:]}, {"kind": "test"})
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "noval"), "--split", "val"]) == 1
+    assert "the val split of this data set is empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # a plain folder has no splits to choose from
+        main(["evaluate", "--model", str(tiny_checkpoint), "--data", str(tmp_path / "data" / "pairs"), "--split", "val"])
+    assert info.value.code == 2
 
 
 def test_an_empty_test_set_is_a_clear_error(tiny_model):

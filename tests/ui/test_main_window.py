@@ -49,8 +49,8 @@ def draw(win):
 def test_a_stroke_asks_for_a_completion_after_a_short_idle(qtbot, window):
     with qtbot.waitSignal(window.completion_requested, timeout=2000) as asked:
         draw(window)
-    generation, sketch, hints, z, settings = asked.args
-    assert generation == window.generation and z is None and hints is None and settings == {"ink_lines": False}
+    generation, sketch, hints, z = asked.args
+    assert generation == window.generation and z is None and hints is None
     assert sketch.dtype == np.uint8 and sketch.min() < 128
 
 
@@ -65,16 +65,33 @@ def test_frames_show_and_stale_generations_are_dropped(window):
     assert window.chosen == 2
 
 
-def test_the_ink_toggle_follows_the_preset_and_asks_again(qtbot, window):
-    draw(window)
-    window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 64, "ink_lines": True})
+def test_the_ink_toggle_draws_the_sketch_over_the_shown_and_exported_result(qtbot, window, tmp_path):
+    window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 16, "ink_lines": True})
     assert window.ink_action.isChecked()
     window.generation = 1
-    window.show_frame(frame(1, final=True))
-    with qtbot.waitSignal(window.completion_requested, timeout=2000) as asked:
+    inked = frame(1, final=True)
+    inked.lines = np.ones((64, 64), np.float32)
+    inked.lines[30:34] = 0.0  # one horizontal stroke
+    window.show_frame(inked)
+    assert window.result.image.width() == 64 and window.result.image.pixelColor(5, 31).value() == 0
+    with qtbot.assertNotEmitted(window.completion_requested):  # a view of the frame: no new run
         window.ink_action.trigger()
-    assert asked.args[4] == {"ink_lines": False} and not window.ink_action.isChecked()
-    window.model_ready({"name": "3D render", "device": "cpu", "size": 64, "ink_lines": False})
+    assert not window.ink_action.isChecked() and window.result.image.width() == 16
+    window.ink_action.trigger()
+    for scale in (1, 4):
+        assert window.export_result(str(tmp_path / f"x{scale}.png"), scale)
+        pixels = np.asarray(Image.open(tmp_path / f"x{scale}.png").convert("RGB"))
+        assert pixels.shape == (16 * scale, 16 * scale, 3)  # the same size with the toggle off
+        assert pixels[2, 2].min() == 200  # the chosen picture where the sketch is paper
+    assert pixels[31, 2].max() == 0  # x4: the line layer's own resolution, the stroke at full ink
+    assert np.asarray(Image.open(tmp_path / "x1.png").convert("L"))[7:9, 2].max() <= 110  # x1: thinner, still drawn
+    assert json.loads(Image.open(tmp_path / "x4.png").text["settings"])["ink_lines"] is True
+    window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 16, "ink_lines": True})
+    assert window.ink_action.isChecked()
+    window.ink_action.trigger()
+    window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 16, "ink_lines": True})  # a reload
+    assert not window.ink_action.isChecked()  # keeps the user's choice
+    window.model_ready({"name": "3D render", "device": "cpu", "size": 16, "ink_lines": False})
     assert not window.ink_action.isChecked()
 
 

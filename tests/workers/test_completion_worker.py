@@ -85,16 +85,17 @@ def test_frames_stream_and_the_run_finishes(qtbot, worker, tiny_checkpoint):
     assert last.settings["seed"] == 0 and last.settings["candidates"] == 3
 
 
-def test_inked_frames_carry_the_sketch_lines_at_its_resolution(qtbot, worker, tiny_checkpoint):
+def test_frames_carry_the_plain_pictures_and_the_sketch_as_a_line_layer(qtbot, worker, tiny_checkpoint):
     holder, got = worker
     load(qtbot, holder, got, tiny_checkpoint)
     holder.worker.request(Request(1, SKETCH, settings={"iterations": 5, "candidates": 2, "seed": 0, "ink_lines": True}))
     qtbot.waitUntil(lambda: got.finished == [1], timeout=20000)
     qtbot.waitUntil(lambda: got.frames[-1].final, timeout=5000)
     last = got.frames[-1]
-    assert last.images.shape == (2, 32, 32, 3) and last.sketches.shape == (2, 16, 16, 3)
-    assert last.images[:, 8:24, 15:17].max() == 0
-    assert last.settings["ink_lines"] is True
+    assert last.images.shape == (2, 16, 16, 3)  # the model's pictures: inking is the window's view
+    assert last.lines.shape == (32, 32) and last.lines.dtype == np.float32  # the sketch's own resolution
+    assert last.lines[8:24, 15:17].max() == 0.0 and last.lines[0, 0] == 1.0
+    assert all(f.lines is last.lines for f in got.frames)  # one layer per run, not a copy per frame
 
 
 def test_a_newer_request_replaces_the_running_one(qtbot, worker, tiny_checkpoint):
