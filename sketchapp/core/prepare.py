@@ -83,11 +83,14 @@ def ink_over(images: np.ndarray, lines: np.ndarray, side: int | None = None) -> 
     side = int(side or lines.shape[0])
     if lines.shape[0] != side:
         interp = cv2.INTER_AREA if side < lines.shape[0] else cv2.INTER_CUBIC
-        lines = np.clip(cv2.resize(lines, (side, side), interpolation=interp), 0.0, 1.0)
+        lines = cv2.resize(lines, (side, side), interpolation=interp)
+    # uint8 arithmetic in OpenCV (rounded, saturated): a 256 px picture in a fraction of a
+    # millisecond, since the window inks every frame it shows on the GUI thread
+    ink = cv2.cvtColor(np.clip(np.rint(lines * 255.0), 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
     inked = np.empty((len(images), side, side, 3), np.uint8)
     for index, image in enumerate(images):
         if image.shape[0] != side:
             interp = cv2.INTER_AREA if side < image.shape[0] else cv2.INTER_LANCZOS4
             image = cv2.resize(image, (side, side), interpolation=interp)
-        inked[index] = np.clip(np.rint(image * lines[:, :, None]), 0, 255)
+        inked[index] = cv2.multiply(np.ascontiguousarray(image), ink, scale=1.0 / 255.0)
     return inked

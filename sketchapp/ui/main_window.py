@@ -464,7 +464,7 @@ class MainWindow(QMainWindow):
         while self.gallery.count() < count:
             self.gallery.addItem(QListWidgetItem(""))
         for index in range(count):
-            self.gallery.item(index).setIcon(QIcon(QPixmap.fromImage(array_to_qimage(self._picture(index)))))
+            self.gallery.item(index).setIcon(QIcon(QPixmap.fromImage(array_to_qimage(self._picture(index, 1)))))
         self.gallery.setCurrentRow(self.chosen)
         self.gallery.blockSignals(False)
 
