@@ -277,6 +277,15 @@ def test_the_encoder_only_phase_is_left_out_after_a_gan_with_a_reconstruction_te
     assert TrainSettings.from_dict({"recon_weight": 0.0}).encoder_steps == training.ENCODER_STEPS
 
 
+
+def test_a_run_with_a_reconstruction_term_ends_with_the_gan(tmp_path):
+    recipe = {k: v for k, v in FAST.to_dict().items() if k != "encoder_steps"}
+    settings = TrainSettings.from_dict({**recipe, "epochs": 1, "recon_weight": 5.0})
+    events = list(train(tmp_path / "run", tiny_pairs(), settings))
+    assert events[-1].kind == "done" and events[-1].steps == events[-1].step
+    assert {event.phase for event in events} == {"gan"}
+
+
 def test_a_reconstruction_weight_needs_an_encoder():
     with pytest.raises(SettingsError, match="needs an encoder"):
         replace(FAST, ef=0, recon_weight=5.0)
