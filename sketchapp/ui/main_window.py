@@ -196,6 +196,7 @@ class MainWindow(QMainWindow):
         self.frame: Any = None
         self.chosen = 0
         self.preset_name = ""
+        self.ink_preset: str | None = None  # the preset whose ink default the toggle last took
         self.live = True
         self.setWindowTitle("SketchApp")
         self.setAcceptDrops(True)
@@ -396,8 +397,12 @@ class MainWindow(QMainWindow):
 
     def model_ready(self, info: dict[str, Any]) -> None:
         self.model_side = int(info.get("size", 64))
-        if str(info.get("name", "")) != self.preset_name:  # a new preset brings its default; a reload keeps the user's
+        current = self.presets.currentItem()
+        preset = current.data(Qt.ItemDataRole.UserRole) if current is not None else str(info.get("name", ""))
+        if preset != self.ink_preset:  # a new preset brings its ink default; reloading one keeps the user's choice
+            self.ink_preset = preset
             self.ink_action.setChecked(bool(info.get("ink_lines", False)))
+            self._set_ink(self.ink_action.isChecked())  # the frame on show follows the toggle at once
         self.preset_name = str(info.get("name", ""))
         self.preset_label.setText(f"Preset: {self.preset_name}")
         self.device_label.setText(f"Device: {info.get('device', '?')}")
@@ -536,7 +541,7 @@ class MainWindow(QMainWindow):
         text = {"preset": self.preset_name, "candidate": str(candidate + 1), "software": "SketchApp"}
         settings = dict(getattr(self.frame, "settings", None) or {})
         if settings:
-            settings["ink_lines"] = self.ink_action.isChecked()
+            settings["ink_lines"] = self.ink_action.isChecked() and getattr(self.frame, "lines", None) is not None
             text["seed"] = str(settings.get("seed"))
             text["settings"] = json.dumps(settings, sort_keys=True)
         return text

@@ -91,8 +91,11 @@ def test_the_ink_toggle_draws_the_sketch_over_the_shown_and_exported_result(qtbo
     window.ink_action.trigger()
     window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 16, "ink_lines": True})  # a reload
     assert not window.ink_action.isChecked()  # keeps the user's choice
+    window.ink_action.trigger()
+    assert window.result.image.width() == 64
     window.model_ready({"name": "3D render", "device": "cpu", "size": 16, "ink_lines": False})
     assert not window.ink_action.isChecked()
+    assert window.result.image.width() == 16  # the frame on show follows the new preset's default at once
 
 
 def test_refine_sends_the_chosen_candidates_code(qtbot, window):
