@@ -58,7 +58,6 @@ class CoreServices:
         height, width = pixels.shape[:2]
         return cv2.resize(pixels, (width * factor, height * factor), interpolation=cv2.INTER_LANCZOS4)
 
-
     def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray:
         from sketchapp.core.prepare import ink_over
 
