@@ -60,8 +60,9 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--gf", type=positive, help="generator width (default 64)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64)")
     train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")
-    train.add_argument("--encoder-steps", type=non_negative, help="encoder-only steps after the GAN (default 1500; 500 with --init-from; "
-                       "0 with --recon or a base model trained with it: E already learns during the GAN)")
+    train.add_argument("--encoder-steps", type=non_negative,
+                       help="encoder-only steps after the GAN (default 1500; 500 with --init-from; 0 with --recon "
+                       "or a base model trained with it: E already learns during the GAN)")
     train.add_argument("--keep-every", type=non_negative, help="also keep the model of every Nth epoch (default 0: off)")
     train.add_argument("--no-augment", action="store_true", help="no flips, warps or noise")
     train.add_argument("--seed", type=seed, help="seed (default 0)")

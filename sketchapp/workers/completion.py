@@ -25,7 +25,6 @@ from sketchapp.core.completion import CompletionSettings, ContextualEngine
 from sketchapp.core.device import configure_cpu_threads, select_device
 from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.errors import SketchAppError
-from sketchapp.core.prepare import line_layer
 
 
 @dataclass
@@ -56,16 +55,13 @@ class Frame:
     lines: np.ndarray | None = None  # the request's sketch as an ink layer (S, S) float32, shared by its frames
 
 
-def frame_of(
-    snapshot: Snapshot, generation: int, rate: float, settings: dict[str, Any] | None = None,
-    lines: np.ndarray | None = None,
-) -> Frame:
+def frame_of(snapshot: Snapshot, generation: int, rate: float, settings: dict[str, Any] | None = None) -> Frame:
     joint = snapshot.images("joint")
     h = snapshot.half_size
     return Frame(
         generation, snapshot.iteration, snapshot.iterations, snapshot.phase, joint[:, :, h:].copy(),
         joint[:, :, :h].copy(), np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
-        snapshot.final, dict(settings or {}), lines,
+        snapshot.final, dict(settings or {}), snapshot.lines,
     )
 
 
@@ -158,18 +154,17 @@ class CompletionWorker(QObject):
             settings = self.settings.updated(**request.settings)
             if settings.seed is None:  # every result can be reproduced from its PNG
                 settings = settings.updated(seed=secrets.randbelow(2**31))
-            # Inking is the window's view of a frame (its toggle): every frame carries the
-            # plain pictures and the sketch's line layer, and the run itself inks nothing.
-            lines = line_layer(request.sketch, self.engine.half_size)
-            settings = settings.updated(ink_lines=False)
             record = settings.to_dict()
+            # Inking is the window's view of a frame (its toggle, recorded at export): the run
+            # always gives its snapshots the sketch's line layer, and frames carry the plain pictures.
+            settings = settings.updated(ink_lines=True)
             began = time.perf_counter()
             last_emit = 0.0
             for snapshot in self.engine.start(request.sketch, request.hints, settings, cancel, request.z):
                 now = time.perf_counter()
                 if snapshot.final or now - last_emit >= self.min_interval or snapshot.phase == "init":
                     rate = snapshot.iteration / (now - began) if now > began else 0.0
-                    self.frame.emit(frame_of(snapshot, request.generation, rate, record, lines))
+                    self.frame.emit(frame_of(snapshot, request.generation, rate, record))
                     last_emit = now
                 if snapshot.final:
                     self.finished.emit(request.generation)
