@@ -194,7 +194,7 @@ def test_shipped_presets_complete_a_sketch(tmp_path, sketch_png, preset, capsys)
     assert complete(sketch_png, "-o", out, "--preset", preset, "--iterations", "5", "--candidates", "2", "--seed", "0", "-q") == 0
     pixels = np.asarray(Image.open(out).convert("RGB")).astype(int)
     inked = preset == "emoji-colour"  # OpenMoji's pictures carry their line art: the sketch's lines are drawn over
-    assert pixels.shape == ((120, 120, 3) if inked else (64, 64, 3))
+    assert pixels.shape == ((120, 120, 3) if inked else (128, 128, 3))  # inked: the sketch's size; else the model's
     assert pixels.std() > 5  # a picture, not a blank
     main(["presets"])
     listed = capsys.readouterr().out
