@@ -60,6 +60,7 @@ def wait_until(done: Callable[[], bool], seconds: float = 120) -> None:
 def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path) -> None:
     apply_scheme(app, scheme)
     folder = Path(tempfile.mkdtemp())
+    os.environ["SKETCHAPP_DATA_DIR"] = str(folder / "data")  # the bundled presets only, not this machine's own
     window = MainWindow(CoreServices(), QSettings(str(folder / "s.ini"), QSettings.Format.IniFormat), folder)
     window.resize(1280, 720)
     window.show()
