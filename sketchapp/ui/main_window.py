@@ -538,7 +538,8 @@ class MainWindow(QMainWindow):
                 break
 
     def _metadata(self, candidate: int) -> dict[str, str]:
-        text = {"preset": self.preset_name, "candidate": str(candidate + 1), "software": "SketchApp"}
+        made_by = getattr(self.frame, "preset", "") or self.preset_name  # a frame from before a preset switch keeps its own
+        text = {"preset": made_by, "candidate": str(candidate + 1), "software": "SketchApp"}
         settings = dict(getattr(self.frame, "settings", None) or {})
         if settings:
             settings["ink_lines"] = self.ink_action.isChecked() and getattr(self.frame, "lines", None) is not None

@@ -53,15 +53,18 @@ class Frame:
     final: bool
     settings: dict[str, Any] = field(default_factory=dict)  # the run's settings, seed included
     lines: np.ndarray | None = None  # the request's sketch as an ink layer (S, S) float32, shared by its frames
+    preset: str = ""  # the name the model that drew this frame was loaded under
 
 
-def frame_of(snapshot: Snapshot, generation: int, rate: float, settings: dict[str, Any] | None = None) -> Frame:
+def frame_of(
+    snapshot: Snapshot, generation: int, rate: float, settings: dict[str, Any] | None = None, preset: str = ""
+) -> Frame:
     joint = snapshot.images("joint")
     h = snapshot.half_size
     return Frame(
         generation, snapshot.iteration, snapshot.iterations, snapshot.phase, joint[:, :, h:].copy(),
         joint[:, :, :h].copy(), np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
-        snapshot.final, dict(settings or {}), snapshot.lines,
+        snapshot.final, dict(settings or {}), snapshot.lines, preset,
     )
 
 
@@ -80,6 +83,7 @@ class CompletionWorker(QObject):
         self.min_interval = 1.0 / max_rate
         self.engine: ContextualEngine | None = None
         self.settings = CompletionSettings()
+        self.model_name = ""
         self._lock = threading.Lock()
         self._pending: Request | None = None
         self._pending_model: tuple[Path, str, CompletionSettings] | None = None
@@ -140,7 +144,7 @@ class CompletionWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - torch/CUDA errors must reach the user, not kill the thread
             self.load_failed.emit(f"{path.name}: {type(exc).__name__}: {exc}")
             return
-        self.engine, self.settings = engine, settings
+        self.engine, self.settings, self.model_name = engine, settings, name
         self.model_loaded.emit(
             {"name": name, "device": device.type, "size": engine.half_size, "style": model.sketch_style,
              "encoder": model.encoder is not None, "ink_lines": settings.ink_lines}
@@ -164,7 +168,7 @@ class CompletionWorker(QObject):
                 now = time.perf_counter()
                 if snapshot.final or now - last_emit >= self.min_interval or snapshot.phase == "init":
                     rate = snapshot.iteration / (now - began) if now > began else 0.0
-                    self.frame.emit(frame_of(snapshot, request.generation, rate, record))
+                    self.frame.emit(frame_of(snapshot, request.generation, rate, record, self.model_name))
                     last_emit = now
                 if snapshot.final:
                     self.finished.emit(request.generation)

@@ -145,6 +145,12 @@ def test_export_writes_result_candidates_and_sheet_with_metadata(window, tmp_pat
     assert sorted(p.name for p in tmp_path.glob("all-*.webp")) == ["all-1.webp", "all-2.webp", "all-3.webp"]
     assert window.export_sheet(str(tmp_path / "sheet.jpg"))
     assert Image.open(tmp_path / "sheet.jpg").size == (64 * 2 + 8, 64)
+    earlier = frame(2, final=True)
+    earlier.preset = "Tiny"
+    window.show_frame(earlier)
+    window.preset_name = "Other"  # a preset switch whose first frame has not come yet
+    assert window.export_result(str(tmp_path / "named.png"))
+    assert Image.open(tmp_path / "named.png").text["preset"] == "Tiny"  # the frame names the preset that drew it
     (tmp_path / "taken.png").mkdir()  # a folder where the file should go: a message, no crash
     assert not window.export_result(str(tmp_path / "taken.png"))
 

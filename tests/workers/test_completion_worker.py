@@ -83,6 +83,7 @@ def test_frames_stream_and_the_run_finishes(qtbot, worker, tiny_checkpoint):
     assert last.latents is not None and last.latents.shape[0] == 3
     assert all(f.generation == 1 for f in got.frames)
     assert last.settings["seed"] == 0 and last.settings["candidates"] == 3
+    assert all(f.preset == "tiny" for f in got.frames)  # the name the model was loaded under
 
 
 def test_frames_carry_the_plain_pictures_and_the_sketch_as_a_line_layer(qtbot, worker, tiny_checkpoint):
