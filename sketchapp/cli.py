@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--preset", metavar="NAME", help="style preset (see 'sketchapp presets')")
     source.add_argument("--model", metavar="FILE", help="model checkpoint (.safetensors)")
     complete.add_argument("--candidates", type=_positive, metavar="K", help="candidates optimised together")
-    complete.add_argument("--iterations", type=_non_negative, metavar="N", help="optimisation steps at most")
+    complete.add_argument("--iterations", type=_non_negative, metavar="N", help="optimisation steps at most (default: the preset's; "
+                          "with --hints at least its hint_iterations, 100)")
     complete.add_argument("--seed", type=_seed, help="random seed (printed and stored in the PNG)")
     complete.add_argument("--start", choices=("auto", "random", "encoder"), help="how candidates start")
     complete.add_argument("--contextual", choices=("kl", "l1"), help="contextual loss on the sketch")
@@ -172,6 +173,7 @@ def _complete(args: argparse.Namespace) -> int:
     settings = settings.updated(
         candidates=args.candidates,
         iterations=args.iterations,
+        hint_iterations=args.iterations,  # a count given here is the count, hints or not
         start=args.start,
         contextual=args.contextual,
         seed=seed,
@@ -248,6 +250,7 @@ class _Progress:
         if not snapshot.final and now - self.last_line < (0.1 if self.tty else 5.0):
             return
         self.last_line = now
+        self.total = max(snapshot.iterations, 1)  # a run with hints may run longer than asked
         done = snapshot.iteration
         elapsed = now - self.started
         if snapshot.phase == "init" and "init_total" in snapshot.info:

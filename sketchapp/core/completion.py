@@ -40,6 +40,9 @@ class CompletionSettings:
     contextual_weight: float = 100.0
     realism_weight: float = 1.0
     hint_weight: float = 1.0
+    # Hints act only through optimisation, so a run with hints optimises at least this long
+    # (the presets stop after a few iterations, which leaves hints no time to act).
+    hint_iterations: int = 100
     optimizer: str = "adam"
     lr: float = 0.02
     momentum: float = 0.9  # for "sgd" (Nesterov momentum, as the official code)
@@ -73,6 +76,7 @@ class CompletionSettings:
                 need(isinstance(value, str), f"{f.name} must be text, got {value!r}")
         need(1 <= self.candidates <= 256, f"candidates must be 1..256, got {self.candidates}")
         need(0 <= self.iterations <= 100_000, f"iterations must be 0..100000, got {self.iterations}")
+        need(0 <= self.hint_iterations <= 100_000, f"hint_iterations must be 0..100000, got {self.hint_iterations}")
         need(self.start in STARTS, f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
         need(1 <= self.init_samples <= 10_000, f"init_samples must be 1..10000, got {self.init_samples}")
         need(
@@ -204,6 +208,7 @@ class _Run:
                 self.hint_colours = colours.to(self.device)
                 self.hint_weight = (alpha[:, 0] * settings.hint_weight).to(self.device)
                 self.known_total += float(self.hint_weight.sum())
+                self.settings = settings.updated(iterations=max(settings.iterations, settings.hint_iterations))
         self.rng = torch.Generator().manual_seed(
             settings.seed if settings.seed is not None else int(torch.seed() % (2**63))
         )

@@ -66,6 +66,8 @@ def test_hints_file(tmp_path, sketch_png, tiny_checkpoint):
     hints = tmp_path / "hints.png"
     Image.new("RGBA", (30, 40), (255, 0, 0, 255)).save(hints)
     assert complete(sketch_png, "-o", tmp_path / "r.png", "--model", tiny_checkpoint, "--hints", hints, *FAST) == 0
+    settings = json.loads(Image.open(tmp_path / "r.png").text["settings"])
+    assert settings["iterations"] == settings["hint_iterations"] == 15  # --iterations is the count, hints or not
 
 
 @pytest.mark.parametrize(

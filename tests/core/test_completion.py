@@ -100,6 +100,20 @@ def test_hint_pixels_are_honoured(tiny_model):
     assert with_hints < 0.5 * without
 
 
+def test_hints_get_time_to_act_beyond_a_short_preset(tiny_model):
+    """A preset's few iterations leave hints no time: a run with hints goes on to hint_iterations."""
+    engine = ContextualEngine(tiny_model)
+    blank = np.full((H, H, 3), 255, np.uint8)
+    hints = np.zeros((H, H, 4), np.uint8)
+    hints[:4, :4] = (255, 200, 0, 255)
+    short = {"iterations": 5, "hint_iterations": 40}
+    with_hints = run(engine, blank, hints=hints, **short)
+    assert with_hints[-1].iteration == 40 and {s.iterations for s in with_hints} == {40}
+    assert run(engine, blank, **short)[-1].iteration == 5
+    assert run(engine, blank, hints=np.zeros((H, H, 4), np.uint8), **short)[-1].iteration == 5  # all transparent
+    assert run(engine, blank, hints=hints, iterations=60, hint_iterations=40)[-1].iteration == 60
+
+
 def test_cancel_stops_within_one_iteration_without_result(tiny_model):
     _, _, sketch = planted(tiny_model)
     token = CancelToken()
