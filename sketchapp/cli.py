@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", metavar="FILE", help="model checkpoint (.safetensors)")
     complete.add_argument("--candidates", type=_positive, metavar="K", help="candidates optimised together")
     complete.add_argument("--iterations", type=_non_negative, metavar="N", help="optimisation steps at most (default: the preset's; "
-                          "with --hints at least its hint_iterations, 100)")
+                          "with --hints, up to its hint_iterations if that is more)")
     complete.add_argument("--seed", type=_seed, help="random seed (printed and stored in the PNG)")
     complete.add_argument("--start", choices=("auto", "random", "encoder"), help="how candidates start")
     complete.add_argument("--contextual", choices=("kl", "l1"), help="contextual loss on the sketch")
@@ -201,7 +201,8 @@ def _complete(args: argparse.Namespace) -> int:
             _save_frame(frames, snapshot)
     progress.close()
     assert last is not None and last.final, "an uncancelled run always ends with a final snapshot"
-    _write_results(output, last, {"model": str(label), "seed": str(seed), "settings": json.dumps(settings.to_dict())})
+    ran = settings.updated(iterations=last.iterations)  # the count in effect: hints may have raised it
+    _write_results(output, last, {"model": str(label), "seed": str(seed), "settings": json.dumps(ran.to_dict())})
     progress.note(
         f"best candidate {last.best + 1} of {last.candidates}, loss {last.losses['total'][last.best]:.4f}, "
         f"{last.iteration} iterations; wrote {output}"

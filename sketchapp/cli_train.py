@@ -187,11 +187,15 @@ def run_train(args: argparse.Namespace) -> int:
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = select_device(args.device)
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+    if device.type == "cuda":
         import torch
 
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+        # This process only trains, on fixed shapes: let cuDNN time its kernels once and keep the
+        # fastest (process-wide, so it is set here and not in core.train, which the app also runs).
+        torch.backends.cudnn.benchmark = True
+        if "LOCAL_RANK" in os.environ:
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
     threads = configure_cpu_threads(args.threads)
     rank, world = init_distributed(device)
     quiet = args.quiet or rank != 0

@@ -40,8 +40,9 @@ class CompletionSettings:
     contextual_weight: float = 100.0
     realism_weight: float = 1.0
     hint_weight: float = 1.0
-    # Hints act only through optimisation, so a run with hints optimises at least this long
-    # (the presets stop after a few iterations, which leaves hints no time to act).
+    # Hints act only through optimisation, so a run with hints may optimise this long (the
+    # presets stop after a few iterations, which leaves hints no time); the convergence stop
+    # can still end it sooner.
     hint_iterations: int = 100
     optimizer: str = "adam"
     lr: float = 0.02

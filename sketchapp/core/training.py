@@ -445,8 +445,6 @@ def train(
     ``data_record`` describes the data so a later resume can load it again.
     """
     device = torch.device(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     folder = Path(run_dir)
     rank, world = distributed_world()
     run = _Run(folder, rank)

@@ -64,7 +64,7 @@ def frame_of(
     return Frame(
         generation, snapshot.iteration, snapshot.iterations, snapshot.phase, joint[:, :, h:].copy(),
         joint[:, :, :h].copy(), np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
-        snapshot.final, dict(settings or {}), snapshot.lines, preset,
+        snapshot.final, {**settings, "iterations": snapshot.iterations} if settings else {}, snapshot.lines, preset,
     )
 
 

@@ -142,6 +142,27 @@ def test_user_preset_is_listed_and_used(tmp_path, sketch_png, tiny_checkpoint, m
     assert Image.open(out).text["model"] == "mine"
 
 
+def test_hints_let_a_short_preset_run_on_and_the_png_records_the_count(tmp_path, sketch_png, tiny_checkpoint, monkeypatch, capsys):
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(tmp_path / "data"))
+    presets = tmp_path / "data" / "presets"
+    presets.mkdir(parents=True)
+    settings = {"candidates": 2, "iterations": 5, "hint_iterations": 12, "patience": 0}
+    (presets / "short.json").write_text(
+        json.dumps({"name": "Short", "model": str(tiny_checkpoint), "sketch_style": "xdog", "settings": settings})
+    )
+    hints = tmp_path / "hints.png"
+    Image.new("RGBA", (30, 40), (255, 200, 0, 255)).save(hints)
+    assert complete(sketch_png, "-o", tmp_path / "h.png", "--preset", "short", "--hints", hints, "--seed", "3") == 0
+    assert "12/12" in capsys.readouterr().err  # the bar counts to the run's real total
+    recorded = json.loads(Image.open(tmp_path / "h.png").text["settings"])
+    assert recorded["iterations"] == 12  # the count in effect, so the PNG's settings reproduce the run
+    again = ["--iterations", str(recorded["iterations"]), "--seed", "3", "-q"]
+    assert complete(sketch_png, "-o", tmp_path / "again.png", "--preset", "short", "--hints", hints, *again) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "again.png")), np.asarray(Image.open(tmp_path / "h.png")))
+    assert complete(sketch_png, "-o", tmp_path / "plain.png", "--preset", "short", "--seed", "3", "-q") == 0
+    assert json.loads(Image.open(tmp_path / "plain.png").text["settings"])["iterations"] == 5
+
+
 def test_real_entry_point_never_prints_a_traceback(tmp_path, tiny_checkpoint):
     """The installed command as a user runs it, in a fresh process."""
     bad = tmp_path / "bad.jpg"

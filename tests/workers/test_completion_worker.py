@@ -84,6 +84,7 @@ def test_frames_stream_and_the_run_finishes(qtbot, worker, tiny_checkpoint):
     assert all(f.generation == 1 for f in got.frames)
     assert last.settings["seed"] == 0 and last.settings["candidates"] == 3
     assert all(f.preset == "tiny" for f in got.frames)  # the name the model was loaded under
+    assert last.settings["iterations"] == 20  # the count in effect (hints may raise it)
 
 
 def test_frames_carry_the_plain_pictures_and_the_sketch_as_a_line_layer(qtbot, worker, tiny_checkpoint):
