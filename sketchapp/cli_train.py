@@ -57,6 +57,12 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
                        "(default 0: the paper's pure GAN; the shipped models use 50)")
     train.add_argument("--judge-redrawn", action="store_true",
                        help="with --recon: the discriminator also judges the redrawn pairs, so they come out sharp")
+    train.add_argument("--r1", type=float, metavar="GAMMA",
+                       help="R1 gradient penalty on the discriminator at real pairs, with this weight "
+                       "(default 0: off); holds back a discriminator that wins, as on OpenMoji at 128 px")
+    train.add_argument("--line-jitter", type=float, metavar="AMOUNT",
+                       help="0-1: thicken and darken each sketch's lines by a random amount up to this, "
+                       "so the model also takes pen drawings with bolder lines than the automatic sketches (default 0)")
     train.add_argument("--gf", type=positive, help="generator width (default 64)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64)")
     train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")
@@ -64,7 +70,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
                        help="encoder-only steps after the GAN (default 1500; 500 with --init-from; 0 with --recon "
                        "or a base model trained with it: E already learns during the GAN)")
     train.add_argument("--keep-every", type=non_negative, help="also keep the model of every Nth epoch (default 0: off)")
-    train.add_argument("--no-augment", action="store_true", help="no flips, warps or noise")
+    train.add_argument("--no-augment", action="store_true", help="no flips, warps, noise or line jitter")
     train.add_argument("--seed", type=seed, help="seed (default 0)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     train.add_argument("--threads", type=threads, help="CPU threads (default: all available)")
@@ -160,7 +166,7 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {
         "half_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "beta1": args.beta1, "g_steps": args.g_steps, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps, "keep_every": args.keep_every,
-        "seed": args.seed, "recon_weight": args.recon,
+        "seed": args.seed, "recon_weight": args.recon, "r1_gamma": args.r1, "line_jitter": args.line_jitter,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.no_augment:

@@ -308,6 +308,10 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
         inherited["recon_weight"] = float(recon)  # the recipe that made the model is the one that fine-tunes it
         if trained.get("judge_redrawn") is True:
             inherited["judge_redrawn"] = True
+    for key in ("r1_gamma", "line_jitter"):  # so are the discriminator's hold-back and the sketch variation
+        value = trained.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            inherited[key] = float(value)
     settings = {**inherited, **overrides}
     settings.setdefault("encoder_steps", default_encoder_steps(settings.get("recon_weight", 0.0), fine_tune=True))
     return replace(TrainSettings(), **settings)

@@ -178,6 +178,43 @@ def test_augmentation_warps_both_halves_alike_and_pads_with_paper():
     assert torch.allclose(noisy[..., :SIZE], sketch) and not torch.allclose(noisy[..., SIZE:], image)
 
 
+def test_line_jitter_thickens_and_darkens_sketch_lines_only():
+    half = torch.ones(6, 3, SIZE, SIZE)
+    half[:, :, 8, 2:14] = 0.4  # a thin, light grey line, as XDoG draws
+    batch = torch.cat([half, half], dim=3)
+    plain = replace(FAST, noise=0.0, flip=False, rotate_degrees=0.0, scale=0.0, shift=0.0)
+    out = augment(batch, replace(plain, line_jitter=1.0), torch.Generator().manual_seed(3))
+    sketch, image = out[..., :SIZE], out[..., SIZE:]
+    ink_before = ((1 - half) / 2).sum(dim=(1, 2, 3))
+    ink_after = ((1 - sketch) / 2).sum(dim=(1, 2, 3))
+    assert (ink_after > ink_before).all()  # every sketch got bolder
+    assert len({round(v, 3) for v in ink_after.tolist()}) == 6  # each by its own amount
+    assert sketch.min() >= -1 and sketch.max() <= 1
+    assert (sketch[:, :, 0:5] == 1).all()  # paper far from the line stays white
+    assert torch.allclose(image, half, atol=1e-6)  # the picture half is untouched
+    assert torch.allclose(augment(batch, plain, torch.Generator().manual_seed(3)), batch, atol=1e-6)
+
+
+def test_the_r1_penalty_holds_the_discriminator_back():
+    from sketchapp.core.checkpoint import JointModel
+
+    real = torch.rand(4, 3, SIZE, 2 * SIZE) * 2 - 1
+    z = torch.rand(4, FAST.z_dim) * 2 - 1
+    slopes = {}
+    for gamma in (0.0, 50.0):
+        torch.manual_seed(0)
+        model = JointModel.create(FAST.config)
+        opt_g = torch.optim.Adam(model.generator.parameters(), 1e-3)
+        opt_d = torch.optim.Adam(model.discriminator.parameters(), 1e-3)
+        for _ in range(15):
+            losses = training._gan_step(model.generator, model.discriminator, opt_g, opt_d, real, z, 1, r1_gamma=gamma)
+        probe = real.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model.discriminator(probe).sum(), probe)
+        slopes[gamma] = grad.pow(2).sum().item()
+        assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(losses)
+    assert slopes[50.0] < slopes[0.0] / 2
+
+
 def test_settings_are_validated():
     with pytest.raises(SettingsError, match="epochs"):
         TrainSettings(epochs=0)
@@ -185,6 +222,10 @@ def test_settings_are_validated():
         TrainSettings(half_size=48)
     with pytest.raises(SettingsError, match="must be int"):
         TrainSettings(gf="64")
+    with pytest.raises(SettingsError, match="R1 gamma"):
+        TrainSettings(r1_gamma=-1.0)
+    with pytest.raises(SettingsError, match="line jitter"):
+        TrainSettings(line_jitter=1.5)
     with pytest.raises(SettingsError, match="unknown training settings"):
         TrainSettings.from_dict({"epoch": 3})
     assert TrainSettings(beta1=0).beta1 == 0.0 and isinstance(TrainSettings(beta1=0).beta1, float)
@@ -314,12 +355,14 @@ def test_judge_redrawn_shows_the_discriminator_the_redrawn_pairs(judge):
     assert {"d_loss", "g_loss", "r_loss"} <= set(losses)
 
 
-def test_fine_tuning_keeps_judge_redrawn(tmp_path):
+def test_fine_tuning_keeps_the_recipe_that_made_the_model(tmp_path):
     from sketchapp.core.runs import fine_tune_settings
 
-    settings = replace(FAST, epochs=1, encoder_steps=0, recon_weight=5.0, judge_redrawn=True)
+    settings = replace(FAST, epochs=1, encoder_steps=0, recon_weight=5.0, judge_redrawn=True, r1_gamma=2.0,
+                       line_jitter=0.5)
     events = list(train(tmp_path / "run", tiny_pairs(), settings))
     assert events[-1].kind == "done"
     inherited = fine_tune_settings(tmp_path / "run" / "model.safetensors")
     assert inherited.judge_redrawn and inherited.recon_weight == 5.0
+    assert inherited.r1_gamma == 2.0 and inherited.line_jitter == 0.5
     assert not fine_tune_settings(tmp_path / "run" / "model.safetensors", judge_redrawn=False).judge_redrawn
