@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--ink-lines", action=argparse.BooleanOptionalAction,
                           help="draw the sketch's own lines over the results, at its resolution "
                           "(default: the preset's setting; off for --model)")
+    complete.add_argument("--match-line-width", action=argparse.BooleanOptionalAction,
+                          help="thicken lines thinner than the model's training sketches' before completing "
+                          "(default: on, or the preset's setting)")
     complete.add_argument("--frames", metavar="DIR", help="save intermediate completions here")
     complete.add_argument("--frame-every", type=_positive, default=10, metavar="N", help="frame interval (default 10)")
     complete.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -178,6 +181,7 @@ def _complete(args: argparse.Namespace) -> int:
         contextual=args.contextual,
         seed=seed,
         ink_lines=args.ink_lines,
+        match_line_width=args.match_line_width,
     )
     device = select_device(args.device)
     threads = configure_cpu_threads(args.threads)

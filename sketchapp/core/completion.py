@@ -57,6 +57,10 @@ class CompletionSettings:
     # Results carry the sketch's own lines, drawn over them at the sketch's resolution:
     # for styles whose pictures contain their line art (OpenMoji's emoji do).
     ink_lines: bool = False
+    # Lines thinner than the model's training sketches' (its ``sketch_line_width``) are
+    # thickened to that width before completion: a model colours little of a drawing
+    # whose lines are much thinner than the ones it learnt.
+    match_line_width: bool = True
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -127,6 +131,13 @@ class ContextualEngine:
     def z_dim(self) -> int:
         return self.model.config.z_dim
 
+    @property
+    def line_width(self) -> float | None:
+        """The stroke width of the model's training sketches, in model pixels (None when not recorded)."""
+        value = self.model.metadata.get("sketch_line_width")
+        valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < self.half_size
+        return float(value) if valid else None
+
     def set_layout(self, channels_last: bool) -> None:
         layout = torch.channels_last if channels_last else torch.contiguous_format
         if layout is not self._layout:
@@ -195,7 +206,7 @@ class _Run:
         self.device = engine.device
         h = engine.half_size
         self.h = h
-        self.sketch_half = sketch_tensor(sketch, h).to(self.device)
+        self.sketch_half = sketch_tensor(sketch, h, engine.line_width if settings.match_line_width else None).to(self.device)
         self.target_grey = _grey(self.sketch_half)
         self.target_dist = _grey_distribution(self.sketch_half)
         # The known-pixel weight map: every sketch pixel weighs 1, hint pixels their alpha.

@@ -50,6 +50,7 @@ from sketchapp.core.errors import SettingsError, SketchAppError
 from sketchapp.core.fileio import read_user_file, write_bytes_atomic
 from sketchapp.core.images import contact_grid, save_image
 from sketchapp.core.networks import JointGANConfig, sample_z
+from sketchapp.core.prepare import typical_stroke_width
 
 STATE_FILE = "state.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -583,6 +584,8 @@ def train(
         "steps_per_epoch": steps_per_epoch,
         "gan_steps": gan_steps,
         "world_size": world,
+        # what completion thickens a drawing's thinner lines to (prepare.match_stroke_width)
+        "sketch_line_width": typical_stroke_width(train_pairs.sketches),
     }
     clock = time.monotonic()
     last_save = clock
@@ -844,6 +847,7 @@ def _export(
         model,
         half_precision=True,
         sketch_style=data.get("sketch_style", "unknown"),
+        sketch_line_width=record.get("sketch_line_width"),
         data={k: data[k] for k in ("name", "kind", "licence", "attribution", "source", "size", "count") if k in data},
         training={
             "settings": settings.to_dict(),

@@ -287,3 +287,24 @@ def test_line_layer_keeps_the_sketch_resolution_within_limits():
     assert line_layer(np.zeros((300, 200, 3), np.uint8), 16).shape == (300, 300)
     huge = line_layer(np.full((3000, 2000), 255, np.uint8), 16)
     assert huge.shape == (INK_SIDE_LIMIT, INK_SIDE_LIMIT) and huge.dtype == np.float32 and huge.min() == 1.0
+
+
+def test_thin_lines_are_thickened_to_the_models_training_line_width(tiny_model_with_encoder):
+    from sketchapp.core.prepare import sketch_tensor
+
+    sketch = np.full((64, 64), 255, np.uint8)
+    cv2.circle(sketch, (32, 32), 20, 0, 1)  # a hairline: 0.25 px at the model's 16
+    model = tiny_model_with_encoder
+    model.metadata["sketch_line_width"] = 2.0
+    engine = ContextualEngine(model)
+    with torch.no_grad():
+        bold = model.encoder(sketch_tensor(sketch, H, 2.0))[0].clamp(-1, 1)
+        thin = model.encoder(sketch_tensor(sketch, H))[0].clamp(-1, 1)
+    assert not torch.allclose(bold, thin, atol=1e-3)
+    matched = run(engine, sketch, iterations=1, start="encoder", candidates=2)[0]
+    assert torch.allclose(matched.latents[0], bold, atol=1e-6)
+    kept = run(engine, sketch, iterations=1, start="encoder", candidates=2, match_line_width=False)[0]
+    assert torch.allclose(kept.latents[0], thin, atol=1e-6)
+    for unusable in (None, "2", -1.0, 99.0, True):  # not recorded, or not a width: lines are left alone
+        model.metadata["sketch_line_width"] = unusable
+        assert engine.line_width is None

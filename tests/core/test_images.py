@@ -8,7 +8,14 @@ from PIL import Image
 
 from sketchapp.core.errors import ImageLoadError, ImageSaveError
 from sketchapp.core.images import contact_grid, load_image, save_image
-from sketchapp.core.prepare import fit_square, hints_tensor, sketch_tensor
+from sketchapp.core.prepare import (
+    fit_square,
+    hints_tensor,
+    match_stroke_width,
+    sketch_tensor,
+    stroke_width,
+    typical_stroke_width,
+)
 
 
 def test_rgba_is_composited_on_white(tmp_path):
@@ -126,3 +133,47 @@ def test_contact_grid():
     pictures = np.zeros((5, 4, 6, 3), np.uint8)
     sheet = contact_grid(pictures, columns=2, gap=1)
     assert sheet.shape == (3 * 4 + 2, 2 * 6 + 1, 3)
+
+
+def lines_of(width: int, side: int = 256) -> np.ndarray:
+    """A square outline and a circle, their lines ``width`` pixels wide."""
+    sketch = np.full((side, side), 255, np.uint8)
+    a, b = side // 8, side - side // 8
+    sketch[a:b, a:b] = 0
+    sketch[a + width : b - width, a + width : b - width] = 255
+    yy, xx = np.mgrid[:side, :side]
+    radius = np.hypot(yy - side / 2, xx - side / 2)
+    sketch[(radius >= side / 4) & (radius < side / 4 + width)] = 0
+    return sketch
+
+
+@pytest.mark.parametrize("width", [1, 3, 6, 12])
+def test_stroke_width_measures_the_drawn_lines(width):
+    assert stroke_width(lines_of(width)) == pytest.approx(width, abs=0.6 + 0.05 * width)
+
+
+def test_stroke_width_of_blank_paper_is_unknown():
+    assert stroke_width(np.full((32, 32), 255, np.uint8)) is None
+    assert typical_stroke_width(np.full((3, 32, 32), 255, np.uint8)) is None
+    assert typical_stroke_width(np.stack([lines_of(w, 64) for w in (2, 3, 9)])) == pytest.approx(3, abs=0.6)
+
+
+def test_thin_lines_are_thickened_and_bold_ones_kept():
+    thin = lines_of(2)
+    thickened = match_stroke_width(thin, 10.0)
+    assert stroke_width(thickened) == pytest.approx(10, abs=1.5)
+    assert (thickened <= thin).all()  # ink is only added
+    bold = lines_of(12)
+    assert np.array_equal(match_stroke_width(bold, 10.0), bold)
+    blank = np.full((32, 32), 255, np.uint8)
+    assert np.array_equal(match_stroke_width(blank, 4.0), blank)
+
+
+def test_sketch_tensor_matches_the_line_width_at_the_models_size():
+    drawing = lines_of(3, 512)  # 0.75 px at 128: a pen line on the canvas
+    plain = sketch_tensor(drawing, 128)
+    matched = sketch_tensor(drawing, 128, 3.5)
+    as_grey = lambda t: ((t[0, 0].numpy() + 1) * 127.5).round().astype(np.uint8)  # noqa: E731
+    assert stroke_width(as_grey(matched)) == pytest.approx(3.5, abs=0.7)
+    assert matched.shape == plain.shape == (1, 3, 128, 128)
+    assert (matched <= plain + 1e-6).all() and matched.min() == -1.0

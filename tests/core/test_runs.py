@@ -423,8 +423,8 @@ def test_a_user_preset_never_takes_the_id_of_a_bundled_preset_or_model(tmp_path,
     presets_dir, models_dir = folders
     preset = save_user_preset("Emoji colour", tiny_checkpoint, "xdog", presets_dir=presets_dir, models_dir=models_dir)
     assert preset.id == "emoji-colour-2"
-    model = save_user_preset("Emoji colour 64", tiny_checkpoint, "xdog", presets_dir=presets_dir, models_dir=models_dir)
-    assert model.id == "emoji-colour-64-2" and model.model == models_dir / "emoji-colour-64-2.safetensors"
+    model = save_user_preset("Emoji colour 128", tiny_checkpoint, "xdog", presets_dir=presets_dir, models_dir=models_dir)
+    assert model.id == "emoji-colour-128-2" and model.model == models_dir / "emoji-colour-128-2.safetensors"
 
 
 def test_checkpoint_metadata_is_read_from_the_header_alone(tmp_path, tiny_checkpoint):

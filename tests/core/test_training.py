@@ -71,6 +71,7 @@ def test_a_run_leaves_model_history_samples_and_state(tmp_path):
     model = load_model(run / "model.safetensors")
     assert model.encoder is not None and model.sketch_style == "test"
     assert model.metadata["training"]["step"] == events[-1].steps
+    assert model.metadata["sketch_line_width"] == pytest.approx(1.0, abs=0.2)  # tiny_pairs' one-pixel lines
     assert (run / "settings.json").is_file() and (run / "splits.json").is_file()
 
 
