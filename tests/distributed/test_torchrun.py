@@ -23,12 +23,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("recon_weight", [0.0, 10.0])  # the paper's GAN, and with the encoder in the GAN phase
-def test_two_processes_train_one_model_with_gloo(tmp_path, recon_weight):
+# the paper's GAN, with the encoder in the GAN phase, and with the R1 penalty's double backward through DDP
+@pytest.mark.parametrize(("recon_weight", "r1_gamma"), [(0.0, 0.0), (10.0, 0.0), (10.0, 1.0)])
+def test_two_processes_train_one_model_with_gloo(tmp_path, recon_weight, r1_gamma):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parents[2])}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(WORKER), str(tmp_path), str(recon_weight),
+        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(WORKER), str(tmp_path), str(recon_weight), str(r1_gamma),
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
