@@ -206,7 +206,8 @@ class _Run:
         self.device = engine.device
         h = engine.half_size
         self.h = h
-        self.sketch_half = sketch_tensor(sketch, h, engine.line_width if settings.match_line_width else None).to(self.device)
+        line_width = engine.line_width if settings.match_line_width else None
+        self.sketch_half = sketch_tensor(sketch, h, line_width).to(self.device)
         self.target_grey = _grey(self.sketch_half)
         self.target_dist = _grey_distribution(self.sketch_half)
         # The known-pixel weight map: every sketch pixel weighs 1, hint pixels their alpha.

@@ -91,12 +91,10 @@ def sketch_tensor(sketch: np.ndarray, size: int, line_width: float | None = None
     resolution so they stay smooth.
     """
     rgb = as_rgb(sketch)
+    side = min(max(rgb.shape[:2]), LINE_WORK_FACTOR * size) if line_width else size
+    grey = cv2.cvtColor(fit_square(rgb, side, (255, 255, 255)), cv2.COLOR_RGB2GRAY)
     if line_width:
-        work = min(max(rgb.shape[:2]), LINE_WORK_FACTOR * size)
-        grey = cv2.cvtColor(fit_square(rgb, work, (255, 255, 255)), cv2.COLOR_RGB2GRAY)
-        grey = fit_square(match_stroke_width(grey, line_width * work / size), size, 255)
-    else:
-        grey = cv2.cvtColor(fit_square(rgb, size, (255, 255, 255)), cv2.COLOR_RGB2GRAY)
+        grey = fit_square(match_stroke_width(grey, line_width * side / size), size, 255)
     tensor = torch.from_numpy(grey.astype(np.float32) / 127.5 - 1.0)
     return tensor.expand(1, 3, size, size).contiguous()
 

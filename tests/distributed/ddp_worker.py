@@ -1,4 +1,7 @@
-"""Run by torchrun from test_torchrun.py: train on tiny data (argv: folder, reconstruction weight, R1 gamma), then save this rank's weights."""
+"""Run by torchrun from test_torchrun.py: train on tiny data, then save this rank's weights.
+
+argv: folder, reconstruction weight, R1 gamma.
+"""
 
 from __future__ import annotations
 
