@@ -60,6 +60,9 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--r1", type=float, metavar="GAMMA",
                        help="R1 gradient penalty on the discriminator at real pairs, with this weight "
                        "(default 0: off); holds back a discriminator that wins, as on OpenMoji at 128 px")
+    train.add_argument("--ema", type=float, metavar="DECAY",
+                       help="export a moving average of the generator's weights (and the encoder's, with --recon), "
+                       "with this decay per step, e.g. 0.999: cleaner pictures than the last step's (default 0: off)")
     train.add_argument("--line-jitter", type=float, metavar="AMOUNT",
                        help="0-1: thicken and darken each sketch's lines by a random amount up to this, "
                        "so the model also takes pen drawings with bolder lines than the automatic sketches (default 0)")
@@ -167,6 +170,7 @@ def run_train(args: argparse.Namespace) -> int:
         "half_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "beta1": args.beta1, "g_steps": args.g_steps, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps, "keep_every": args.keep_every,
         "seed": args.seed, "recon_weight": args.recon, "r1_gamma": args.r1, "line_jitter": args.line_jitter,
+        "ema": args.ema,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.no_augment:

@@ -308,7 +308,7 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
         inherited["recon_weight"] = float(recon)  # the recipe that made the model is the one that fine-tunes it
         if trained.get("judge_redrawn") is True:
             inherited["judge_redrawn"] = True
-    for key in ("r1_gamma", "line_jitter"):  # so are the discriminator's hold-back and the sketch variation
+    for key in ("r1_gamma", "line_jitter", "ema"):  # so are D's hold-back, the sketch variation, the averaging
         value = trained.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             inherited[key] = float(value)

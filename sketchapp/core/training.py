@@ -8,8 +8,8 @@ Run folder::
 
     settings.json      what was asked for, and the data it was asked on
     splits.json        the names in train / val / test
-    state.safetensors  weights, optimiser moments and counters: exact resume
-    model.safetensors  the usable model (fp16), refreshed every epoch
+    state.safetensors  weights, their moving averages, optimiser moments and counters: exact resume
+    model.safetensors  the usable model (fp16), refreshed every epoch; with ``ema``, the averaged networks
     losses.csv         one row per optimiser step
     samples/epoch-NNN.png   a grid from fixed codes after every epoch
     epochs/epoch-NNN.safetensors   with keep_every: the model as it was after that epoch
@@ -22,6 +22,7 @@ and DistributedDataParallel averages the gradients; rank 0 alone writes files.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -93,6 +94,7 @@ class TrainSettings:
     recon_weight: float = 0.0  # > 0: E and G also learn to redraw each real pair from its sketch (0 = the paper's pure GAN)
     judge_redrawn: bool = False  # D also judges those redrawn pairs, so they come out sharp rather than averaged
     r1_gamma: float = 0.0  # > 0: R1 penalty (Mescheder et al. 2018), gamma/2 * |grad D(real)|^2, holds D back
+    ema: float = 0.0  # > 0: the exported G (and E with recon_weight) is a moving average of the trained one, this decay per step
     augment: bool = True
     flip: bool = True
     rotate_degrees: float = 6.0
@@ -133,6 +135,7 @@ class TrainSettings:
             (self.recon_weight == 0 or self.ef > 0, "a reconstruction weight needs an encoder (ef > 0)"),
             (not self.judge_redrawn or self.recon_weight > 0, "judging redrawn pairs needs a reconstruction weight"),
             (0 <= self.r1_gamma <= 1000, "R1 gamma must be 0-1000"),
+            (0 <= self.ema < 1, "EMA decay must be in [0, 1)"),
             (0 <= self.line_jitter <= 1, "line jitter must be 0-1"),
             (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
             (self.checkpoint_minutes > 0, "checkpoint interval must be positive"),
@@ -253,11 +256,20 @@ def _module_tensors(model: JointModel, tensors: dict[str, torch.Tensor]) -> None
             tensors[f"{prefix}.{name}"] = value.detach().cpu().contiguous()
 
 
-def _write_state(path: Path, model: JointModel, optimizers: dict[str, torch.optim.Optimizer], record: dict[str, Any]) -> None:
+def _write_state(
+    path: Path, model: JointModel, optimizers: dict[str, torch.optim.Optimizer], record: dict[str, Any],
+    averages: dict[str, WeightAverage],
+) -> None:
     tensors: dict[str, torch.Tensor] = {}
     _module_tensors(model, tensors)
+    for name, average in averages.items():
+        for key, value in average.module.state_dict().items():
+            tensors[f"ema{name}.{key}"] = value.detach().cpu().contiguous()
     groups = {name: _flatten_optimizer(f"opt{name}", opt, tensors) for name, opt in optimizers.items()}
-    meta = {**record, "format": STATE_FORMAT, "optimizer_groups": groups}
+    meta = {
+        **record, "format": STATE_FORMAT, "optimizer_groups": groups,
+        "ema_updates": {name: average.updates for name, average in averages.items()},
+    }
     payload = st_save(tensors, metadata={"sketchapp": json.dumps(meta)})
     write_bytes_atomic(path, payload)
 
@@ -274,6 +286,44 @@ def read_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     if meta.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path}: not a SketchApp training state")
     return meta, tensors
+
+
+def _prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.partition(".")[2]: v for k, v in tensors.items() if k.partition(".")[0] == prefix}
+
+
+# -- weight averaging ------------------------------------------------------------------
+
+
+class WeightAverage:
+    """An exponential moving average of a network's weights and batch-norm statistics.
+
+    A GAN's generator wanders around a good solution from step to step; the average of
+    its recent weights draws cleaner pictures than any one of them (Karras et al. 2018,
+    Yazici et al. 2019). The decay ramps up from 0.1 towards ``decay`` (as
+    TensorFlow's ExponentialMovingAverage with num_updates), so a short fine-tune
+    averages its own steps rather than staying near the model it started from.
+    """
+
+    def __init__(self, module: nn.Module, decay: float, updates: int = 0) -> None:
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+        self.decay = decay
+        self.updates = updates
+
+    def rate(self) -> float:
+        """How far the next update moves the average towards the trained weights."""
+        return 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, trained: nn.Module) -> None:
+        rate = self.rate()
+        mine, theirs = self.module.state_dict(), trained.state_dict()
+        floats = [key for key, value in mine.items() if value.is_floating_point()]
+        torch._foreach_lerp_([mine[k] for k in floats], [theirs[k].detach() for k in floats], rate)
+        for key, value in mine.items():
+            if not value.is_floating_point():
+                value.copy_(theirs[key])
+        self.updates += 1
 
 
 # -- augmentation ----------------------------------------------------------------------
@@ -539,9 +589,7 @@ def train(
 
     if state_meta is not None:
         for prefix, module in model.modules().items():
-            module.load_state_dict(
-                {k.partition(".")[2]: v for k, v in state_tensors.items() if k.partition(".")[0] == prefix}
-            )
+            module.load_state_dict(_prefixed(prefix, state_tensors))
         for name, opt in optimizers.items():
             _restore_optimizer(f"opt{name}", opt, state_meta["optimizer_groups"][name], state_tensors)
         model.to(device)
@@ -554,7 +602,16 @@ def train(
         if start_step > finished_gan and gan_steps > finished_gan:
             start_step = finished_gan  # more epochs: back to the GAN, then the encoder follows the new G
         run.truncate_losses(start_step)
-    else:
+    averages: dict[str, WeightAverage] = {}
+    if state_meta is not None:
+        for name, updates in (state_meta.get("ema_updates") or {}).items():
+            averages[name] = WeightAverage(model.modules()[name], settings.ema, int(updates))
+            averages[name].module.load_state_dict(_prefixed(f"ema{name}", state_tensors))
+    elif settings.ema > 0:
+        averages["G"] = WeightAverage(model.generator, settings.ema)
+        if model.encoder is not None and settings.recon_weight > 0:  # E's codes must suit the averaged G
+            averages["E"] = WeightAverage(model.encoder, settings.ema)
+    if state_meta is None:
         if rank == 0:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / SAMPLES_DIR).mkdir(exist_ok=True)
@@ -601,13 +658,23 @@ def train(
             return None
         return (time.monotonic() - clock) / done * (total_steps - step)
 
+    def shown() -> JointModel:
+        """The networks a user gets: the averaged ones where weights are averaged."""
+        return JointModel(
+            config,
+            averages["G"].module if "G" in averages else model.generator,
+            model.discriminator,
+            averages["E"].module if "E" in averages else model.encoder,
+        )
+
     def save(kind: str) -> TrainEvent:
         nonlocal last_save, pending
         run.append_losses(pending)
         pending = []
         if rank == 0:
-            _write_state(run.path(STATE_FILE), model, optimizers, {**record_base, "step": step, "elapsed": elapsed()})
-            _export(run.path(MODEL_FILE), model, settings, record_base, step, total_steps, elapsed(), device)
+            record = {**record_base, "step": step, "elapsed": elapsed()}
+            _write_state(run.path(STATE_FILE), model, optimizers, record, averages)
+            _export(run.path(MODEL_FILE), shown(), settings, record_base, step, total_steps, elapsed(), device)
         _barrier(world)
         last_save = time.monotonic()
         return TrainEvent(kind, step, total_steps, _epoch(step), settings.epochs, _phase(step), elapsed=elapsed())
@@ -646,6 +713,8 @@ def train(
             generator_net, discriminator_net, opt_g, opt_d, real, z, settings.g_steps,
             encoder_net, optimizers.get("E"), settings.recon_weight, settings.judge_redrawn, settings.r1_gamma,
         )
+        for name, average in averages.items():
+            average.update(model.modules()[name])
         step += 1
         pending.append({"step": step, "phase": "gan", "epoch": epoch + 1, **{k: f"{v:.5f}" for k, v in losses.items()}, "seconds": f"{elapsed():.1f}"})
         yield TrainEvent("step", step, total_steps, epoch + 1, settings.epochs, "gan", losses, elapsed(), eta())
@@ -653,17 +722,20 @@ def train(
             sample = None
             if rank == 0:
                 sample = run.path(SAMPLES_DIR) / f"epoch-{step // steps_per_epoch:03d}.png"
-                save_image(sample, sample_grid(model, fixed_z))
+                save_image(sample, sample_grid(shown(), fixed_z))
             save("saved")
             epoch_done = step // steps_per_epoch
             if rank == 0 and settings.keep_every and epoch_done % settings.keep_every == 0:
                 (folder / EPOCHS_DIR).mkdir(exist_ok=True)
-                _export(folder / EPOCHS_DIR / f"epoch-{epoch_done:03d}.safetensors", model, settings, record_base, step,
+                _export(folder / EPOCHS_DIR / f"epoch-{epoch_done:03d}.safetensors", shown(), settings, record_base, step,
                         total_steps, elapsed(), device)
             yield TrainEvent("epoch", step, total_steps, step // steps_per_epoch, settings.epochs, "gan", losses, elapsed(), eta(), sample)
 
     if encoder_steps and step < total_steps:
-        for event in _train_encoder(model, optimizers["E"], data, settings, device, step, total_steps, cancel, save_due, rank, world):
+        if "E" in averages:  # the encoder-only phase trains E on for the averaged G: from the averaged E
+            assert model.encoder is not None
+            model.encoder.load_state_dict(averages.pop("E").module.state_dict())
+        for event in _train_encoder(shown(), optimizers["E"], data, settings, device, step, total_steps, cancel, save_due, rank, world):
             step = event.step
             if event.kind == "cancelled":
                 yield save("cancelled")
@@ -676,7 +748,7 @@ def train(
             yield event
     final = save("done")
     final.message = str(run.path(MODEL_FILE))
-    final.model = model.eval()
+    final.model = shown().eval()
     yield final
 
 

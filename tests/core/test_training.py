@@ -216,6 +216,58 @@ def test_the_r1_penalty_holds_the_discriminator_back():
     assert slopes[50.0] < slopes[0.0] / 2
 
 
+def test_the_weight_average_follows_the_trained_weights_with_a_ramped_decay():
+    trained = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    average = training.WeightAverage(trained, 0.99)
+    start = trained[0].weight.detach().clone()
+    assert average.rate() == pytest.approx(0.9)  # the first update moves 90% of the way
+    with torch.no_grad():
+        trained[0].weight.add_(1.0)
+    trained.train()(torch.randn(8, 3))  # moves the batch-norm statistics and its counter
+    average.update(trained)
+    assert torch.allclose(average.module[0].weight, start + 0.9)
+    assert torch.equal(average.module[1].num_batches_tracked, trained[1].num_batches_tracked)
+    assert not average.module.training and not any(p.requires_grad for p in average.module.parameters())
+    for _ in range(2000):
+        average.update(trained)
+    assert average.rate() == pytest.approx(0.01)  # capped at 1 - decay
+    assert torch.allclose(average.module[0].weight, trained[0].weight)
+    assert torch.allclose(average.module[1].running_mean, trained[1].running_mean)
+
+
+def test_with_ema_the_run_exports_the_averaged_networks_and_resumes_exactly(tmp_path):
+    settings = replace(FAST, encoder_steps=0, recon_weight=5.0, ema=0.9)
+    events = run_all(tmp_path / "straight", settings)
+    state = state_tensors(tmp_path / "straight")
+    exported = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    for part in ("G", "E"):
+        keys = [k for k in state if k.startswith(f"ema{part}.") and state[k].is_floating_point()]
+        assert keys
+        for key in keys:
+            name = key.partition(".")[2]
+            assert torch.allclose(exported[f"{part}.{name}"].float(), state[key], atol=1e-3), key
+        assert any(not torch.allclose(state[k], state[f"{part}.{k.partition('.')[2]}"]) for k in keys)
+    assert torch.equal(exported["D.features.0.weight"].float(), state["D.features.0.weight"].half().float())
+    assert events[-1].model.generator is not None
+
+    cancelled = _cancel_after(tmp_path / "split", 3, settings)
+    assert cancelled[-1].kind == "cancelled"
+    list(train(tmp_path / "split", tiny_pairs(), settings, resume=True))
+    split = state_tensors(tmp_path / "split")
+    assert split.keys() == state.keys()
+    assert all(torch.equal(state[k], split[k]) for k in state)
+
+
+def test_with_ema_the_encoder_only_phase_trains_e_for_the_averaged_generator(tmp_path):
+    settings = replace(FAST, recon_weight=5.0, ema=0.9)
+    run_all(tmp_path / "run", settings)
+    state = state_tensors(tmp_path / "run")
+    assert not any(k.startswith("emaE.") for k in state)  # E continued from its average
+    exported = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert torch.equal(exported["E.features.0.weight"].float(), state["E.features.0.weight"].half().float())
+    assert torch.equal(exported["G.project.weight"].float(), state["emaG.project.weight"].half().float())
+
+
 def test_settings_are_validated():
     with pytest.raises(SettingsError, match="epochs"):
         TrainSettings(epochs=0)
@@ -227,6 +279,8 @@ def test_settings_are_validated():
         TrainSettings(r1_gamma=-1.0)
     with pytest.raises(SettingsError, match="line jitter"):
         TrainSettings(line_jitter=1.5)
+    with pytest.raises(SettingsError, match="EMA decay"):
+        TrainSettings(ema=1.0)
     with pytest.raises(SettingsError, match="unknown training settings"):
         TrainSettings.from_dict({"epoch": 3})
     assert TrainSettings(beta1=0).beta1 == 0.0 and isinstance(TrainSettings(beta1=0).beta1, float)
@@ -360,10 +414,10 @@ def test_fine_tuning_keeps_the_recipe_that_made_the_model(tmp_path):
     from sketchapp.core.runs import fine_tune_settings
 
     settings = replace(FAST, epochs=1, encoder_steps=0, recon_weight=5.0, judge_redrawn=True, r1_gamma=2.0,
-                       line_jitter=0.5)
+                       line_jitter=0.5, ema=0.99)
     events = list(train(tmp_path / "run", tiny_pairs(), settings))
     assert events[-1].kind == "done"
     inherited = fine_tune_settings(tmp_path / "run" / "model.safetensors")
     assert inherited.judge_redrawn and inherited.recon_weight == 5.0
-    assert inherited.r1_gamma == 2.0 and inherited.line_jitter == 0.5
+    assert inherited.r1_gamma == 2.0 and inherited.line_jitter == 0.5 and inherited.ema == 0.99
     assert not fine_tune_settings(tmp_path / "run" / "model.safetensors", judge_redrawn=False).judge_redrawn
