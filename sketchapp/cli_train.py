@@ -60,6 +60,9 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--r1", type=float, metavar="GAMMA",
                        help="R1 gradient penalty on the discriminator at real pairs, with this weight "
                        "(default 0: off); holds back a discriminator that wins, as on OpenMoji at 128 px")
+    train.add_argument("--diff-augment", action="store_true",
+                       help="the discriminator sees every picture, real or generated, with a random colour change, "
+                       "move and cutout (DiffAugment), so it cannot memorise a small data set")
     train.add_argument("--ema", type=float, metavar="DECAY",
                        help="export a moving average of the generator's weights (and the encoder's, with --recon), "
                        "with this decay per step, e.g. 0.999: cleaner pictures than the last step's (default 0: off)")
@@ -177,6 +180,8 @@ def run_train(args: argparse.Namespace) -> int:
         overrides["augment"] = False
     if args.judge_redrawn:
         overrides["judge_redrawn"] = True
+    if args.diff_augment:
+        overrides["diff_augment"] = True
     if args.resume:
         if args.data or args.side_by_side or args.sketches:
             args.usage_error("--resume reloads the data the run was started with; do not give data")

@@ -308,6 +308,8 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
         inherited["recon_weight"] = float(recon)  # the recipe that made the model is the one that fine-tunes it
         if trained.get("judge_redrawn") is True:
             inherited["judge_redrawn"] = True
+    if trained.get("diff_augment") is True:
+        inherited["diff_augment"] = True
     for key in ("r1_gamma", "line_jitter", "ema"):  # so are D's hold-back, the sketch variation, the averaging
         value = trained.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -172,7 +172,7 @@ def test_fine_tuning_takes_the_base_models_networks(tmp_path, photos, capsys):
     assert load_model(tuned / "model.safetensors").config == load_model(base / "model.safetensors").config
 
 
-def test_recon_judge_redrawn_r1_line_jitter_and_ema_reach_the_run_settings(tmp_path, photos, capsys):
+def test_training_recipe_options_reach_the_run_settings(tmp_path, photos, capsys):
     assert main(["train", str(tmp_path / "alone"), "--data", str(photos), "--judge-redrawn", *TINY]) == 1
     assert "judging redrawn pairs needs a reconstruction weight" in capsys.readouterr().err
     assert not (tmp_path / "alone").exists()
@@ -180,9 +180,10 @@ def test_recon_judge_redrawn_r1_line_jitter_and_ema_reach_the_run_settings(tmp_p
     assert main(["train", str(tmp_path / "bold"), "--data", str(photos), "--line-jitter", "2", *TINY]) == 1
     assert "line jitter must be 0-1" in capsys.readouterr().err
     assert main(["train", str(run), "--data", str(photos), "--epochs", "1", "--recon", "20", "--judge-redrawn",
-                 "--r1", "1", "--line-jitter", "0.5", "--ema", "0.99", "-q", *TINY]) == 0
+                 "--r1", "1", "--line-jitter", "0.5", "--ema", "0.99", "--diff-augment", "-q", *TINY]) == 0
     settings = json.loads((run / "settings.json").read_text())["settings"]
     assert settings["recon_weight"] == 20.0 and settings["judge_redrawn"] is True
     assert settings["r1_gamma"] == 1.0 and settings["line_jitter"] == 0.5 and settings["ema"] == 0.99
+    assert settings["diff_augment"] is True
     with open(run / "losses.csv", newline="") as handle:
         assert all(row["r_loss"] for row in csv.DictReader(handle) if row["phase"] == "gan")

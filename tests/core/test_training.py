@@ -216,6 +216,43 @@ def test_the_r1_penalty_holds_the_discriminator_back():
     assert slopes[50.0] < slopes[0.0] / 2
 
 
+def test_diff_augment_moves_and_cuts_both_halves_alike_and_recolours_only_the_image():
+    batch = torch.rand(6, 3, SIZE, 2 * SIZE) * 2 - 1
+    batch[..., :SIZE] = torch.where(batch[..., :SIZE] > 0, 1.0, -1.0)  # black and white sketches
+    out = training.diff_augment(batch, torch.Generator().manual_seed(1))
+    assert out.shape == batch.shape
+    assert torch.equal(out, training.diff_augment(batch, torch.Generator().manual_seed(1)))
+    assert not torch.equal(out, training.diff_augment(batch, torch.Generator().manual_seed(2)))
+    sketch = out[..., :SIZE]
+    # the sketch half keeps its black and white, with white paper moved in and a grey (0) cutout
+    assert set(torch.unique(sketch).tolist()) <= {-1.0, 0.0, 1.0}
+    assert (sketch == 0).any() and not torch.allclose(out[..., SIZE:], batch[..., SIZE:])
+    cut_sketch, cut_image = sketch == 0, (out[..., SIZE:] == 0).all(1, keepdim=True).expand_as(sketch)
+    assert torch.equal(cut_sketch.all(1), cut_image.all(1))  # the same cutout on both halves
+    picture = batch.clone().requires_grad_(True)
+    training.diff_augment(picture, torch.Generator().manual_seed(1)).sum().backward()
+    assert picture.grad is not None and picture.grad.abs().sum() > 0  # G learns through it
+
+
+def test_a_gan_step_judges_through_diff_augment_with_r1():
+    from sketchapp.core.checkpoint import JointModel
+
+    torch.manual_seed(0)
+    model = JointModel.create(FAST.config)
+    real = torch.rand(4, 3, SIZE, 2 * SIZE) * 2 - 1
+    z = torch.rand(4, FAST.z_dim) * 2 - 1
+    opt_g = torch.optim.Adam(model.generator.parameters(), 1e-3)
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), 1e-3)
+    seen = []
+    model.discriminator.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    before = [p.detach().clone() for p in model.generator.parameters()]
+    losses = training._gan_step(model.generator, model.discriminator, opt_g, opt_d, real, z, 1, r1_gamma=1.0,
+                                augment_rng=torch.Generator().manual_seed(0))
+    assert (seen[0] == 0).any() and not torch.allclose(seen[0], real)  # D saw the real pairs augmented
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))
+
+
 def test_the_weight_average_follows_the_trained_weights_with_a_ramped_decay():
     trained = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
     average = training.WeightAverage(trained, 0.99)
@@ -414,10 +451,11 @@ def test_fine_tuning_keeps_the_recipe_that_made_the_model(tmp_path):
     from sketchapp.core.runs import fine_tune_settings
 
     settings = replace(FAST, epochs=1, encoder_steps=0, recon_weight=5.0, judge_redrawn=True, r1_gamma=2.0,
-                       line_jitter=0.5, ema=0.99)
+                       line_jitter=0.5, ema=0.99, diff_augment=True)
     events = list(train(tmp_path / "run", tiny_pairs(), settings))
     assert events[-1].kind == "done"
     inherited = fine_tune_settings(tmp_path / "run" / "model.safetensors")
     assert inherited.judge_redrawn and inherited.recon_weight == 5.0
     assert inherited.r1_gamma == 2.0 and inherited.line_jitter == 0.5 and inherited.ema == 0.99
+    assert inherited.diff_augment
     assert not fine_tune_settings(tmp_path / "run" / "model.safetensors", judge_redrawn=False).judge_redrawn
