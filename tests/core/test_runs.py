@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sketchapp.core import runs as runs_module
 from sketchapp.core import training
 from sketchapp.core.checkpoint import JointModel, load_model, save_checkpoint
 from sketchapp.core.completion import CompletionSettings
@@ -94,6 +95,18 @@ def test_estimate_adds_the_encoder_steps_of_a_model_with_an_encoder():
     assert estimate.seconds == pytest.approx(
         estimate.gan_steps * estimate.seconds_per_step + 3 * estimate.seconds_per_encoder_step
     )
+
+
+def test_estimate_times_the_whole_recipe_penalty_augmentation_and_average(monkeypatch):
+    calls = []
+    real_step = runs_module._gan_step
+    monkeypatch.setattr(runs_module, "_gan_step", lambda *args: calls.append(args) or real_step(*args))
+    updates = []
+    monkeypatch.setattr(training.WeightAverage, "update", lambda self, trained: updates.append(trained))
+    settings = replace(FAST, ef=0, r1_gamma=5.0, diff_augment=True, ema=0.99)
+    estimate_training(settings, 30, "cpu", steps=1)
+    assert calls and all(args[11] == 5.0 and isinstance(args[12], torch.Generator) for args in calls)
+    assert len(updates) == len(calls)
 
 
 def test_estimate_resolves_an_auto_batch_size_and_caps_it_at_the_training_share(monkeypatch):
