@@ -102,14 +102,15 @@ def estimate_training(
     redraw = model.encoder if settings.recon_weight else None
     opt_r = torch.optim.Adam(redraw.parameters(), settings.encoder_lr) if redraw is not None else None
 
-    averages = [WeightAverage(model.generator, settings.ema)] if settings.ema > 0 else []
+    averaged = [model.generator] + ([redraw] if redraw is not None else [])
+    averages = [(WeightAverage(m, settings.ema), m) for m in averaged] if settings.ema > 0 else []
 
     def gan_step() -> None:
         batch_in = augment(real, settings, rng) if settings.augment else real
         _gan_step(model.generator, model.discriminator, opt_g, opt_d, batch_in, z, settings.g_steps, redraw, opt_r,
                   settings.recon_weight, settings.judge_redrawn, settings.r1_gamma, rng if settings.diff_augment else None)
-        for average in averages:
-            average.update(model.generator)
+        for average, trained in averages:
+            average.update(trained)
 
     per_step = _timed(gan_step, steps, device)
     per_encoder_step = 0.0

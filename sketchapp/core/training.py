@@ -647,8 +647,9 @@ def train(
             averages[name].module.load_state_dict(_prefixed(f"ema{name}", state_tensors))
     elif settings.ema > 0:
         averages["G"] = WeightAverage(model.generator, settings.ema)
-        if model.encoder is not None and settings.recon_weight > 0:  # E's codes must suit the averaged G
-            averages["E"] = WeightAverage(model.encoder, settings.ema)
+    if settings.ema > 0 and model.encoder is not None and settings.recon_weight > 0 and start_step < gan_steps:
+        # E's codes must suit the averaged G; a finished run resumed for more epochs averages E anew
+        averages.setdefault("E", WeightAverage(model.encoder, settings.ema))
     if state_meta is None:
         if rank == 0:
             folder.mkdir(parents=True, exist_ok=True)
@@ -703,6 +704,7 @@ def train(
             averages["G"].module if "G" in averages else model.generator,
             model.discriminator,
             averages["E"].module if "E" in averages else model.encoder,
+            model.metadata,
         )
 
     def save(kind: str) -> TrainEvent:
@@ -712,7 +714,9 @@ def train(
         if rank == 0:
             record = {**record_base, "step": step, "elapsed": elapsed()}
             _write_state(run.path(STATE_FILE), model, optimizers, record, averages)
-            _export(run.path(MODEL_FILE), shown(), settings, record_base, step, total_steps, elapsed(), device)
+            exported = shown()
+            _export(run.path(MODEL_FILE), exported, settings, record_base, step, total_steps, elapsed(), device)
+            model.metadata = exported.metadata  # what the file says (line width, style, training) goes with the model
         _barrier(world)
         last_save = time.monotonic()
         return TrainEvent(kind, step, total_steps, _epoch(step), settings.epochs, _phase(step), elapsed=elapsed())
@@ -831,13 +835,15 @@ def _gan_step(
     def judged(fake: torch.Tensor, redrawn: torch.Tensor | None) -> torch.Tensor:
         return torch.cat([fake, redrawn]) if judge_redrawn and redrawn is not None else fake
 
-    def score(pictures: torch.Tensor) -> torch.Tensor:
-        return discriminator_net(diff_augment(pictures, augment_rng) if augment_rng is not None else pictures)
+    def seen(pictures: torch.Tensor) -> torch.Tensor:
+        return diff_augment(pictures, augment_rng) if augment_rng is not None else pictures
 
     fake, redrawn = draw()
-    judged_real = real.detach().requires_grad_(True) if r1_gamma > 0 else real
-    d_real = score(judged_real)
-    d_fake = score(judged(fake, redrawn).detach())
+    judged_real = seen(real).detach()
+    if r1_gamma > 0:  # the slope is taken at the pictures D sees (as StyleGAN2-ADA), augmented or not
+        judged_real.requires_grad_(True)
+    d_real = discriminator_net(judged_real)
+    d_fake = discriminator_net(seen(judged(fake, redrawn).detach()))
     d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
     d_total = d_loss
     if r1_gamma > 0:
@@ -850,7 +856,7 @@ def _gan_step(
     for g_round in range(g_steps):
         if g_round:
             fake, redrawn = draw()
-        g_score = score(judged(fake, redrawn))
+        g_score = discriminator_net(seen(judged(fake, redrawn)))
         g_loss = bce(g_score, torch.ones_like(g_score))
         total = g_loss
         if redrawn is not None:

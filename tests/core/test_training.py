@@ -253,6 +253,20 @@ def test_a_gan_step_judges_through_diff_augment_with_r1():
     assert any(not torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))
 
 
+def test_a_finished_run_given_more_epochs_averages_its_encoder_again(tmp_path):
+    settings = replace(FAST, recon_weight=5.0, ema=0.9)
+    run_all(tmp_path / "run", settings)
+    stream = train(tmp_path / "run", tiny_pairs(), replace(settings, epochs=3), resume=True)
+    for event in stream:
+        if event.kind == "epoch" and event.epoch == 3:
+            break
+    stream.close()
+    state = state_tensors(tmp_path / "run")
+    assert any(k.startswith("emaE.") for k in state)
+    exported = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert torch.equal(exported["E.features.0.weight"].float(), state["emaE.features.0.weight"].half().float())
+
+
 def test_the_weight_average_follows_the_trained_weights_with_a_ramped_decay():
     trained = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
     average = training.WeightAverage(trained, 0.99)
@@ -285,7 +299,9 @@ def test_with_ema_the_run_exports_the_averaged_networks_and_resumes_exactly(tmp_
             assert torch.allclose(exported[f"{part}.{name}"].float(), state[key], atol=1e-3), key
         assert any(not torch.allclose(state[k], state[f"{part}.{k.partition('.')[2]}"]) for k in keys)
     assert torch.equal(exported["D.features.0.weight"].float(), state["D.features.0.weight"].half().float())
-    assert events[-1].model.generator is not None
+    done = events[-1].model  # the finished networks are the averaged ones, with the file's metadata
+    assert torch.equal(done.generator.state_dict()["project.weight"], state["emaG.project.weight"])
+    assert done.metadata["sketch_line_width"] == pytest.approx(1.0, abs=0.2)
 
     cancelled = _cancel_after(tmp_path / "split", 3, settings)
     assert cancelled[-1].kind == "cancelled"
@@ -295,11 +311,31 @@ def test_with_ema_the_run_exports_the_averaged_networks_and_resumes_exactly(tmp_
     assert all(torch.equal(state[k], split[k]) for k in state)
 
 
-def test_with_ema_the_encoder_only_phase_trains_e_for_the_averaged_generator(tmp_path):
+def test_with_ema_the_encoder_only_phase_trains_e_for_the_averaged_generator(tmp_path, monkeypatch):
     settings = replace(FAST, recon_weight=5.0, ema=0.9)
-    run_all(tmp_path / "run", settings)
+    generators, starts = [], []
+    encoder_step = training._encoder_step
+
+    def watched(encoder, generator, *args):
+        if not starts:
+            starts.append({k: v.clone() for k, v in encoder.state_dict().items()})
+        generators.append(generator)
+        return encoder_step(encoder, generator, *args)
+
+    monkeypatch.setattr(training, "_encoder_step", watched)
+    stream = train(tmp_path / "run", tiny_pairs(), settings)
+    for event in stream:
+        if event.kind == "epoch" and event.epoch == settings.epochs:
+            break
+    before = state_tensors(tmp_path / "run")  # saved at the end of the GAN phase
+    list(stream)
     state = state_tensors(tmp_path / "run")
     assert not any(k.startswith("emaE.") for k in state)  # E continued from its average
+    assert all(torch.equal(starts[0][k], before[f"emaE.{k}"]) for k in starts[0])
+    assert len(generators) == settings.encoder_steps and len({id(g) for g in generators}) == 1
+    averaged = generators[0].state_dict()
+    assert all(torch.equal(averaged[k], state[f"emaG.{k}"]) for k in averaged)
+    assert not torch.equal(averaged["project.weight"], state["G.project.weight"])
     exported = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert torch.equal(exported["E.features.0.weight"].float(), state["E.features.0.weight"].half().float())
     assert torch.equal(exported["G.project.weight"].float(), state["emaG.project.weight"].half().float())

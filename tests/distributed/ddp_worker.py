@@ -1,6 +1,6 @@
 """Run by torchrun from test_torchrun.py: train on tiny data, then save this rank's weights.
 
-argv: folder, reconstruction weight, R1 gamma, EMA decay.
+argv: folder, reconstruction weight, R1 gamma, EMA decay, DiffAugment (0 or 1).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.training import TrainSettings, distributed_world, init_distributed, train
 
 
-def main(folder: str, recon_weight: float, r1_gamma: float, ema: float) -> None:
+def main(folder: str, recon_weight: float, r1_gamma: float, ema: float, diff_augment: float) -> None:
     init_distributed(torch.device("cpu"))
     rank, world = distributed_world()
     rng = np.random.default_rng(0)
@@ -24,7 +24,8 @@ def main(folder: str, recon_weight: float, r1_gamma: float, ema: float) -> None:
     sketches = rng.integers(0, 255, (24, 16, 16), dtype=np.uint8)
     pairs = PairSet(sketches, images, [f"p{i:02d}" for i in range(24)], info={"sketch_style": "test"})
     settings = TrainSettings(half_size=16, z_dim=16, gf=8, df=8, ef=8, epochs=2, batch_size=8, encoder_steps=2,
-                             recon_weight=recon_weight, r1_gamma=r1_gamma, ema=ema)
+                             recon_weight=recon_weight, r1_gamma=r1_gamma, ema=ema,
+                             diff_augment=bool(diff_augment))
     events = list(train(Path(folder) / "run", pairs, settings))
     done = events[-1]
     assert done.kind == "done" and done.model is not None, done
@@ -37,4 +38,4 @@ def main(folder: str, recon_weight: float, r1_gamma: float, ema: float) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *map(float, sys.argv[2:5]))
+    main(sys.argv[1], *map(float, sys.argv[2:6]))

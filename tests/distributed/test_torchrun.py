@@ -24,14 +24,16 @@ def _free_port() -> int:
 
 
 # the paper's GAN, with the encoder in the GAN phase, and with the R1 penalty's double backward through DDP
-# and averaged weights (each process keeps its own average of the same weights)
-@pytest.mark.parametrize(("recon_weight", "r1_gamma", "ema"), [(0.0, 0.0, 0.0), (10.0, 0.0, 0.0), (10.0, 1.0, 0.9)])
-def test_two_processes_train_one_model_with_gloo(tmp_path, recon_weight, r1_gamma, ema):
+# through DiffAugment, and averaged weights (each process keeps its own average of the same weights)
+@pytest.mark.parametrize(
+    ("recon_weight", "r1_gamma", "ema", "diff_augment"), [(0.0, 0.0, 0.0, 0), (10.0, 0.0, 0.0, 0), (10.0, 1.0, 0.9, 1)]
+)
+def test_two_processes_train_one_model_with_gloo(tmp_path, recon_weight, r1_gamma, ema, diff_augment):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parents[2])}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(WORKER), str(tmp_path), str(recon_weight), str(r1_gamma),
-        str(ema),
+        str(ema), str(diff_augment),
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
