@@ -251,8 +251,8 @@ def _restore_optimizer(
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _module_tensors(model: JointModel, tensors: dict[str, torch.Tensor]) -> None:
-    for prefix, module in model.modules().items():
+def _module_tensors(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> None:
+    for prefix, module in modules.items():
         for name, value in module.state_dict().items():
             tensors[f"{prefix}.{name}"] = value.detach().cpu().contiguous()
 
@@ -262,10 +262,7 @@ def _write_state(
     averages: dict[str, WeightAverage],
 ) -> None:
     tensors: dict[str, torch.Tensor] = {}
-    _module_tensors(model, tensors)
-    for name, average in averages.items():
-        for key, value in average.module.state_dict().items():
-            tensors[f"ema{name}.{key}"] = value.detach().cpu().contiguous()
+    _module_tensors({**model.modules(), **{f"ema{name}": average.module for name, average in averages.items()}}, tensors)
     groups = {name: _flatten_optimizer(f"opt{name}", opt, tensors) for name, opt in optimizers.items()}
     meta = {
         **record, "format": STATE_FORMAT, "optimizer_groups": groups,
