@@ -17,7 +17,9 @@ Run folder::
 Every random draw of a step (batch order, z, augmentation) comes from a generator seeded
 by (seed, step), so a run resumed from ``state.safetensors`` continues exactly as if it
 had never stopped. With ``torchrun`` each process takes its share of every global batch
-and DistributedDataParallel averages the gradients; rank 0 alone writes files.
+(drawn and augmented as one process would draw the whole batch, so every pair gets its
+own augmentation) and DistributedDataParallel averages the gradients; rank 0 alone
+writes files.
 """
 
 from __future__ import annotations
@@ -378,7 +380,7 @@ def augment(batch: torch.Tensor, settings: TrainSettings, rng: torch.Generator) 
     return torch.cat([sketch, image], dim=3)
 
 
-def diff_augment(pictures: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+def diff_augment(pictures: torch.Tensor, rng: torch.Generator, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """DiffAugment (Zhao et al. 2020) for joint sketch|image pictures (N, 3, H, 2H) in [-1, 1].
 
     Each picture gets its own random colour change of the image half (brightness,
@@ -387,12 +389,19 @@ def diff_augment(pictures: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     to real and generated pictures alike, every time D sees them, and it is
     differentiable, so G learns through it: D cannot memorise a small data set (2,000
     emoji), yet G is never taught to draw the augmentations.
+
+    ``share`` = (rank, world): the pictures are this process's share, ``[rank::world]``,
+    of a batch ``world`` times as long. The draws are made for the whole batch and the
+    share's are taken, so every process augments its pictures differently, as one
+    process would augment the whole batch, with the same ``rng`` on every process.
     """
     n, _, h, w2 = pictures.shape
     half = w2 // 2
+    rank, world = share
 
     def draw(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=rng).to(pictures.device, pictures.dtype)
+        values = torch.rand(shape[0] * world, *shape[1:], generator=rng)[rank::world]
+        return values.to(pictures.device, pictures.dtype)
 
     sketch, image = pictures[..., :half], pictures[..., half:]
     image = image + (draw(n, 1, 1, 1) - 0.5)
@@ -739,19 +748,13 @@ def train(
             return
         if due:
             yield save("saved")
-        epoch, index = divmod(step, steps_per_epoch)
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed((settings.seed * 7919 + epoch) % 2**63))
-        chosen = order[index * batch : (index + 1) * batch][rank::world]
+        epoch = step // steps_per_epoch
         rng = _step_generator(settings.seed, step)
-        real = _as_float(data[chosen], device)
-        if settings.augment:
-            real = augment(real, settings, rng)
-        z = sample_z(batch, config.z_dim, rng)[rank::world].to(device)
-
+        real, z = _gan_batch(data, step, steps_per_epoch, batch, settings, rng, rank, world, device)
         losses = _gan_step(
             generator_net, discriminator_net, opt_g, opt_d, real, z, settings.g_steps,
             encoder_net, optimizers.get("E"), settings.recon_weight, settings.judge_redrawn, settings.r1_gamma,
-            rng if settings.diff_augment else None,
+            rng if settings.diff_augment else None, (rank, world),
         )
         for name, average in averages.items():
             average.update(model.modules()[name])
@@ -792,11 +795,29 @@ def train(
     yield final
 
 
+def _gan_batch(
+    data: torch.Tensor, step: int, steps_per_epoch: int, batch: int, settings: TrainSettings, rng: torch.Generator,
+    rank: int, world: int, device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This process's share of the step's real pairs (augmented) and codes.
+
+    Every process draws the whole batch from the same ``rng`` and keeps ``[rank::world]``,
+    so the processes together see what one process would, each pair augmented its own way.
+    """
+    epoch, index = divmod(step, steps_per_epoch)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed((settings.seed * 7919 + epoch) % 2**63))
+    real = _as_float(data[order[index * batch : (index + 1) * batch]], device)
+    if settings.augment:
+        real = augment(real, settings, rng)
+    z = sample_z(batch, settings.z_dim, rng)
+    return real[rank::world], z[rank::world].to(device)
+
+
 def _gan_step(
     generator_net: nn.Module, discriminator_net: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
     real: torch.Tensor, z: torch.Tensor, g_steps: int, encoder_net: nn.Module | None = None,
     opt_e: torch.optim.Optimizer | None = None, recon_weight: float = 0.0, judge_redrawn: bool = False,
-    r1_gamma: float = 0.0, augment_rng: torch.Generator | None = None,
+    r1_gamma: float = 0.0, augment_rng: torch.Generator | None = None, share: tuple[int, int] = (0, 1),
 ) -> dict[str, float]:
     """One discriminator update, then ``g_steps`` generator updates on the same codes.
 
@@ -814,7 +835,8 @@ def _gan_step(
     and every random code drawing the same scribble). ``d_loss`` reports the
     cross-entropy alone.
 
-    With ``augment_rng`` D sees every picture through ``diff_augment``, drawn from it.
+    With ``augment_rng`` D sees every picture through ``diff_augment``, drawn from it;
+    ``share`` = (rank, world) says which share of the batch ``real`` and ``z`` are.
     """
     bce = F.binary_cross_entropy_with_logits
     count = len(z)
@@ -833,7 +855,7 @@ def _gan_step(
         return torch.cat([fake, redrawn]) if judge_redrawn and redrawn is not None else fake
 
     def seen(pictures: torch.Tensor) -> torch.Tensor:
-        return diff_augment(pictures, augment_rng) if augment_rng is not None else pictures
+        return diff_augment(pictures, augment_rng, share) if augment_rng is not None else pictures
 
     fake, redrawn = draw()
     judged_real = seen(real).detach()

@@ -234,6 +234,21 @@ def test_diff_augment_moves_and_cuts_both_halves_alike_and_recolours_only_the_im
     assert picture.grad is not None and picture.grad.abs().sum() > 0  # G learns through it
 
 
+def test_processes_sharing_a_batch_augment_their_shares_as_one_process_would_the_whole():
+    batch = torch.rand(6, 3, SIZE, 2 * SIZE) * 2 - 1
+    whole = training.diff_augment(batch, torch.Generator().manual_seed(3))
+    shares = [training.diff_augment(batch[r::2], torch.Generator().manual_seed(3), (r, 2)) for r in range(2)]
+    assert torch.allclose(shares[0], whole[0::2]) and torch.allclose(shares[1], whole[1::2])
+
+    data = training.to_joint_tensor(tiny_pairs())
+    settings = replace(FAST, line_jitter=0.5)
+    real, z = training._gan_batch(data, 5, 3, 8, settings, training._step_generator(0, 5), 0, 1, torch.device("cpu"))
+    parts = [training._gan_batch(data, 5, 3, 8, settings, training._step_generator(0, 5), r, 2, torch.device("cpu"))
+             for r in range(2)]
+    for r, (real_share, z_share) in enumerate(parts):
+        assert torch.equal(real_share, real[r::2]) and torch.equal(z_share, z[r::2])
+
+
 def test_a_gan_step_judges_through_diff_augment_with_r1():
     from sketchapp.core.checkpoint import JointModel
 
