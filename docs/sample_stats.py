@@ -10,14 +10,17 @@ COUNT random codes of each MODEL (uniform in [-1, 1], seeded) and, where the mod
 an encoder, for the codes it gives the validation split's sketches (what the app starts
 a completion from). A Markdown table row is printed per source:
 
-- low colour: share of image halves with under 5% coloured pixels (saturation > 0.15);
-  OpenMoji has many black-line symbols, so this is not the share of empty pictures
+- blank: share of image halves with under 1% drawn (not white) pixels
+- low colour: share of image halves with under 5% coloured pixels (chroma, the max - min
+  of R, G and B, above 0.15); OpenMoji has many black-line symbols, so this is not the
+  share of empty pictures
 - colour: mean share of coloured pixels in the image halves
 - ink: mean share of sketch-half pixels darker than mid-grey
 - pieces: median number of separate (8-connected) ink pieces in a sketch half; a clean
   outline is a few long pieces, a loose scribble many
-- roughness: mean absolute Laplacian of the grey image half over its drawn (not white)
-  pixels; flat fills score low, blotches and repeated textures high
+- fill roughness: mean absolute Laplacian of the grey image half inside its fills (drawn
+  pixels at least 2 px from white paper and from dark line pixels), over the pictures
+  that have fills; flat colour scores near 0, shading, blotches and textures higher
 """
 
 from __future__ import annotations
@@ -36,30 +39,34 @@ from sketchapp.core.engine import to_uint8
 from sketchapp.core.networks import sample_z
 from sketchapp.core.prepare import sketch_tensor
 
-COLOURED, LOW_COLOUR, INK, DRAWN = 0.15, 0.05, 0.5, 0.9
-COLUMNS = ("pictures", "low colour", "colour", "ink", "pieces", "roughness")
+COLOURED, LOW_COLOUR, BLANK, DARK, DRAWN = 0.15, 0.05, 0.01, 0.5, 0.9
+MARGIN = np.ones((5, 5), np.uint8)  # 2 px each way
+COLUMNS = ("pictures", "blank", "low colour", "colour", "ink", "pieces", "fill roughness")
 
 
-def measure(joint: np.ndarray) -> tuple[float, float, int, float]:
-    """Coloured share, ink share, ink pieces and roughness of one (S, 2S, 3) uint8 picture."""
+def measure(joint: np.ndarray) -> tuple[float, float, float, int, float]:
+    """Drawn share, coloured share, ink share, ink pieces and fill roughness (NaN: no fills)
+    of one (S, 2S, 3) uint8 picture."""
     side = joint.shape[0]
     sketch = joint[:, :side].mean(axis=2) / 255.0
     image = joint[:, side:].astype(np.float32) / 255.0
-    coloured = float(((image.max(axis=2) - image.min(axis=2)) > COLOURED).mean())
-    ink = (sketch < INK).astype(np.uint8)
-    pieces = cv2.connectedComponents(ink, connectivity=8)[0] - 1
     grey = cv2.cvtColor(joint[:, side:], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    drawn = image.min(axis=2) < DRAWN
+    drawn = (image.min(axis=2) < DRAWN).astype(np.uint8)
+    coloured = float(((image.max(axis=2) - image.min(axis=2)) > COLOURED).mean())
+    ink = (sketch < DARK).astype(np.uint8)
+    pieces = cv2.connectedComponents(ink, connectivity=8)[0] - 1
+    lines = cv2.dilate((grey < DARK).astype(np.uint8), MARGIN) > 0
+    fills = (cv2.erode(drawn, MARGIN) > 0) & ~lines
     laplacian = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
-    roughness = float(laplacian[drawn].mean()) if drawn.any() else 0.0
-    return coloured, float(ink.mean()), pieces, roughness
+    roughness = float(laplacian[fills].mean()) if fills.any() else float("nan")
+    return float(drawn.mean()), coloured, float(ink.mean()), pieces, roughness
 
 
 def row(name: str, pictures: np.ndarray) -> str:
-    coloured, ink, pieces, roughness = (np.array(v) for v in zip(*(measure(p) for p in pictures)))
+    drawn, coloured, ink, pieces, roughness = (np.array(v) for v in zip(*(measure(p) for p in pictures)))
     cells = (
-        f"{len(pictures)}", f"{(coloured < LOW_COLOUR).mean():.3f}", f"{coloured.mean():.3f}", f"{ink.mean():.3f}",
-        f"{np.median(pieces):.0f}", f"{roughness.mean():.3f}",
+        f"{len(pictures)}", f"{(drawn < BLANK).mean():.3f}", f"{(coloured < LOW_COLOUR).mean():.3f}",
+        f"{coloured.mean():.3f}", f"{ink.mean():.3f}", f"{np.median(pieces):.0f}", f"{np.nanmean(roughness):.3f}",
     )
     return f"| {name} | " + " | ".join(cells) + " |"
 
@@ -76,7 +83,8 @@ def encoder_pictures(model_path: Path, sketches: np.ndarray) -> np.ndarray | Non
     model = load_model(model_path)
     if model.encoder is None:
         return None
-    halves = torch.cat([sketch_tensor(sketch, model.config.half_size) for sketch in sketches])
+    width = model.metadata.get("sketch_line_width")  # thin lines thickened, as completion does
+    halves = torch.cat([sketch_tensor(sketch, model.config.half_size, width) for sketch in sketches])
     with torch.no_grad():
         return to_uint8(model.generator(model.encoder(halves)))
 
