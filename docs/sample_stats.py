@@ -33,9 +33,10 @@ import cv2
 import numpy as np
 import torch
 
-from sketchapp.core.checkpoint import load_model
+from sketchapp.core.checkpoint import JointModel, load_model
 from sketchapp.core.data.datasets import load_dataset
 from sketchapp.core.engine import to_uint8
+from sketchapp.core.errors import SketchAppError
 from sketchapp.core.networks import sample_z
 from sketchapp.core.prepare import sketch_tensor
 
@@ -71,16 +72,14 @@ def row(name: str, pictures: np.ndarray) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def random_pictures(model_path: Path, count: int, seed: int) -> np.ndarray:
-    model = load_model(model_path)
+def random_pictures(model: JointModel, count: int, seed: int) -> np.ndarray:
     codes = sample_z(count, model.config.z_dim, torch.Generator().manual_seed(seed))
     with torch.no_grad():
         return np.concatenate([to_uint8(model.generator(codes[i : i + 64])) for i in range(0, count, 64)])
 
 
-def encoder_pictures(model_path: Path, sketches: np.ndarray) -> np.ndarray | None:
+def encoder_pictures(model: JointModel, sketches: np.ndarray) -> np.ndarray | None:
     """What the model draws from its encoder's codes for grey uint8 sketches (N, S, S)."""
-    model = load_model(model_path)
     if model.encoder is None:
         return None
     width = model.metadata.get("sketch_line_width")  # thin lines thickened, as completion does
@@ -96,15 +95,19 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=512, help="random codes per model (default 512)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the codes (default 1)")
     args = parser.parse_args()
+    try:
+        pairs = load_dataset(args.data)
+        models = [(path.name, load_model(path)) for path in args.models]
+    except SketchAppError as exc:
+        parser.error(str(exc))
     print("| source | " + " | ".join(COLUMNS) + " |")
     print("|---|" + "---:|" * len(COLUMNS))
-    pairs = load_dataset(args.data)
     print(row(f"training split of `{args.data.name}`", pairs.split("train").joint()))
-    for path in args.models:
-        print(row(f"`{path.name}`, random codes", random_pictures(path, args.count, args.seed)))
-        encoded = encoder_pictures(path, pairs.split("val").sketches)
+    for name, model in models:
+        print(row(f"`{name}`, random codes", random_pictures(model, args.count, args.seed)))
+        encoded = encoder_pictures(model, pairs.split("val").sketches)
         if encoded is not None:
-            print(row(f"`{path.name}`, encoder codes of the validation sketches", encoded))
+            print(row(f"`{name}`, encoder codes of the validation sketches", encoded))
     return 0
 
 
