@@ -82,8 +82,8 @@ def encoder_pictures(model: JointModel, sketches: np.ndarray) -> np.ndarray | No
     """What the model draws from its encoder's codes for grey uint8 sketches (N, S, S)."""
     if model.encoder is None:
         return None
-    width = model.metadata.get("sketch_line_width")  # thin lines thickened, as completion does
-    halves = torch.cat([sketch_tensor(sketch, model.config.half_size, width) for sketch in sketches])
+    size, width = model.config.half_size, model.line_width  # thin lines thickened, as completion does
+    halves = torch.cat([sketch_tensor(sketch, size, width) for sketch in sketches])
     with torch.no_grad():
         return to_uint8(model.generator(model.encoder(halves)))
 

@@ -47,6 +47,13 @@ class JointModel:
         encoder = SketchEncoder(config) if config.has_encoder else None
         return cls(config, JointGenerator(config), JointDiscriminator(config), encoder, dict(metadata))
 
+    @property
+    def line_width(self) -> float | None:
+        """The stroke width of the training sketches, in model pixels (None when not recorded or unusable)."""
+        value = self.metadata.get("sketch_line_width")
+        valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < self.config.half_size
+        return float(value) if valid else None
+
     def modules(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {"G": self.generator, "D": self.discriminator}
         if self.encoder is not None:

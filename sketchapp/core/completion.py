@@ -133,10 +133,7 @@ class ContextualEngine:
 
     @property
     def line_width(self) -> float | None:
-        """The stroke width of the model's training sketches, in model pixels (None when not recorded)."""
-        value = self.model.metadata.get("sketch_line_width")
-        valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < self.half_size
-        return float(value) if valid else None
+        return self.model.line_width
 
     def set_layout(self, channels_last: bool) -> None:
         layout = torch.channels_last if channels_last else torch.contiguous_format
