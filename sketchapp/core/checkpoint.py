@@ -31,9 +31,18 @@ METADATA_KEY = "sketchapp"
 CONTEXTUAL = "contextual"
 
 
+def recorded_line_width(metadata: dict[str, Any], size: int) -> float | None:
+    """A record's ``sketch_line_width`` (stroke width of the training sketches, model pixels), None when missing or unusable."""
+    value = metadata.get("sketch_line_width")
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < size
+    return float(value) if valid else None
+
+
 @dataclass
 class JointModel:
     """A loaded joint-image GAN: the networks the contextual engine needs, in eval mode."""
+
+    kind = CONTEXTUAL
 
     config: JointGANConfig
     generator: JointGenerator
@@ -48,11 +57,14 @@ class JointModel:
         return cls(config, JointGenerator(config), JointDiscriminator(config), encoder, dict(metadata))
 
     @property
+    def size(self) -> int:
+        """The side of the pictures it draws (and of the sketches it takes)."""
+        return self.config.half_size
+
+    @property
     def line_width(self) -> float | None:
         """The stroke width of the training sketches, in model pixels (None when not recorded or unusable)."""
-        value = self.metadata.get("sketch_line_width")
-        valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < self.config.half_size
-        return float(value) if valid else None
+        return recorded_line_width(self.metadata, self.config.half_size)
 
     def modules(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {"G": self.generator, "D": self.discriminator}
@@ -76,9 +88,12 @@ class JointModel:
 
 
 def save_checkpoint(
-    path: str | os.PathLike[str], model: JointModel, half_precision: bool = False, **metadata: Any
+    path: str | os.PathLike[str], model: Any, half_precision: bool = False, **metadata: Any
 ) -> None:
     """Write ``model`` atomically. ``metadata`` adds to (and overrides) model.metadata.
+
+    Any engine's model works: it names its engine (``kind``), describes its networks
+    (``config.to_dict()``) and lists them by prefix (``modules()``).
 
     half_precision stores float weights as fp16 (half the size); they load back as fp32.
     """
@@ -93,7 +108,7 @@ def save_checkpoint(
     record.update(
         format=FORMAT,
         format_version=FORMAT_VERSION,
-        engine=CONTEXTUAL,
+        engine=model.kind,
         architecture=model.config.to_dict(),
         app_version=record.get("app_version", __version__),
     )
@@ -202,19 +217,29 @@ def _read_header(data: bytes, name: str) -> dict[str, Any]:
 def load_model(
     path: str | os.PathLike[str], device: torch.device | str = "cpu", engine: str = CONTEXTUAL
 ) -> JointModel:
-    """Build the networks a checkpoint describes and load its weights, in eval mode."""
+    """Build the joint GAN a contextual checkpoint describes and load its weights, in eval mode."""
     name = Path(path).name
     metadata, tensors = read_checkpoint(path)
     kind = metadata.get("engine")
     if kind != engine:
         raise CheckpointError(f"{name}: checkpoint is for the {kind!r} engine, not {engine!r}")
+    return build_joint_model(name, metadata, tensors).to(torch.device(device)).eval()
+
+
+def build_joint_model(name: str, metadata: dict[str, Any], tensors: dict[str, torch.Tensor]) -> JointModel:
+    """The contextual engine's networks from a checkpoint's record, with its weights."""
     try:
         config = JointGANConfig.from_dict(dict(metadata.get("architecture") or {}))
     except (TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{name}: invalid architecture in metadata ({exc})") from exc
     model = JointModel.create(config)
     model.metadata = metadata
-    parts = model.modules()
+    load_modules(name, model.modules(), tensors)
+    return model
+
+
+def load_modules(name: str, parts: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> None:
+    """Load ``tensors`` (keys "PREFIX.param") into the networks ``parts``, checking that they fit exactly."""
     grouped: dict[str, dict[str, torch.Tensor]] = {prefix: {} for prefix in parts}
     for key, tensor in tensors.items():
         prefix, _, rest = key.partition(".")
@@ -241,4 +266,3 @@ def load_model(
                 )
             given[key] = tensor.to(expected[key].dtype)
         module.load_state_dict(given)
-    return model.to(torch.device(device)).eval()

@@ -114,6 +114,8 @@ class ContextualEngine:
     """Drives latent optimisation for one loaded joint model; reusable across runs."""
 
     kind = CONTEXTUAL
+    #: what the window offers with this engine (the worker reports it)
+    capabilities = {"ghost": True, "refine": True, "live": False, "latents": True}
 
     def __init__(self, model: JointModel, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
@@ -252,8 +254,11 @@ class _Run:
 
     # -- run ----------------------------------------------------------------------------
     def snapshots(self) -> Iterator[Snapshot]:
+        """The run's Snapshots, each joint picture split into its result and the model's own sketch."""
+        h = self.h
         for snapshot in self._snapshots():
-            yield snapshot if self.lines is None else replace(snapshot, lines=self.lines)
+            joint = snapshot.pictures
+            yield replace(snapshot, pictures=joint[..., h:], sketches=joint[..., :h], lines=self.lines)
 
     def _snapshots(self) -> Iterator[Snapshot]:
         s = self.settings

@@ -43,7 +43,9 @@ class Snapshot:
     """One moment of a run: every candidate's picture and losses, and which is best.
 
     Pictures stay as the engine's tensor until asked for, so emitting a Snapshot per
-    iteration costs nothing; ``images()`` makes uint8 copies on demand.
+    iteration costs nothing; ``images()`` makes uint8 copies on demand. ``sketches``
+    (the model's own drawing of the sketch, the contextual ghost guide) and ``latents``
+    are there only for engines that have them.
     """
 
     iteration: int
@@ -51,11 +53,12 @@ class Snapshot:
     phase: str  # "init" (choosing starts), "optimise", or "done"
     losses: dict[str, np.ndarray]  # name -> one value per candidate; "total" always present
     best: int
-    pictures: torch.Tensor = field(repr=False)  # (K, C, H, 2H) joint sketch|image, [-1, 1]
+    pictures: torch.Tensor = field(repr=False)  # (K, C, H, H) the results, [-1, 1]
     latents: torch.Tensor | None = field(default=None, repr=False)  # (K, z_dim)
     final: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     lines: np.ndarray | None = field(default=None, repr=False)  # the sketch as an ink layer (S, S), when inked
+    sketches: torch.Tensor | None = field(default=None, repr=False)  # (K, C, H, H) the model's sketches, [-1, 1]
 
     @property
     def candidates(self) -> int:
@@ -63,22 +66,21 @@ class Snapshot:
 
     @property
     def half_size(self) -> int:
+        """The model's resolution (the side of one result)."""
         return int(self.pictures.shape[-2])
 
     def images(self, part: str = "image") -> np.ndarray:
-        """(K, H, W, 3) uint8 copies: part is "image" (right half), "sketch" (left) or "joint"."""
-        h = self.half_size
-        pictures = self.pictures
+        """(K, H, W, 3) uint8 copies: part is "image" (the results), "sketch" (the model's sketches) or "joint" (both side by side)."""
         if part == "image":
-            pictures = pictures[..., h:]
-        elif part == "sketch":
-            pictures = pictures[..., :h]
-        elif part != "joint":
+            return to_uint8(self.pictures)
+        if part not in ("sketch", "joint"):
             raise ValueError(f"part must be 'image', 'sketch' or 'joint', not {part!r}")
-        return to_uint8(pictures)
+        if self.sketches is None:
+            raise ValueError("this engine draws no sketches of its own")
+        return to_uint8(self.sketches if part == "sketch" else torch.cat([self.sketches, self.pictures], dim=-1))
 
     def results(self) -> np.ndarray:
-        """(K, S, S, 3) uint8: the image halves as the user gets them.
+        """(K, S, S, 3) uint8: the pictures as the user gets them.
 
         With a line layer (the ``ink_lines`` setting) they are enlarged to the sketch's
         resolution and its own lines are drawn over them; otherwise they are
@@ -96,10 +98,16 @@ class Snapshot:
 
 
 class Engine(Protocol):
-    """What the worker and CLI need of an engine."""
+    """What the worker and CLI need of an engine (``core.engines.REGISTRY`` makes them)."""
 
     kind: str
-    half_size: int
+    half_size: int  # the model's resolution
+    #: what the window offers: "ghost" (the model's own sketch), "refine" (from a latent code),
+    #: "live" (one pass, fast enough to run while the pen moves), "latents"
+    capabilities: dict[str, bool]
+    model: Any
+
+    def warm_up(self, settings: Any = None) -> None: ...
 
     def start(
         self,

@@ -8,7 +8,8 @@ what a user would see at that moment):
 * ``encoder`` the encoder's code alone, no optimisation (one forward pass);
 * ``refine``  the encoder's code and jittered neighbours, then optimisation (iGAN's hybrid).
 
-A baseline that needs no GAN at all is reported beside them: the image of the training
+A one-pass engine (pix2pix) has no starts or iterations: its single pass is the
+``one-pass`` row. A baseline that needs no GAN at all is reported beside them: the image of the training
 pair whose sketch looks most like the test sketch. Metrics compare the result's image
 half with the true image (SSIM, PSNR, L1) and the edges of the result with the input
 sketch (precision and recall within a small tolerance).
@@ -25,8 +26,6 @@ import cv2
 import numpy as np
 import torch
 
-from sketchapp.core.checkpoint import JointModel
-from sketchapp.core.completion import CompletionSettings, ContextualEngine
 from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import CancelToken
 from sketchapp.core.images import contact_grid
@@ -36,6 +35,7 @@ START_LABELS = {
     "random": "best-of-30 random + optimisation (paper)",
     "encoder": "encoder alone (no optimisation)",
     "refine": "encoder + optimisation",
+    "one-pass": "one pass (pix2pix)",
     "nearest": "nearest training image (baseline)",
 }
 METRICS = ("ssim", "psnr", "l1", "precision", "recall", "seconds")
@@ -155,7 +155,7 @@ class EvalReport:
             "| start | iterations | SSIM ↑ | PSNR dB ↑ | L1 ↓ | edge precision ↑ | edge recall ↑ | s / completion |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for start in ("random", "encoder", "refine", "nearest"):
+        for start in ("one-pass", "random", "encoder", "refine", "nearest"):
             for checkpoint, m in sorted(self.rows.get(start, {}).items()):
                 lines.append(
                     f"| {START_LABELS[start]} | {checkpoint} | {m['ssim']:.3f} | {m['psnr']:.2f} | {m['l1']:.3f} "
@@ -165,30 +165,35 @@ class EvalReport:
 
 
 def evaluate(
-    model: JointModel,
+    model: Any,
     test: PairSet,
     train: PairSet | None,
-    settings: CompletionSettings,
+    settings: Any,
     checkpoints: Sequence[int] = (50, 200, 1000),
     starts: Sequence[str] = STARTS,
     device: torch.device | str = "cpu",
     cancel: CancelToken | None = None,
     sheet_rows: int = 12,
 ) -> Iterator[EvalProgress | EvalReport]:
-    """Yield an EvalProgress per test pair, then the EvalReport."""
+    """Yield an EvalProgress per test pair, then the EvalReport; ``model`` is any engine's (``settings`` its engine's)."""
+    from sketchapp.core.engines import engine_spec
+
     if len(test) == 0:
         raise ValueError("the test set is empty: nothing to evaluate")
     device = torch.device(device)
     marks = tuple(sorted(set(int(c) for c in checkpoints)))
     if not marks or marks[0] < 1:
         raise ValueError("iteration checkpoints must be positive")
-    if model.encoder is None:
-        starts = [s for s in starts if s == "random"]
     cancel = cancel or CancelToken()
-    engine = ContextualEngine(model, device)
-    # The model's own image half is scored: inked lines would copy the test sketch into the result.
-    base = replace(settings, iterations=marks[-1], patience=0, seed=settings.seed if settings.seed is not None else 0,
-                   ink_lines=False)
+    engine = engine_spec(model.kind).engine(model, device)
+    iterative = bool(engine.capabilities.get("latents"))
+    if not iterative:
+        starts, marks = ["one-pass"], (0,)
+    elif getattr(model, "encoder", None) is None:
+        starts = [s for s in starts if s == "random"]
+    # The model's own picture is scored: inked lines would copy the test sketch into the result.
+    base = settings.updated(seed=settings.seed if settings.seed is not None else 0, ink_lines=False)
+    base = replace(base, ink_lines=False, **({"iterations": marks[-1], "patience": 0} if iterative else {}))
     engine.warm_up(base)
     baseline = NearestBaseline(train) if train is not None and len(train) else None
     sums: dict[str, dict[int, list[dict[str, float]]]] = {}
@@ -229,11 +234,13 @@ def evaluate(
 
 
 def _complete(
-    engine: ContextualEngine, sketch: np.ndarray, start: str, settings: CompletionSettings,
+    engine: Any, sketch: np.ndarray, start: str, settings: Any,
     marks: tuple[int, ...], cancel: CancelToken,
 ) -> dict[int, tuple[np.ndarray, float]] | None:
     """The best candidate's image at each mark (and the seconds it took to get there)."""
-    if start == "encoder":
+    if start == "one-pass":
+        run = settings
+    elif start == "encoder":
         run = replace(settings, start="encoder", iterations=0)
     else:
         run = replace(settings, start="random" if start == "random" else "encoder")
@@ -247,7 +254,7 @@ def _complete(
     if cancel.cancelled or last is None:
         return None
     final = (last.images("image")[last.best], time.perf_counter() - began)
-    if start == "encoder":
+    if start in ("encoder", "one-pass"):
         return {0: final}
     return {mark: found.get(mark, final) for mark in marks}
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchapp.core.completion import CompletionSettings
+from typing import Any
+
+from sketchapp.core.engines import REGISTRY
 from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
 from sketchapp.core.fileio import read_user_file, write_bytes_atomic
 
-ENGINES = ("contextual",)
 _FIELDS = {"name", "engine", "model", "sketch_style", "settings", "thumbnail", "description"}
 
 
@@ -30,7 +31,7 @@ class Preset:
     engine: str
     model: Path
     sketch_style: str
-    settings: CompletionSettings = field(default_factory=CompletionSettings)
+    settings: Any = field(default_factory=REGISTRY["contextual"].settings)  # the engine's own settings class
     thumbnail: Path | None = None
     description: str = ""
     source: str = "bundled"  # "bundled" or "user"
@@ -54,10 +55,10 @@ def load_preset(path: str | os.PathLike[str], model_dirs: tuple[Path, ...] = (),
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise PresetError(f"{file.name}: preset needs a non-empty {key!r}")
     engine = data.get("engine", "contextual")
-    if engine not in ENGINES:
-        raise PresetError(f"{file.name}: engine {engine!r} is not supported (choose from {', '.join(ENGINES)})")
+    if not isinstance(engine, str) or engine not in REGISTRY:
+        raise PresetError(f"{file.name}: engine {str(engine)[:40]!r} is not supported (choose from {', '.join(REGISTRY)})")
     try:
-        settings = CompletionSettings.from_dict(data.get("settings") or {})
+        settings = REGISTRY[engine].settings.from_dict(data.get("settings") or {})
     except (SettingsError, TypeError) as exc:
         raise PresetError(f"{file.name}: {exc}") from exc
     thumbnail = data.get("thumbnail")
@@ -123,7 +124,7 @@ def save_user_preset(
     name: str,
     model: str | os.PathLike[str],
     sketch_style: str,
-    settings: CompletionSettings | None = None,
+    settings: Any = None,
     thumbnail: np.ndarray | None = None,
     description: str = "",
     presets_dir: Path | None = None,
@@ -139,6 +140,13 @@ def save_user_preset(
     from sketchapp.core.checkpoint import read_checkpoint
     from sketchapp.core.images import save_image
 
+    engine = str(read_checkpoint(model)[0].get("engine", "contextual"))  # refuse a damaged or foreign file before anything is written
+    if engine not in REGISTRY:
+        raise PresetError(f"{Path(model).name}: made for an engine this SketchApp does not have ({engine[:40]!r})")
+    settings = settings if settings is not None else REGISTRY[engine].settings()
+    if not isinstance(settings, REGISTRY[engine].settings):
+        raise PresetError(f"the preset's settings are not {engine} settings")
+
     title = " ".join(name.split())
     if not title:
         raise PresetError("give the preset a name")
@@ -146,7 +154,6 @@ def save_user_preset(
         raise PresetError("a preset name can have at most 80 characters")
     presets_dir = presets_dir or paths.user_presets_dir()
     models_dir = models_dir or paths.user_models_dir()
-    read_checkpoint(model)  # refuse a damaged or foreign file before anything is written
     if thumbnail is not None and (thumbnail.dtype != np.uint8 or thumbnail.ndim not in (2, 3)):
         raise PresetError(f"a preset thumbnail must be a uint8 picture, got {thumbnail.dtype} of shape {thumbnail.shape}")
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "preset"
@@ -161,10 +168,10 @@ def save_user_preset(
         preset_id = f"{slug}-{number}"
     record: dict[str, object] = {
         "name": title,
-        "engine": "contextual",
+        "engine": engine,
         "model": f"{preset_id}.safetensors",
         "sketch_style": sketch_style,
-        "settings": (settings or CompletionSettings()).to_dict(),
+        "settings": settings.to_dict(),
         "description": description,
     }
     written: list[Path] = []

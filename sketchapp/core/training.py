@@ -152,6 +152,11 @@ class TrainSettings:
     def config(self) -> JointGANConfig:
         return JointGANConfig(self.half_size, self.z_dim, self.gf, self.df, 3, self.ef)
 
+    @property
+    def size(self) -> int:
+        """The side of the pictures trained on (every engine's training settings have it)."""
+        return self.half_size
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -504,12 +509,13 @@ def _available_memory() -> int | None:
 # -- the run ---------------------------------------------------------------------------
 
 
-class _Run:
+class RunFolder:
     """Paths and the rank-0-only writers of one run folder."""
 
-    def __init__(self, folder: Path, rank: int) -> None:
+    def __init__(self, folder: Path, rank: int, columns: tuple[str, ...] = LOSS_COLUMNS) -> None:
         self.folder = folder
         self.rank = rank
+        self.columns = columns
 
     def path(self, name: str) -> Path:
         return self.folder / name
@@ -524,7 +530,7 @@ class _Run:
         path = self.path(LOSSES_FILE)
         new = not path.exists()
         with open(path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=LOSS_COLUMNS)
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
             if new:
                 writer.writeheader()
             writer.writerows(rows)
@@ -539,7 +545,7 @@ class _Run:
         with open(path, newline="", encoding="utf-8") as handle:
             rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LOSS_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         write_bytes_atomic(path, buffer.getvalue().encode("utf-8"))
@@ -565,7 +571,7 @@ def train(
     device = torch.device(device)
     folder = Path(run_dir)
     rank, world = distributed_world()
-    run = _Run(folder, rank)
+    run = RunFolder(folder, rank)
     cancel = cancel or CancelToken()
     start_step = 0
     elapsed_before = 0.0

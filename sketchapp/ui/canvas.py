@@ -34,6 +34,7 @@ class Canvas(QWidget):
 
     stroke_started = Signal()
     stroke_finished = Signal()
+    stroke_moved = Signal()  # the stroke in progress grew (live engines complete while the pen moves)
     brush_changed = Signal(float)
     zoom_changed = Signal(float)
 
@@ -156,6 +157,12 @@ class Canvas(QWidget):
         point = self.to_document(position)
         self._stroke.add(point.x(), point.y(), pressure)
         self._dirty(self._stroke)
+        self.stroke_moved.emit()
+
+    @property
+    def stroke(self) -> Stroke | None:
+        """The stroke being drawn now (not yet in the document), if any."""
+        return self._stroke
 
     def _end(self) -> None:
         stroke, self._stroke = self._stroke, None

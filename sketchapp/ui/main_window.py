@@ -58,6 +58,7 @@ from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, array_to_qimage
 
 AUTOSAVE_MS = 3000
 IDLE_MS = 250  # restart a completion this long after the sketch last changed
+LIVE_MS = 8  # with a one-pass engine: pen events this close together share one request
 RECENT_LIMIT = 8
 IMPORT_FILTER = "Sketches (*.png *.jpg *.jpeg *.webp *.bmp *.svg);;All files (*)"
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
@@ -90,6 +91,7 @@ class ResultView(QWidget):
     """The chosen candidate, scaled to fit, with a hint layer the user can paint colours on."""
 
     hints_changed = Signal()
+    hints_painting = Signal()  # a hint stroke grew (live engines recolour while it is painted)
     HINT_SIDE = 512
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -150,6 +152,7 @@ class ResultView(QWidget):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self.hint_mode and event.buttons() & Qt.MouseButton.LeftButton:
             self._paint_hint(event.position())
+            self.hints_painting.emit()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self.hint_mode and event.button() == Qt.MouseButton.LeftButton:
@@ -198,6 +201,10 @@ class MainWindow(QMainWindow):
         self.preset_name = ""
         self.ink_preset: str | None = None  # the preset whose ink default the toggle last took
         self.live = True
+        # What the loaded engine offers (the worker reports it): "live" engines complete in one
+        # pass, so the window asks while the pen moves and shows the newest result that arrives.
+        self.capabilities: dict[str, bool] = {}
+        self.accept_from = 0  # frames of an older generation than this are never shown (a stop, a new model)
         self.setWindowTitle("SketchApp")
         self.setAcceptDrops(True)
 
@@ -234,9 +241,15 @@ class MainWindow(QMainWindow):
         self.idle.setSingleShot(True)
         self.idle.setInterval(IDLE_MS)
         self.idle.timeout.connect(self.request_completion)
+        self.pen_timer = QTimer(self)
+        self.pen_timer.setSingleShot(True)
+        self.pen_timer.setInterval(LIVE_MS)
+        self.pen_timer.timeout.connect(self.request_completion)
         self.document.changed.connect(self._sketch_changed)
         self.canvas.stroke_started.connect(self.idle.stop)
+        self.canvas.stroke_moved.connect(self._drawing)
         self.result.hints_changed.connect(self._sketch_changed)
+        self.result.hints_painting.connect(self._drawing)
 
         self._autosave_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._autosave_job: Future | None = None
@@ -381,6 +394,11 @@ class MainWindow(QMainWindow):
         self.live = live
         if not live:
             self.idle.stop()
+            self.pen_timer.stop()
+
+    @property
+    def engine_live(self) -> bool:
+        return bool(self.capabilities.get("live"))
 
     # -- presets and model ----------------------------------------------------------------
     def set_presets(self, entries: Sequence[PresetEntry], current: str | None = None) -> None:
@@ -397,6 +415,14 @@ class MainWindow(QMainWindow):
 
     def model_ready(self, info: dict[str, Any]) -> None:
         self.model_side = int(info.get("size", 64))
+        self.capabilities = dict(info.get("capabilities") or {})
+        self.accept_from = self.generation + 1  # nothing the previous model drew
+        ghost = bool(self.capabilities.get("ghost", True))
+        self.ghost_action.setVisible(ghost)
+        if not ghost:
+            self.canvas.set_ghost(None)
+        self.refine_action.setVisible(bool(self.capabilities.get("refine", True)))
+        self.gallery.setVisible(int(info.get("candidates", 2)) > 1)
         current = self.presets.currentItem()
         preset = current.data(Qt.ItemDataRole.UserRole) if current is not None else str(info.get("name", ""))
         if preset != self.ink_preset:  # a new preset brings its ink default; reloading one keeps the user's choice
@@ -416,17 +442,23 @@ class MainWindow(QMainWindow):
     # -- completion -----------------------------------------------------------------------
     def _sketch_changed(self) -> None:
         if self.live and not self.document.is_empty():
-            self.idle.start()
+            (self.pen_timer if self.engine_live else self.idle).start()
+
+    def _drawing(self) -> None:
+        """The pen (or the hint brush) moved: a live engine completes the drawing as it is now."""
+        if self.live and self.engine_live and not self.pen_timer.isActive():
+            self.pen_timer.start()
 
     def request_completion(self, z: Any = None) -> None:
-        if self.document.is_empty():
+        stroke = self.canvas.stroke
+        if self.document.is_empty() and stroke is None:
             return
         self.generation += 1
         self.busy.setVisible(True)
         side = self.model_side * 4
         hints = self.result.hints_array(side) if self.result.has_hints() else None
         self.completion_requested.emit(
-            self.generation, self.document.to_array(side), hints, z if isinstance(z, np.ndarray) else None
+            self.generation, self.document.to_array(side, stroke), hints, z if isinstance(z, np.ndarray) else None
         )
 
     def refine(self) -> None:
@@ -435,13 +467,27 @@ class MainWindow(QMainWindow):
 
     def stop(self) -> None:
         self.idle.stop()
+        self.pen_timer.stop()
         self.generation += 1  # whatever still arrives is stale
+        self.accept_from = self.generation
         self.busy.setVisible(False)
         self.completion_cancelled.emit()
 
+    def _current(self, frame: Any) -> bool:
+        """Whether ``frame`` may be shown: the newest request's, or with a live engine the newest that arrives.
+
+        While the pen moves a one-pass engine's results lag the pen by a request or two;
+        each is shown unless it is older than the one on show, or from before a stop or
+        a change of model.
+        """
+        if frame.generation == self.generation:
+            return True
+        newer = self.frame is None or frame.generation >= self.frame.generation
+        return self.engine_live and self.accept_from <= frame.generation < self.generation and newer
+
     def show_frame(self, frame: Any) -> None:
-        """A frame from the worker; frames of an older generation are dropped."""
-        if frame.generation != self.generation:
+        """A frame from the worker; frames of an older generation are dropped (see ``_current``)."""
+        if not self._current(frame):
             return
         first = self.frame is None or self.frame.generation != frame.generation
         self.frame = frame
@@ -450,10 +496,14 @@ class MainWindow(QMainWindow):
         self.chosen = min(self.chosen, len(frame.images) - 1)
         self._show_candidates(frame)
         self.result.set_image(array_to_qimage(self._picture(self.chosen)))
-        self.canvas.set_ghost(array_to_qimage(frame.sketches[frame.best]))
-        phase = "choosing starts" if frame.phase == "init" else f"iteration {frame.iteration}/{frame.iterations}"
-        self.progress_label.setText(f"{phase}  loss {float(frame.losses[frame.best]):.4f}  {frame.rate:.1f} it/s")
-        if frame.final:
+        if frame.sketches is not None:
+            self.canvas.set_ghost(array_to_qimage(frame.sketches[frame.best]))
+        if self.engine_live:
+            self.progress_label.setText(f"one pass  {1000 / frame.rate:.0f} ms" if frame.rate > 0 else "one pass")
+        else:
+            phase = "choosing starts" if frame.phase == "init" else f"iteration {frame.iteration}/{frame.iterations}"
+            self.progress_label.setText(f"{phase}  loss {float(frame.losses[frame.best]):.4f}  {frame.rate:.1f} it/s")
+        if frame.final and frame.generation == self.generation:
             self.busy.setVisible(False)
 
     def completion_failed(self, generation: int, message: str) -> None:

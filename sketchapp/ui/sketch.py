@@ -186,29 +186,43 @@ class SketchDocument(QObject):
         """The sheet at full resolution; updated incrementally as strokes arrive."""
         return self._raster
 
-    def render(self, side: int) -> QImage:
-        """The sketch redrawn from its vectors at side x side pixels."""
+    def render(self, side: int, extra: Stroke | None = None) -> QImage:
+        """The sketch redrawn from its vectors at side x side pixels, with ``extra`` (a stroke in progress) on top.
+
+        At the document's own size the incremental raster is copied instead of redrawing
+        every stroke, so a live engine can ask for the drawing on every pen move.
+        """
+        image = self._raster.copy() if side == self.side else self._draw(side)
+        if extra is not None:
+            painter = QPainter(image)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.scale(side / self.side, side / self.side)
+            paint_stroke(painter, extra)
+            painter.end()
+        return image
+
+    def _draw(self, side: int) -> QImage:
+        """Every stroke (and the base layer) drawn afresh at side x side."""
         image = QImage(side, side, QImage.Format.Format_RGB32)
         image.fill(PAPER)
         painter = QPainter(image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        scale = side / self.side
         if self._base is not None:
             painter.drawImage(QRectF(0, 0, side, side), self._base)
-        painter.scale(scale, scale)
+        painter.scale(side / self.side, side / self.side)
         for stroke in self._strokes:
             paint_stroke(painter, stroke)
         painter.end()
         return image
 
-    def to_array(self, side: int | None = None) -> np.ndarray:
-        """Grey uint8 (side, side) picture of the sketch, for the model."""
-        return qimage_to_grey(self.render(side or self.side))
+    def to_array(self, side: int | None = None, extra: Stroke | None = None) -> np.ndarray:
+        """Grey uint8 (side, side) picture of the sketch (and a stroke in progress), for the model."""
+        return qimage_to_grey(self.render(side or self.side, extra))
 
     def _changed(self, full: bool) -> None:
         self.revision += 1
         if full:
-            self._raster = self.render(self.side)
+            self._raster = self._draw(self.side)
         elif self._strokes:
             painter = QPainter(self._raster)
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)

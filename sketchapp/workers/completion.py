@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from sketchapp.core.checkpoint import load_model
-from sketchapp.core.completion import CompletionSettings, ContextualEngine
 from sketchapp.core.device import configure_cpu_threads, select_device
-from sketchapp.core.engine import CancelToken, Snapshot
+from sketchapp.core.engine import CancelToken, Engine, Snapshot
+from sketchapp.core.engines import REGISTRY, open_engine
 from sketchapp.core.errors import SketchAppError
 
 
@@ -44,8 +43,8 @@ class Frame:
     iteration: int
     iterations: int
     phase: str
-    images: np.ndarray  # (K, H, H, 3) image halves
-    sketches: np.ndarray  # (K, H, H, 3) the model's own sketch halves (ghost guide)
+    images: np.ndarray  # (K, H, H, 3) the results
+    sketches: np.ndarray | None  # (K, H, H, 3) the model's own sketches (ghost guide), where the engine draws them
     losses: np.ndarray  # (K,) total loss per candidate
     best: int
     latents: np.ndarray | None
@@ -59,17 +58,16 @@ class Frame:
 def frame_of(
     snapshot: Snapshot, generation: int, rate: float, settings: dict[str, Any] | None = None, preset: str = ""
 ) -> Frame:
-    joint = snapshot.images("joint")
-    h = snapshot.half_size
+    sketches = snapshot.images("sketch") if snapshot.sketches is not None else None
     return Frame(
-        generation, snapshot.iteration, snapshot.iterations, snapshot.phase, joint[:, :, h:].copy(),
-        joint[:, :, :h].copy(), np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
+        generation, snapshot.iteration, snapshot.iterations, snapshot.phase, snapshot.images("image"),
+        sketches, np.asarray(snapshot.losses["total"]).copy(), snapshot.best, snapshot.z(), rate,
         snapshot.final, {**settings, "iterations": snapshot.iterations} if settings else {}, snapshot.lines, preset,
     )
 
 
 class CompletionWorker(QObject):
-    model_loaded = Signal(dict)  # {"name", "device", "size", "style", "encoder", "ink_lines"}
+    model_loaded = Signal(dict)  # {"name", "engine", "device", "size", "style", "encoder", "ink_lines", "capabilities"}
     load_failed = Signal(str)
     frame = Signal(object)  # Frame
     finished = Signal(int)  # generation that ended with a final frame
@@ -81,29 +79,35 @@ class CompletionWorker(QObject):
         self.device_preference = device
         self.threads = threads
         self.min_interval = 1.0 / max_rate
-        self.engine: ContextualEngine | None = None
-        self.settings = CompletionSettings()
+        self.engine: Engine | None = None
+        self.settings: Any = REGISTRY["contextual"].settings()
         self.model_name = ""
         self._lock = threading.Lock()
         self._pending: Request | None = None
-        self._pending_model: tuple[Path, str, CompletionSettings] | None = None
+        self._pending_model: tuple[Path, str, Any] | None = None
         self._cancel = CancelToken()
         self._latest = 0
+        self._live = False  # the loaded engine is one-pass: requests coalesce, runs in flight are not cancelled
         self.busy = threading.Event()  # set while a completion runs (a training on the same CPU waits)
         self._wake.connect(self._work)
 
     # -- called from the GUI thread ----------------------------------------------------
-    def load(self, model: str | Path, name: str, settings: CompletionSettings | None = None) -> None:
+    def load(self, model: str | Path, name: str, settings: Any = None) -> None:
+        """Load ``model``; ``settings`` are its engine's settings (a preset's), or that engine's defaults."""
         with self._lock:
-            self._pending_model = (Path(model), name, settings or CompletionSettings())
+            self._pending_model = (Path(model), name, settings)
             self._cancel.cancel()
         self._wake.emit()
 
     def request(self, request: Request) -> None:
+        """Run ``request`` next. An iterative run in flight is cancelled; a one-pass run (pix2pix) is
+        left to finish, since it ends within milliseconds and its picture is the freshest there is
+        while the pen moves: cancelling it for every pen event would show nothing until the pen stops."""
         with self._lock:
             self._latest = max(self._latest, request.generation)
             self._pending = request
-            self._cancel.cancel()
+            if not self._live:
+                self._cancel.cancel()
         self._wake.emit()
 
     def cancel(self) -> None:
@@ -131,12 +135,14 @@ class CompletionWorker(QObject):
                 finally:
                     self.busy.clear()
 
-    def _load(self, path: Path, name: str, settings: CompletionSettings) -> None:
+    def _load(self, path: Path, name: str, settings: Any) -> None:
         try:
             device = select_device(self.device_preference)
             configure_cpu_threads(self.threads)
-            model = load_model(path, device)
-            engine = ContextualEngine(model, device)
+            engine = open_engine(path, device)
+            own = REGISTRY[engine.kind].settings
+            if not isinstance(settings, own):
+                settings = own()
             engine.warm_up(settings)
         except SketchAppError as exc:
             self.load_failed.emit(str(exc))
@@ -144,10 +150,15 @@ class CompletionWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - torch/CUDA errors must reach the user, not kill the thread
             self.load_failed.emit(f"{path.name}: {type(exc).__name__}: {exc}")
             return
-        self.engine, self.settings, self.model_name = engine, settings, name
+        model = engine.model
+        with self._lock:
+            self.engine, self.settings, self.model_name = engine, settings, name
+            self._live = bool(engine.capabilities.get("live"))
         self.model_loaded.emit(
-            {"name": name, "device": device.type, "size": engine.half_size, "style": model.sketch_style,
-             "encoder": model.encoder is not None, "ink_lines": settings.ink_lines}
+            {"name": name, "engine": engine.kind, "device": device.type, "size": engine.half_size,
+             "style": model.sketch_style, "encoder": getattr(model, "encoder", None) is not None,
+             "ink_lines": settings.ink_lines, "capabilities": dict(engine.capabilities),
+             "candidates": int(getattr(settings, "candidates", 1))}
         )
 
     def _run(self, request: Request, cancel: CancelToken) -> None:

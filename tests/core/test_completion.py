@@ -42,7 +42,7 @@ def test_planted_z_is_recovered(tiny_model, contextual):
 
     final = run(ContextualEngine(tiny_model), sketch, contextual=contextual)[-1]
     assert final.final
-    best = final.pictures[final.best : final.best + 1]
+    best = torch.cat([final.sketches, final.pictures], dim=-1)[final.best : final.best + 1]  # the joint picture
     assert half_error(best, truth, "sketch").item() < 0.1 * random_sketch
     assert half_error(best, truth, "image").item() < 0.2 * random_image
 
@@ -92,8 +92,8 @@ def test_hint_pixels_are_honoured(tiny_model):
     engine = ContextualEngine(tiny_model)
 
     def region_error(snapshot) -> float:
-        best = snapshot.pictures[snapshot.best]
-        return (best[:, :, H : H + H // 2] - truth[0, :, :, H : H + H // 2]).abs().mean().item()
+        best = snapshot.pictures[snapshot.best]  # the image half
+        return (best[:, :, : H // 2] - truth[0, :, :, H : H + H // 2]).abs().mean().item()
 
     without = region_error(run(engine, blank, contextual="l1")[-1])
     with_hints = region_error(run(engine, blank, contextual="l1", hints=hints, hint_weight=4.0)[-1])

@@ -111,7 +111,7 @@ def test_a_killed_run_resumes_from_its_last_save_without_duplicate_history(tmp_p
         if event.kind == "step":  # one more step, then the process "dies"
             break
     stream.close()
-    training._Run(tmp_path / "killed", 0).append_losses(
+    training.RunFolder(tmp_path / "killed", 0).append_losses(
         [{"step": event.step, "phase": "gan", "epoch": 2, "seconds": "0"}]
     )
     list(train(tmp_path / "killed", tiny_pairs(), FAST, resume=True))

@@ -151,13 +151,13 @@ def test_stopping_during_a_run_ends_the_thread_within_a_second(qtbot, tiny_check
 def test_stop_waits_for_a_model_that_is_still_loading(qtbot, tiny_checkpoint, monkeypatch):
     from sketchapp.workers import completion
 
-    real = completion.load_model
+    real = completion.open_engine
 
     def slow_load(*args, **kwargs):
         time.sleep(1.5)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(completion, "load_model", slow_load)
+    monkeypatch.setattr(completion, "open_engine", slow_load)
     holder = CompletionThread(device="cpu", threads=1)
     holder.worker.load(tiny_checkpoint, "tiny")
     time.sleep(0.2)

@@ -1,0 +1,81 @@
+"""The engine registry: every engine kind and what it is made of.
+
+An engine is a plug-in: its settings class (what a preset stores), how its networks
+are built from a checkpoint's record, the engine that completes sketches with them,
+and its training (settings class and a ``train`` generator). The CLI, the workers and
+``evaluate`` open engines only through ``REGISTRY``; a new engine adds one entry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sketchapp.core.checkpoint import build_joint_model, read_checkpoint
+from sketchapp.core.completion import CompletionSettings, ContextualEngine
+from sketchapp.core.engines.pix2pix.engine import Pix2PixEngine, Pix2PixSettings
+from sketchapp.core.engines.pix2pix.model import PIX2PIX, build_pix2pix_model
+from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings
+from sketchapp.core.errors import CheckpointError
+from sketchapp.core.trainer import train_recipe
+from sketchapp.core.training import TrainEvent, TrainSettings, train
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    kind: str
+    title: str  # what the app calls it
+    summary: str  # one line: what it is good at
+    settings: type  # completion settings: from_dict / to_dict / updated
+    build: Callable[[str, dict[str, Any], dict[str, torch.Tensor]], Any]  # (file name, record, tensors) -> model
+    engine: Callable[[Any, torch.device], Any]  # (model, device) -> Engine
+    train_settings: type  # training settings: from_dict / to_dict
+    train: Callable[..., Iterator[TrainEvent]]  # (run_dir, pairs, settings, device, cancel, resume, init_from, data_record, splits)
+
+
+def _train_pix2pix(run_dir: str | os.PathLike[str], pairs: Any, settings: Pix2PixTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
+    return train_recipe(run_dir, Pix2PixRecipe(settings), pairs, *args, **kwargs)
+
+
+REGISTRY: dict[str, EngineSpec] = {
+    "contextual": EngineSpec(
+        "contextual", "Contextual GAN",
+        "searches a joint sketch|image GAN for pictures that fit: varied candidates and a ghost guide, loose on details",
+        CompletionSettings, build_joint_model, ContextualEngine, TrainSettings, train,
+    ),
+    PIX2PIX: EngineSpec(
+        PIX2PIX, "pix2pix",
+        "draws the picture straight from your lines in one pass: follows the drawing, live while you draw, instant colour hints",
+        Pix2PixSettings, build_pix2pix_model, Pix2PixEngine, Pix2PixTrainSettings, _train_pix2pix,
+    ),
+}
+
+
+def engine_spec(kind: Any, where: str = "") -> EngineSpec:
+    """The registry entry for ``kind``; an unknown kind is a one-line CheckpointError naming it."""
+    spec = REGISTRY.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        shown = repr(kind)[:60]
+        prefix = f"{where}: " if where else ""
+        raise CheckpointError(f"{prefix}made for an engine this SketchApp does not have ({shown}; it has {', '.join(REGISTRY)})")
+    return spec
+
+
+def load_engine_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Any:
+    """Any engine's model from a checkpoint file, built from its validated record, in eval mode."""
+    name = Path(path).name
+    metadata, tensors = read_checkpoint(path)
+    spec = engine_spec(metadata.get("engine"), name)
+    return spec.build(name, metadata, tensors).to(torch.device(device)).eval()
+
+
+def open_engine(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Any:
+    """The engine for a checkpoint file, its model loaded onto ``device``."""
+    device = torch.device(device)
+    model = load_engine_model(path, device)
+    return engine_spec(model.kind).engine(model, device)

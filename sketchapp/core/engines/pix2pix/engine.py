@@ -1,0 +1,193 @@
+"""The pix2pix engine: one forward pass from sketch (and colour hints) to picture.
+
+There is no search: the U-Net draws the picture directly, so a result follows every
+line of the drawing and arrives in milliseconds, fast enough to complete while the pen
+moves. Hints enter as input channels and act in the same pass.
+
+Variety: pix2pix's only noise is dropout (the paper keeps it on at test time and notes
+it changes little). Candidate 0 is the network's deterministic picture (dropout off);
+the others sample dropout masks, each from the run's seed. ``variety_spread`` measures
+how much they differ, so a model without real variety can show a single result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sketchapp.core.engine import CancelToken, Snapshot
+from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
+from sketchapp.core.engines.pix2pix.recipe import generator_input
+from sketchapp.core.errors import SettingsError
+from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
+
+
+@dataclass(frozen=True)
+class Pix2PixSettings:
+    """What shapes one pix2pix completion (presets store these)."""
+
+    candidates: int = 1  # > 1: the others sample the decoder's dropout
+    ink_lines: bool = False
+    match_line_width: bool = True
+    seed: int | None = None
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "seed":
+                ok = value is None or (type(value) is int and 0 <= value < 2**63)
+            else:
+                ok = type(value) is {"int": int, "bool": bool}[str(f.type)]
+            if not ok:
+                raise SettingsError(f"pix2pix setting {f.name} has a bad value {value!r}")
+        if not 1 <= self.candidates <= 16:
+            raise SettingsError(f"candidates must be 1..16, got {self.candidates}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Pix2PixSettings:
+        if not isinstance(data, dict):
+            raise SettingsError("pix2pix settings must be a JSON object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise SettingsError(f"unknown pix2pix settings: {', '.join(map(str, unknown))[:200]}")
+        return cls(**data)
+
+    def updated(self, **changes: Any) -> Pix2PixSettings:
+        known = {f.name for f in fields(self)}
+        return replace(self, **{k: v for k, v in changes.items() if v is not None and k in known})
+
+
+def fold_batch_norm(generator: nn.Module) -> nn.Module:
+    """A copy of an eval-mode network with every Conv2d followed by BatchNorm2d merged into one convolution.
+
+    y = gamma (Wx + b - mean) / sqrt(var + eps) + beta is itself a convolution, so the
+    normalisation costs nothing at inference.
+    """
+    import copy
+
+    folded = copy.deepcopy(generator).eval()
+    for module in folded.modules():
+        conv, norm = getattr(module, "conv", None), getattr(module, "norm", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+            with torch.no_grad():
+                fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True)
+                fused.weight.copy_(conv.weight * scale[:, None, None, None])
+                fused.bias.copy_((bias - norm.running_mean) * scale + norm.bias)
+            module.conv, module.norm = fused, nn.Identity()
+    return folded.requires_grad_(False)
+
+
+class Pix2PixEngine:
+    """One-pass completion for a loaded pix2pix model; reusable across runs."""
+
+    kind = PIX2PIX
+    #: what the window offers with this engine (the worker reports it)
+    capabilities = {"ghost": False, "refine": False, "live": True, "latents": False}
+
+    def __init__(self, model: Pix2PixModel, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.model.generator.requires_grad_(False)
+        self.folded = fold_batch_norm(self.model.generator).to(self.device)
+        self._layout = torch.contiguous_format
+
+    @property
+    def half_size(self) -> int:
+        return self.model.config.size
+
+    @property
+    def line_width(self) -> float | None:
+        return self.model.line_width
+
+    def set_layout(self, channels_last: bool) -> None:
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        if layout is not self._layout:
+            self.folded.to(memory_format=layout)
+            self._layout = layout
+
+    def warm_up(self, settings: Pix2PixSettings | None = None) -> None:
+        """One throw-away pass so the first real result comes at full speed (kernels built)."""
+        settings = settings or Pix2PixSettings()
+        blank = np.full((self.half_size, self.half_size), 255, np.uint8)
+        for _ in self.start(blank, None, settings.updated(seed=0)):
+            pass
+
+    def start(
+        self,
+        sketch: np.ndarray,
+        hints: np.ndarray | None = None,
+        settings: Pix2PixSettings | None = None,
+        cancel: CancelToken | None = None,
+        z: np.ndarray | None = None,
+    ) -> Iterator[Snapshot]:
+        """Complete ``sketch`` in one pass; yields one final Snapshot (none when cancelled).
+
+        ``hints`` is an RGBA picture over the sketch: opaque pixels are colours the
+        result should have. ``z`` has no meaning here (no latent code) and is refused.
+        """
+        if z is not None:
+            raise SettingsError("pix2pix has no latent code to refine")
+        settings = settings or Pix2PixSettings()
+        cancel = cancel or CancelToken()
+        if cancel.cancelled:
+            return
+        size = self.half_size
+        line_width = self.line_width if settings.match_line_width else None
+        grey = sketch_tensor(sketch, size, line_width)[:, :1].to(self.device)
+        hint_channels = None
+        if hints is not None and self.model.config.hints:
+            colours, alpha = hints_tensor(hints, sketch.shape, size)
+            mask = (alpha > 0.5).float()
+            hint_channels = torch.cat([colours * mask, mask], 1).to(self.device)
+        self.set_layout(settings.channels_last and self.device.type == "cpu")
+        x = generator_input(grey, hint_channels, self.model.config)
+        seed = settings.seed if settings.seed is not None else int(torch.seed() % (2**63))
+        with torch.inference_mode():
+            pictures = self.folded(x.contiguous(memory_format=self._layout)).float()
+            if settings.candidates > 1:
+                pictures = torch.cat([pictures, self._sampled(x, settings.candidates - 1, seed)])
+        if cancel.cancelled:
+            return
+        spread = variety_spread(pictures)
+        lines = line_layer(sketch, size) if settings.ink_lines else None
+        zero = np.zeros(len(pictures), np.float32)
+        yield Snapshot(
+            iteration=1, iterations=1, phase="done", losses={"total": zero}, best=0,
+            pictures=pictures.contiguous(), final=True, info={"spread": spread}, lines=lines,
+        )
+
+    def _sampled(self, x: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+        """``count`` pictures with the decoder's dropout sampled (batch norm stays in eval mode)."""
+        generator = self.model.generator
+        dropouts = [m for m in generator.modules() if isinstance(m, nn.Dropout)]
+        if not dropouts:
+            return self.folded(x.expand(count, -1, -1, -1).contiguous(memory_format=self._layout)).float()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            for module in dropouts:
+                module.train()
+            try:
+                return generator(x.expand(count, -1, -1, -1).contiguous()).float()
+            finally:
+                for module in dropouts:
+                    module.eval()
+
+
+def variety_spread(pictures: torch.Tensor) -> float:
+    """Mean absolute difference between candidates and their mean, on the 0-255 scale (0 for one)."""
+    if len(pictures) < 2:
+        return 0.0
+    value = float((pictures - pictures.mean(0, keepdim=True)).abs().mean() * 127.5)
+    return value if math.isfinite(value) else 0.0

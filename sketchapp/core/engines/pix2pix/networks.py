@@ -1,0 +1,207 @@
+"""pix2pix networks (Isola et al. 2017): a U-Net generator and a 70x70 PatchGAN discriminator.
+
+The generator takes the sketch (one grey channel) and colour hints (three colour
+channels and a mask, after Zhang et al. 2017, "Real-Time User-Guided Image Colorization
+with Learned Deep Priors"), and returns the picture. Its encoder halves the size down to
+1x1 (C64-C128-C256-C512-C512..., 4x4 convolutions, stride 2, leaky ReLU 0.2, batch norm
+after the first); its decoder mirrors it, each stage fed the matching encoder stage
+through a skip connection, so the drawing's lines reach the output directly.
+
+One change from the paper: the decoder enlarges by nearest-neighbour upsampling and a
+3x3 convolution instead of a transposed convolution (Odena et al. 2016, "Deconvolution
+and Checkerboard Artifacts"), which leaves no dot grid in flat fills.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from sketchapp.core.errors import SettingsError
+
+MAX_WIDTH_MULT = 8
+SKETCH_CHANNELS = 1
+HINT_CHANNELS = 4  # hint colour (RGB) and hint mask
+PICTURE_CHANNELS = 3
+#: The largest networks a file may ask for: a checkpoint's record is checked against
+#: this before anything is built, so a tiny hostile file cannot ask for terabytes.
+MAX_PARAMETERS = 200_000_000
+SIZES = (32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class Pix2PixConfig:
+    """Sizes of a pix2pix model; stored in every checkpoint's ``architecture`` record."""
+
+    size: int = 128
+    gf: int = 32  # generator width (the paper's 64)
+    df: int = 32  # discriminator width (the paper's 64)
+    hints: bool = True  # the generator takes hint colours and a hint mask
+    dropout: float = 0.5  # in the three innermost decoder stages, as the paper
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "bool" and type(value) is not bool:
+                raise SettingsError(f"pix2pix {f.name} must be true or false, got {value!r}")
+            if f.type == "int" and type(value) is not int:
+                raise SettingsError(f"pix2pix {f.name} must be a whole number, got {value!r}")
+            if f.type == "float" and (type(value) not in (int, float) or not math.isfinite(value)):
+                raise SettingsError(f"pix2pix {f.name} must be a finite number, got {value!r}")
+        if self.size not in SIZES:
+            raise SettingsError(f"pix2pix size must be one of {', '.join(map(str, SIZES))}, got {self.size}")
+        for name in ("gf", "df"):
+            if not 4 <= getattr(self, name) <= 256:
+                raise SettingsError(f"pix2pix {name} must be 4-256, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise SettingsError(f"pix2pix dropout must be in [0, 1), got {self.dropout}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise SettingsError(f"pix2pix networks of {self.parameter_count():,} weights are too large")
+
+    @property
+    def depth(self) -> int:
+        """Stride-2 stages from size x size down to 1 x 1."""
+        return int(math.log2(self.size))
+
+    @property
+    def in_channels(self) -> int:
+        return SKETCH_CHANNELS + (HINT_CHANNELS if self.hints else 0)
+
+    def widths(self) -> list[int]:
+        return [self.gf * min(2**i, MAX_WIDTH_MULT) for i in range(self.depth)]
+
+    def parameter_count(self) -> int:
+        """Weights of G and D, from the sizes alone (no network is built)."""
+        widths = self.widths()
+        total, previous = 0, self.in_channels
+        for w in widths:  # encoder 4x4 convolutions
+            total += previous * w * 16
+            previous = w
+        ups = [*widths[::-1][1:], PICTURE_CHANNELS]
+        previous = widths[-1]
+        for i, w in enumerate(ups):  # decoder 3x3 convolutions on the upsampled input (+ skips after the first)
+            total += previous * w * 9
+            previous = w * 2 if i < len(ups) - 1 else w
+        d = [self.df * min(2**i, MAX_WIDTH_MULT) for i in range(4)]
+        previous = SKETCH_CHANNELS + PICTURE_CHANNELS
+        for w in [*d, 1]:
+            total += previous * w * 16
+            previous = w
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Pix2PixConfig:
+        if not isinstance(data, dict):
+            raise SettingsError("pix2pix architecture must be a JSON object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise SettingsError(f"unknown pix2pix architecture fields: {', '.join(map(str, unknown))[:200]}")
+        return cls(**data)
+
+
+def init_weights(module: nn.Module) -> None:
+    """The paper's initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class _Down(nn.Module):
+    def __init__(self, cin: int, cout: int, norm: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=not norm)
+        self.norm = nn.BatchNorm2d(cout) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(nn.functional.leaky_relu(x, 0.2)))
+
+
+class _Up(nn.Module):
+    def __init__(self, cin: int, cout: int, last: bool, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=last)
+        self.norm = nn.Identity() if last else nn.BatchNorm2d(cout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.last = last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(torch.relu(x), scale_factor=2.0, mode="nearest")
+        x = self.dropout(self.norm(self.conv(x)))
+        return torch.tanh(x) if self.last else x
+
+
+class UNetGenerator(nn.Module):
+    """G: (sketch, hint colours, hint mask) (N, 1 + 4, S, S) in [-1, 1] -> picture (N, 3, S, S) in [-1, 1]."""
+
+    def __init__(self, config: Pix2PixConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = config.widths()
+        downs: list[nn.Module] = []
+        previous = config.in_channels
+        for i, w in enumerate(widths):
+            downs.append(_Down(previous, w, norm=0 < i < len(widths) - 1))
+            previous = w
+        self.downs = nn.ModuleList(downs)
+        self.downs[0].conv.bias = self.downs[0].conv.bias  # the first stage has no activation before it
+        ups: list[nn.Module] = []
+        targets = [*widths[::-1][1:], PICTURE_CHANNELS]
+        for i, w in enumerate(targets):
+            last = i == len(targets) - 1
+            ups.append(_Up(previous, w, last, config.dropout if i < 3 and not last else 0.0))
+            previous = w * 2 if not last else w
+        self.ups = nn.ModuleList(ups)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips: list[torch.Tensor] = []
+        h = self.downs[0].norm(self.downs[0].conv(x))  # no activation on the input itself
+        skips.append(h)
+        for down in self.downs[1:]:
+            h = down(h)
+            skips.append(h)
+        skips.pop()  # the 1x1 bottleneck feeds the decoder directly
+        for up in self.ups:
+            h = up(h)
+            if skips:
+                h = torch.cat([h, skips.pop()], dim=1)
+        return h
+
+
+class PatchDiscriminator(nn.Module):
+    """D: (sketch, picture) (N, 1 + 3, S, S) -> a realism logit per 70x70 patch (N, 1, S/8 - 2, S/8 - 2).
+
+    C64-C128-C256-C512 (4x4, stride 2, 2, 2, 1) and a 1-channel 4x4 convolution: each
+    output sees a 70x70 patch of the input, so D judges texture and local structure and
+    leaves the layout to the L1 term, as in the paper.
+    """
+
+    def __init__(self, df: int, in_channels: int = SKETCH_CHANNELS + PICTURE_CHANNELS) -> None:
+        super().__init__()
+        widths = [df * min(2**i, MAX_WIDTH_MULT) for i in range(4)]
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for i, w in enumerate(widths):
+            stride = 2 if i < 3 else 1
+            layers.append(nn.Conv2d(previous, w, 4, stride=stride, padding=1, bias=i == 0))
+            if i > 0:
+                layers.append(nn.BatchNorm2d(w))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            previous = w
+        layers.append(nn.Conv2d(previous, 1, 4, stride=1, padding=1))
+        self.layers = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)

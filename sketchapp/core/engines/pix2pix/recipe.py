@@ -1,0 +1,344 @@
+"""Training pix2pix (Isola et al. 2017) with colour hints, as a recipe for ``train_recipe``.
+
+Loss (the paper's eq. 4): G* = arg min_G max_D L_cGAN(G, D) + lambda L_L1(G), lambda = 100,
+Adam 2e-4, beta1 0.5. D judges (sketch, picture) pairs patch by patch; its loss is
+halved, as in the paper's code, so it learns more slowly than G.
+
+Each step augments the pairs (seed 003: rotation, shear, zoom, shift and Gaussian
+noise, one warp for both sides), then changes the sketch alone the way freehand
+drawing differs from a clean outline (line width and darkness, a small wobble of the
+lines against the picture, small gaps), and samples colour hints from the true picture
+(Zhang et al. 2017: none for many samples, else a few small patches of the truth's mean
+colour), so the generator learns to follow a hint in one forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sketchapp.core.data.datasets import PairSet
+from sketchapp.core.engine import to_uint8
+from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
+from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
+from sketchapp.core.errors import SettingsError
+from sketchapp.core.images import contact_grid
+from sketchapp.core.training import TrainingError
+
+SAMPLE_COUNT = 8
+
+
+@dataclass(frozen=True)
+class Pix2PixTrainSettings:
+    """Defaults follow the paper (lambda 100, Adam 2e-4, beta1 0.5) at the width a CPU can train."""
+
+    size: int = 128
+    gf: int = 32
+    df: int = 32
+    hints: bool = True
+    dropout: float = 0.5
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    l1_weight: float = 100.0
+    ema: float = 0.0
+    augment: bool = True
+    flip: bool = True
+    rotate_degrees: float = 8.0
+    shear: float = 0.08
+    scale: float = 0.1
+    shift: float = 0.06
+    noise: float = 0.03  # Gaussian noise on the sketch
+    line_jitter: float = 0.6  # 0-1: lines thinned, thickened, lightened or darkened by up to this much
+    wobble: float = 1.5  # pixels the sketch's lines may drift from the picture's edges
+    gaps: float = 0.3  # share of sketches that get small gaps in their lines
+    no_hints: float = 0.5  # share of samples trained without any hint
+    max_hints: int = 10  # at most this many hint patches on the others
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+    keep_every: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and type(value) is int:
+                object.__setattr__(self, f.name, float(value))
+                value = float(value)
+            expected = {"bool": bool, "int": int, "float": float}[str(f.type)]
+            if type(value) is not expected or (expected is float and not math.isfinite(value)):
+                raise SettingsError(f"pix2pix training {f.name} must be {'a finite ' if expected is float else ''}{expected.__name__}, got {value!r}")
+        self.config  # validates the architecture
+        checks = [
+            (1 <= self.epochs <= 100_000, "epochs must be 1-100000"),
+            (1 <= self.batch_size <= 4096, "batch size must be 1-4096"),
+            (0 < self.lr < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "lr must be in (0, 1), betas in [0, 1)"),
+            (0 <= self.l1_weight <= 10_000, "L1 weight must be 0-10000"),
+            (0 <= self.ema < 1, "EMA decay must be in [0, 1)"),
+            (0 <= self.rotate_degrees <= 45, "rotation must be 0-45 degrees"),
+            (0 <= self.shear <= 0.5 and 0 <= self.scale <= 0.5 and 0 <= self.shift <= 0.5, "shear, scale and shift must be 0-0.5"),
+            (0 <= self.noise <= 0.5, "noise must be 0-0.5"),
+            (0 <= self.line_jitter <= 1 and 0 <= self.gaps <= 1 and 0 <= self.no_hints <= 1, "line jitter, gaps and no_hints must be 0-1"),
+            (0 <= self.wobble <= 8, "wobble must be 0-8 pixels"),
+            (0 <= self.max_hints <= 100, "max_hints must be 0-100"),
+            (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
+            (self.checkpoint_minutes > 0, "checkpoint interval must be positive"),
+            (self.keep_every >= 0, "keep_every must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(f"pix2pix training {message}")
+
+    @property
+    def config(self) -> Pix2PixConfig:
+        return Pix2PixConfig(self.size, self.gf, self.df, self.hints, self.dropout)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Pix2PixTrainSettings:
+        if not isinstance(data, dict):
+            raise SettingsError("pix2pix training settings must be a JSON object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise SettingsError(f"unknown pix2pix training settings: {', '.join(map(str, unknown))[:200]}")
+        return cls(**data)
+
+
+# -- augmentation ----------------------------------------------------------------------
+
+
+def _uniform(rng: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.rand(shape, generator=rng) * 2 - 1
+
+
+def warp_pairs(pairs: torch.Tensor, settings: Pix2PixTrainSettings, rng: torch.Generator) -> torch.Tensor:
+    """(N, C, S, S) in [-1, 1], sketch and picture stacked: one flip and affine warp (rotation, shear, zoom, shift) for both.
+
+    What the warp uncovers is white paper, like the data's background.
+    """
+    n = len(pairs)
+    if settings.flip:
+        flip = torch.rand(n, generator=rng) < 0.5
+        pairs = torch.where(flip[:, None, None, None].to(pairs.device), pairs.flip(3), pairs)
+    angle = _uniform(rng, n) * math.radians(settings.rotate_degrees)
+    shear = _uniform(rng, n) * settings.shear
+    scale = 1 + _uniform(rng, n) * settings.scale
+    shift = _uniform(rng, n, 2) * settings.shift * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([
+        torch.stack([cos, -sin + shear * cos, shift[:, 0]], 1),
+        torch.stack([sin, cos + shear * sin, shift[:, 1]], 1),
+    ], 1).to(pairs.device, pairs.dtype)
+    grid = F.affine_grid(theta, list(pairs.shape), align_corners=False)
+    return F.grid_sample(pairs - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1
+
+
+def freehand_lines(sketch: torch.Tensor, settings: Pix2PixTrainSettings, rng: torch.Generator) -> torch.Tensor:
+    """Sketches (N, 1, S, S) in [-1, 1] changed as a hand drawing differs from clean line art.
+
+    Per sketch: lines thinner or thicker (erosion or dilation blended by a random
+    amount) and lighter or darker; a smooth random displacement of up to ``wobble``
+    pixels (the pen does not land exactly on the edge); and for a share of sketches a
+    few small gaps cut into the lines.
+    """
+    n, _, s, _ = sketch.shape
+    device, dtype = sketch.device, sketch.dtype
+    ink = (1 - sketch) / 2  # 0 on paper, 1 on black
+    if settings.line_jitter > 0:
+        amount = (_uniform(rng, n, 1, 1, 1) * settings.line_jitter).to(device, dtype)
+        wider = F.max_pool2d(ink, 3, stride=1, padding=1)
+        thinner = -F.max_pool2d(-ink, 3, stride=1, padding=1)
+        ink = torch.where(amount > 0, ink + amount * (wider - ink), ink + amount.abs() * (thinner - ink))
+        dark = (1 + _uniform(rng, n, 1, 1, 1) * settings.line_jitter * 0.5).to(device, dtype)
+        ink = (ink * dark).clamp(0, 1)
+    if settings.wobble > 0:
+        coarse = _uniform(rng, n, 2, 4, 4).to(device, dtype) * (settings.wobble * 2 / s)
+        flow = F.interpolate(coarse, size=(s, s), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
+        base = F.affine_grid(torch.eye(2, 3, device=device, dtype=dtype).expand(n, 2, 3), [n, 1, s, s], align_corners=False)
+        ink = F.grid_sample(ink, base + flow, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if settings.gaps > 0:
+        gapped = (torch.rand(n, generator=rng) < settings.gaps).to(device)
+        cuts = torch.zeros(n, 1, s, s, device=device, dtype=dtype)
+        count = 6
+        centres = (torch.rand(n, count, 2, generator=rng) * s).to(device)
+        radius = max(1.0, s / 64)
+        rows = torch.arange(s, device=device, dtype=dtype)
+        for i in range(count):
+            dy = (rows[None, :, None] - centres[:, i, 0, None, None]) ** 2
+            dx = (rows[None, None, :] - centres[:, i, 1, None, None]) ** 2
+            cuts = torch.maximum(cuts, ((dy + dx) < radius**2).to(dtype)[:, None])
+        ink = torch.where(gapped[:, None, None, None], ink * (1 - cuts), ink)
+    sketch = 1 - 2 * ink
+    if settings.noise > 0:
+        sketch = (sketch + settings.noise * torch.randn(sketch.shape, generator=rng).to(device, dtype)).clamp(-1, 1)
+    return sketch
+
+
+def sample_hints(pictures: torch.Tensor, settings: Pix2PixTrainSettings, rng: torch.Generator) -> torch.Tensor:
+    """Hint channels (N, 4, S, S) sampled from the true pictures (N, 3, S, S): colour (RGB) and mask.
+
+    After Zhang et al. 2017: a share ``no_hints`` of samples gets none; the others 1 to
+    ``max_hints`` square patches (2 to S/16 pixels a side) at random places, each filled
+    with the truth's mean colour there, so a hint says "this area is this colour".
+    """
+    n, _, s, _ = pictures.shape
+    device, dtype = pictures.device, pictures.dtype
+    colours = torch.zeros(n, 3, s, s, device=device, dtype=dtype)
+    mask = torch.zeros(n, 1, s, s, device=device, dtype=dtype)
+    if settings.max_hints == 0:
+        return torch.cat([colours, mask], 1)
+    counts = torch.randint(1, settings.max_hints + 1, (n,), generator=rng)
+    counts = torch.where(torch.rand(n, generator=rng) < settings.no_hints, torch.zeros_like(counts), counts)
+    largest = max(2, s // 16)
+    sides = torch.randint(2, largest + 1, (n, settings.max_hints), generator=rng)
+    ys = (torch.rand(n, settings.max_hints, generator=rng) * (s - sides)).long()
+    xs = (torch.rand(n, settings.max_hints, generator=rng) * (s - sides)).long()
+    for i in range(n):
+        for j in range(int(counts[i])):
+            y, x, side = int(ys[i, j]), int(xs[i, j]), int(sides[i, j])
+            patch = pictures[i, :, y : y + side, x : x + side]
+            colours[i, :, y : y + side, x : x + side] = patch.mean((1, 2), keepdim=True)
+            mask[i, :, y : y + side, x : x + side] = 1
+    return torch.cat([colours, mask], 1)
+
+
+def generator_input(sketch: torch.Tensor, hints: torch.Tensor | None, config: Pix2PixConfig) -> torch.Tensor:
+    """What G takes: the sketch (N, 1, S, S), with hint channels (N, 4, S, S) when the model has them."""
+    if not config.hints:
+        return sketch
+    if hints is None:
+        hints = torch.zeros(len(sketch), 4, *sketch.shape[2:], device=sketch.device, dtype=sketch.dtype)
+    return torch.cat([sketch, hints], 1)
+
+
+# -- the recipe ------------------------------------------------------------------------
+
+
+class Pix2PixRecipe:
+    """pix2pix's part of a training run: its networks, optimisers, step and samples."""
+
+    kind = PIX2PIX
+    loss_names = ("d_loss", "g_gan", "g_l1", "d_real", "d_fake")
+
+    def __init__(self, settings: Pix2PixTrainSettings) -> None:
+        self.settings = settings
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            self.model = Pix2PixModel.create(settings.config)
+        betas = (settings.beta1, settings.beta2)
+        self._optimizers = {
+            "G": torch.optim.Adam(self.model.generator.parameters(), settings.lr, betas=betas),
+            "D": torch.optim.Adam(self.model.discriminator.parameters(), settings.lr, betas=betas),
+        }
+        self.G: nn.Module = self.model.generator
+        self.D: nn.Module = self.model.discriminator
+        self._data: torch.Tensor | None = None
+        self._fixed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def networks(self) -> dict[str, nn.Module]:
+        return self.model.modules()
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
+
+    def averaged(self) -> tuple[str, ...]:
+        return ("G",)
+
+    def fine_tune(self, init_from: str | os.PathLike[str]) -> None:
+        from sketchapp.core.engines import load_engine_model
+
+        base = load_engine_model(init_from, "cpu")
+        if not isinstance(base, Pix2PixModel):
+            raise TrainingError(f"{Path(init_from).name}: a {base.kind} model; fine-tuning pix2pix needs a pix2pix model")
+        if base.config != self.settings.config:
+            raise TrainingError(
+                f"{Path(init_from).name}: its networks ({base.config.to_dict()}) differ from the settings "
+                f"({self.settings.config.to_dict()}); fine-tuning keeps the architecture"
+            )
+        self.model.generator.load_state_dict(base.generator.state_dict())
+        self.model.discriminator.load_state_dict(base.discriminator.state_dict())
+
+    def distribute(self, wrap: Any) -> None:
+        self.G, self.D = wrap(self.model.generator), wrap(self.model.discriminator)
+
+    def set_data(self, pairs: PairSet, device: torch.device) -> None:
+        """The training pairs as one uint8 tensor (N, 4, S, S) on the CPU: sketch, then picture."""
+        sketches = torch.from_numpy(pairs.sketches)[:, None]
+        images = torch.from_numpy(pairs.images).permute(0, 3, 1, 2)
+        self._data = torch.cat([sketches, images], 1).contiguous()
+        picks = np.linspace(0, len(pairs) - 1, min(SAMPLE_COUNT, len(pairs))).astype(int)
+        fixed = self._data[torch.from_numpy(picks)].float().div(127.5).sub(1).to(device)
+        sketch, truth = fixed[:, :1], fixed[:, 1:]
+        hints = sample_hints(truth, replace(self.settings, no_hints=0.0, max_hints=3), torch.Generator().manual_seed(self.settings.seed + 11))
+        hints[: len(hints) // 2] = 0  # the first half of the samples without hints, the second with
+        self._fixed = (sketch, hints, truth)
+
+    def batch(self, indices: torch.Tensor, rng: torch.Generator, share: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This process's share of the step's (sketch, hints, picture), each pair augmented its own way."""
+        assert self._data is not None, "set_data first"
+        s = self.settings
+        pairs = self._data[indices].to(device).float().div_(127.5).sub_(1.0)
+        if s.augment:
+            pairs = warp_pairs(pairs, s, rng)
+            sketch = freehand_lines(pairs[:, :1], s, rng)
+        else:
+            sketch = pairs[:, :1]
+        truth = pairs[:, 1:]
+        hints = sample_hints(truth, s, rng)
+        rank, world = share
+        return sketch[rank::world], hints[rank::world], truth[rank::world]
+
+    def step(self, indices: torch.Tensor, rng: torch.Generator, share: tuple[int, int], device: torch.device) -> dict[str, float]:
+        sketch, hints, truth = self.batch(indices, rng, share, device)
+        bce = F.binary_cross_entropy_with_logits
+        fake = self.G(generator_input(sketch, hints, self.settings.config))
+        opt_g, opt_d = self._optimizers["G"], self._optimizers["D"]
+        # D: real pairs -> 1, generated -> 0, halved (the paper's code), so D learns slower than G
+        d_real = self.D(torch.cat([sketch, truth], 1))
+        d_fake = self.D(torch.cat([sketch, fake.detach()], 1))
+        d_loss = 0.5 * (bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake)))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        # G: fool D (non-saturating cGAN term) and stay near the truth (L1)
+        score = self.D(torch.cat([sketch, fake], 1))
+        g_gan = bce(score, torch.ones_like(score))
+        g_l1 = F.l1_loss(fake, truth)
+        opt_g.zero_grad(set_to_none=True)
+        (g_gan + self.settings.l1_weight * g_l1).backward()
+        opt_g.step()
+        return {
+            "d_loss": d_loss.item(), "g_gan": g_gan.item(), "g_l1": g_l1.item(),
+            "d_real": torch.sigmoid(d_real.detach()).mean().item(), "d_fake": torch.sigmoid(d_fake.detach()).mean().item(),
+        }
+
+    def exported(self, networks: dict[str, nn.Module], metadata: dict[str, Any]) -> Pix2PixModel:
+        return Pix2PixModel(self.settings.config, networks["G"], networks["D"], {**self.model.metadata, **metadata})  # type: ignore[arg-type]
+
+    def samples(self, model: Pix2PixModel) -> np.ndarray:
+        """Rows of sketch | hints | result | truth for fixed training pairs, half of them with hints."""
+        assert self._fixed is not None, "set_data first"
+        sketch, hints, truth = self._fixed
+        generator = model.generator
+        was_training = generator.training
+        generator.eval()
+        try:
+            with torch.no_grad():
+                result = generator(generator_input(sketch, hints, model.config))
+        finally:
+            generator.train(was_training)
+        shown_hints = torch.where(hints[:, 3:] > 0, hints[:, :3], torch.ones_like(truth))
+        tiles = [sketch.expand(-1, 3, -1, -1), shown_hints, result, truth]
+        pictures = to_uint8(torch.stack(tiles, 1).flatten(0, 1))
+        return contact_grid(pictures, 8, gap=4)
