@@ -64,6 +64,7 @@ class Pix2PixTrainSettings:
     gaps: float = 0.3  # share of sketches that get small gaps in their lines
     no_hints: float = 0.5  # share of samples trained without any hint
     max_hints: int = 10  # at most this many hint patches on the others
+    recolour: float = 0.5  # share of hinted samples whose picture is first turned to another hue
     seed: int = 0
     checkpoint_minutes: float = 5.0
     keep_every: int = 0
@@ -87,7 +88,8 @@ class Pix2PixTrainSettings:
             (0 <= self.rotate_degrees <= 45, "rotation must be 0-45 degrees"),
             (0 <= self.shear <= 0.5 and 0 <= self.scale <= 0.5 and 0 <= self.shift <= 0.5, "shear, scale and shift must be 0-0.5"),
             (0 <= self.noise <= 0.5, "noise must be 0-0.5"),
-            (0 <= self.line_jitter <= 1 and 0 <= self.gaps <= 1 and 0 <= self.no_hints <= 1, "line jitter, gaps and no_hints must be 0-1"),
+            (all(0 <= v <= 1 for v in (self.line_jitter, self.gaps, self.no_hints, self.recolour)),
+             "line jitter, gaps, no_hints and recolour must be 0-1"),
             (0 <= self.wobble <= 8, "wobble must be 0-8 pixels"),
             (0 <= self.max_hints <= 100, "max_hints must be 0-100"),
             (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
@@ -185,12 +187,39 @@ def freehand_lines(sketch: torch.Tensor, settings: Pix2PixTrainSettings, rng: to
     return sketch
 
 
-def sample_hints(pictures: torch.Tensor, settings: Pix2PixTrainSettings, rng: torch.Generator) -> torch.Tensor:
+#: RGB <-> YIQ (NTSC): hue is the angle in the IQ plane, and grey (white paper) has I = Q = 0.
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def rotate_hue(pictures: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """(N, 3, S, S) in [-1, 1], each turned by its angle (radians) around the hue circle; greys stay as they are."""
+    yiq = _YIQ.to(pictures.device, pictures.dtype)
+    cos, sin = torch.cos(angles).to(pictures), torch.sin(angles).to(pictures)
+    one, nil = torch.ones_like(cos), torch.zeros_like(cos)
+    turn = torch.stack([torch.stack([one, nil, nil], 1), torch.stack([nil, cos, -sin], 1), torch.stack([nil, sin, cos], 1)], 1)
+    matrix = torch.linalg.inv(yiq) @ turn @ yiq  # (N, 3, 3)
+    unit = (pictures + 1) / 2
+    turned = torch.einsum("nij,njhw->nihw", matrix, unit).clamp(0, 1)
+    return turned * 2 - 1
+
+
+def hint_counts(n: int, settings: Pix2PixTrainSettings, rng: torch.Generator) -> torch.Tensor:
+    """How many hint patches each of ``n`` samples gets: none for a share ``no_hints``, else 1 to ``max_hints``."""
+    if settings.max_hints == 0:
+        return torch.zeros(n, dtype=torch.long)
+    counts = torch.randint(1, settings.max_hints + 1, (n,), generator=rng)
+    return torch.where(torch.rand(n, generator=rng) < settings.no_hints, torch.zeros_like(counts), counts)
+
+
+def sample_hints(
+    pictures: torch.Tensor, settings: Pix2PixTrainSettings, rng: torch.Generator, counts: torch.Tensor | None = None
+) -> torch.Tensor:
     """Hint channels (N, 4, S, S) sampled from the true pictures (N, 3, S, S): colour (RGB) and mask.
 
     After Zhang et al. 2017: a share ``no_hints`` of samples gets none; the others 1 to
-    ``max_hints`` square patches (2 to S/16 pixels a side) at random places, each filled
+    ``max_hints`` square patches (2 to S/12 pixels a side) at random places, each filled
     with the truth's mean colour there, so a hint says "this area is this colour".
+    ``counts`` gives the number of patches per sample instead.
     """
     n, _, s, _ = pictures.shape
     device, dtype = pictures.device, pictures.dtype
@@ -198,9 +227,8 @@ def sample_hints(pictures: torch.Tensor, settings: Pix2PixTrainSettings, rng: to
     mask = torch.zeros(n, 1, s, s, device=device, dtype=dtype)
     if settings.max_hints == 0:
         return torch.cat([colours, mask], 1)
-    counts = torch.randint(1, settings.max_hints + 1, (n,), generator=rng)
-    counts = torch.where(torch.rand(n, generator=rng) < settings.no_hints, torch.zeros_like(counts), counts)
-    largest = max(2, s // 16)
+    counts = hint_counts(n, settings, rng) if counts is None else counts
+    largest = max(3, s // 12)
     sides = torch.randint(2, largest + 1, (n, settings.max_hints), generator=rng)
     ys = (torch.rand(n, settings.max_hints, generator=rng) * (s - sides)).long()
     xs = (torch.rand(n, settings.max_hints, generator=rng) * (s - sides)).long()
@@ -213,13 +241,42 @@ def sample_hints(pictures: torch.Tensor, settings: Pix2PixTrainSettings, rng: to
     return torch.cat([colours, mask], 1)
 
 
+SPREAD = 0.5  # the mask value of a colour spread from a hint (painted hint pixels have 1)
+
+
+def spread_hints(hints: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
+    """Hint channels (N, 4, S, S) with each hint's colour spread over the paper around it, up to the drawn lines.
+
+    A hint is a dab inside an area of the drawing; the network should colour the whole
+    area. Spreading the colour first (a diffusion that ink blocks, S/2 steps of one
+    pixel, each point taking the weighted mean of the hints that reach it) hands the
+    network a dense colour map it only has to copy and shade, where a few hint pixels
+    alone are a signal it learns to follow only after long training. Spread pixels get
+    mask SPREAD, painted ones keep 1, so the network can tell a colour drawn from a guess.
+    """
+    mask = hints[:, 3:]
+    if not bool((mask > 0).any()):
+        return hints
+    paper = (sketch > 0.0).to(hints.dtype)  # grey above the middle: not ink
+    colour, weight = hints[:, :3] * mask, mask
+    for _ in range(max(1, sketch.shape[-1] // 2)):
+        colour = F.avg_pool2d(colour, 3, stride=1, padding=1) * paper
+        weight = F.avg_pool2d(weight, 3, stride=1, padding=1) * paper
+        colour = torch.where(mask > 0, hints[:, :3] * mask, colour)
+        weight = torch.where(mask > 0, mask, weight)
+    reached = weight > 1e-6
+    spread = torch.where(reached, colour / weight.clamp_min(1e-6), torch.zeros_like(colour))
+    level = torch.where(mask > 0, mask, reached.to(hints.dtype) * SPREAD)
+    return torch.cat([spread, level], 1)
+
+
 def generator_input(sketch: torch.Tensor, hints: torch.Tensor | None, config: Pix2PixConfig) -> torch.Tensor:
-    """What G takes: the sketch (N, 1, S, S), with hint channels (N, 4, S, S) when the model has them."""
+    """What G takes: the sketch (N, 1, S, S), with hint channels (N, 4, S, S), spread (``spread_hints``), when the model has them."""
     if not config.hints:
         return sketch
     if hints is None:
         hints = torch.zeros(len(sketch), 4, *sketch.shape[2:], device=sketch.device, dtype=sketch.dtype)
-    return torch.cat([sketch, hints], 1)
+    return torch.cat([sketch, spread_hints(hints, sketch)], 1)
 
 
 # -- the recipe ------------------------------------------------------------------------
@@ -295,7 +352,13 @@ class Pix2PixRecipe:
         else:
             sketch = pairs[:, :1]
         truth = pairs[:, 1:]
-        hints = sample_hints(truth, s, rng)
+        counts = hint_counts(len(truth), s, rng)
+        # A share of the hinted pictures changes hue first, so their colours can be known only
+        # from the hints: otherwise a model learns each shape's colour by heart and ignores them.
+        turn = (counts > 0) & (torch.rand(len(truth), generator=rng) < s.recolour)
+        angles = torch.where(turn, torch.rand(len(truth), generator=rng) * 2 * math.pi, torch.zeros(len(truth)))
+        truth = torch.where(turn[:, None, None, None].to(truth.device), rotate_hue(truth, angles), truth)
+        hints = sample_hints(truth, s, rng, counts)
         rank, world = share
         return sketch[rank::world], hints[rank::world], truth[rank::world]
 

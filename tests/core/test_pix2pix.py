@@ -1,0 +1,190 @@
+"""pix2pix: networks from validated records, training that learns and resumes exactly, hints that act in one pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sketchapp.core.checkpoint import read_checkpoint, save_checkpoint
+from sketchapp.core.data.datasets import PairSet
+from sketchapp.core.engines import REGISTRY, engine_spec, load_engine_model, open_engine
+from sketchapp.core.engines.pix2pix.engine import Pix2PixSettings
+from sketchapp.core.engines.pix2pix.model import Pix2PixModel
+from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
+from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue
+from sketchapp.core.errors import CheckpointError, SettingsError
+from sketchapp.core.trainer import train_recipe
+from sketchapp.core.training import LOSSES_FILE, STATE_FILE, read_state
+
+S = 32
+
+
+def discs(count: int = 12, seed: int = 0) -> PairSet:
+    """Coloured discs on white and their outlines: a paired set a tiny pix2pix can learn."""
+    rng = np.random.default_rng(seed)
+    sketches, images, names = [], [], []
+    for i in range(count):
+        image = np.full((S, S, 3), 255, np.uint8)
+        sketch = np.full((S, S), 255, np.uint8)
+        centre = (int(rng.integers(12, 20)), int(rng.integers(12, 20)))
+        radius = int(rng.integers(7, 11))
+        cv2.circle(image, centre, radius, tuple(int(v) for v in rng.integers(0, 220, 3)), -1)
+        cv2.circle(sketch, centre, radius, 0, 1)
+        sketches.append(sketch)
+        images.append(image)
+        names.append(f"disc{i:02d}")
+    pairs = PairSet(np.stack(sketches), np.stack(images), names)
+    pairs.splits = {"train": names, "val": [], "test": []}
+    return pairs
+
+
+def tiny_settings(**changes) -> Pix2PixTrainSettings:
+    base = dict(size=S, gf=16, df=8, epochs=1, batch_size=6, dropout=0.0, augment=False, checkpoint_minutes=60.0)
+    return Pix2PixTrainSettings(**{**base, **changes})
+
+
+def train(folder: Path, pairs: PairSet, settings: Pix2PixTrainSettings, **kwargs):
+    events = list(train_recipe(folder, Pix2PixRecipe(settings), pairs, **kwargs))
+    return events
+
+
+def results(model: Pix2PixModel, pairs: PairSet, hints: list[np.ndarray | None] | None = None) -> np.ndarray:
+    engine = REGISTRY["pix2pix"].engine(model, torch.device("cpu"))
+    pictures = []
+    for i, sketch in enumerate(pairs.sketches):
+        hint = hints[i] if hints is not None else None
+        pictures.append(next(iter(engine.start(sketch, hint, Pix2PixSettings(seed=0)))).images()[0])
+    return np.stack(pictures)
+
+
+def test_architecture_records_are_validated_before_anything_is_built():
+    assert Pix2PixConfig.from_dict(Pix2PixConfig(size=64, gf=8, df=8).to_dict()) == Pix2PixConfig(size=64, gf=8, df=8)
+    hostile = [
+        {"size": 100}, {"size": "128"}, {"gf": 4096}, {"gf": 1e9}, {"gf": float("nan")}, {"dropout": float("inf")},
+        {"hints": 1}, {"layers": 3}, [1, 2], {"gf": True},
+    ]
+    for record in hostile:
+        with pytest.raises(SettingsError):
+            Pix2PixConfig.from_dict(record if not isinstance(record, dict) else {**Pix2PixConfig().to_dict(), **record})
+
+
+def test_checkpoints_round_trip_through_the_registry_and_unknown_engines_are_refused(tmp_path):
+    model = Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8), sketch_style="outline")
+    path = tmp_path / "p2p.safetensors"
+    save_checkpoint(path, model, half_precision=True)
+    loaded = load_engine_model(path)
+    assert isinstance(loaded, Pix2PixModel) and loaded.config == model.config and loaded.sketch_style == "outline"
+    x = torch.rand(1, 5, S, S) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(loaded.generator(x), model.eval().generator(x), atol=2e-2)
+    assert open_engine(path).kind == "pix2pix"
+
+    metadata, tensors = read_checkpoint(path)
+    from safetensors.torch import save as st_save
+
+    for engine, message in (("cyclegan-9000", "cyclegan-9000"), (["x"], "['x']")):
+        record = {**metadata, "engine": engine}
+        bad = tmp_path / "bad.safetensors"
+        bad.write_bytes(st_save(tensors, metadata={"sketchapp": json.dumps(record)}))
+        with pytest.raises(CheckpointError, match="engine this SketchApp does not have") as caught:
+            load_engine_model(bad)
+        assert message in str(caught.value) and "\n" not in str(caught.value)
+    huge = {**metadata, "architecture": {**metadata["architecture"], "gf": 100000}}
+    bad.write_bytes(st_save(tensors, metadata={"sketchapp": json.dumps(huge)}))
+    with pytest.raises(CheckpointError, match="invalid pix2pix architecture"):
+        load_engine_model(bad)
+    with pytest.raises(CheckpointError):
+        engine_spec("nope")
+
+
+def test_shipped_contextual_models_still_load_through_the_registry():
+    from sketchapp import paths
+
+    for name in ("emoji-colour-128.safetensors", "fluent-3d-128.safetensors"):
+        model = load_engine_model(paths.bundled_models_dir() / name)
+        assert model.kind == "contextual" and model.size == 128
+
+
+def test_pix2pix_memorises_a_tiny_paired_set(tmp_path):
+    pairs = discs()
+    settings = tiny_settings(epochs=60, hints=False)
+    untrained = Pix2PixRecipe(settings).model.eval()
+    before = np.abs(results(untrained, pairs).astype(float) - pairs.images).mean()
+    events = train(tmp_path / "run", pairs, settings)
+    after = np.abs(results(events[-1].model, pairs).astype(float) - pairs.images).mean()
+    assert events[-1].kind == "done"
+    assert after < 0.25 * before
+    header = (tmp_path / "run" / LOSSES_FILE).read_text().splitlines()[0]
+    assert header == "step,phase,epoch,d_loss,g_gan,g_l1,d_real,d_fake,seconds"
+    assert (tmp_path / "run" / "samples" / "epoch-060.png").exists()
+
+
+def test_a_hinted_region_takes_the_hints_colour(tmp_path):
+    """Every disc's colour is random, so only a hint can say it; one forward pass must follow it."""
+    pairs = discs(count=8)
+    settings = tiny_settings(gf=8, epochs=250, batch_size=4, lr=1e-3, no_hints=0.0, recolour=1.0, max_hints=3)
+    model = train(tmp_path / "run", pairs, settings)[-1].model
+    wanted = [np.array([40, 190, 60]), np.array([210, 40, 190]), np.array([30, 60, 200])]
+    hinted, plain = [], []
+    for i, sketch in enumerate(pairs.sketches[:3]):
+        inside = cv2.floodFill(sketch.copy(), None, (16, 16), 128)[1] == 128
+        ys, xs = np.nonzero(inside)
+        y, x = int(ys.mean()), int(xs.mean())
+        hints = np.zeros((S, S, 4), np.uint8)
+        hints[y - 2 : y + 2, x - 2 : x + 2] = [*wanted[i], 255]
+        with_hint = results(model, PairSet(sketch[None], pairs.images[i : i + 1], ["x"]), [hints])[0]
+        without = results(model, PairSet(sketch[None], pairs.images[i : i + 1], ["x"]))[0]
+        hinted.append(np.abs(with_hint[inside].mean(0) - wanted[i]).mean())
+        plain.append(np.abs(without[inside].mean(0) - wanted[i]).mean())
+    assert max(hinted) < 50, hinted  # of 255: the hint's colour, not another
+    assert np.mean(hinted) < 0.6 * np.mean(plain), (hinted, plain)
+
+
+def test_resume_is_exact(tmp_path):
+    pairs = discs()
+    settings = tiny_settings(epochs=4, augment=True, dropout=0.5)
+    whole = train(tmp_path / "whole", pairs, settings)
+    stream = train_recipe(tmp_path / "split", Pix2PixRecipe(settings), pairs)
+    for event in stream:
+        if event.kind == "step" and event.step == 5:
+            break
+    stream.close()  # killed after step 5: the last save was at the end of epoch 2 (step 4)
+    assert read_state(tmp_path / "split" / STATE_FILE)[0]["step"] == 4
+    resumed = train(tmp_path / "split", pairs, settings, resume=True)
+    a, b = whole[-1].model.generator.state_dict(), resumed[-1].model.generator.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "whole" / LOSSES_FILE).read_text() .count("\n") == (tmp_path / "split" / LOSSES_FILE).read_text().count("\n")
+
+
+def test_sampled_dropout_gives_measured_variety_and_one_candidate_none():
+    model = Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8, dropout=0.5)).eval()
+    engine = REGISTRY["pix2pix"].engine(model, torch.device("cpu"))
+    sketch = discs(1).sketches[0]
+    one = next(iter(engine.start(sketch, None, Pix2PixSettings(seed=1))))
+    four = next(iter(engine.start(sketch, None, Pix2PixSettings(seed=1, candidates=4))))
+    again = next(iter(engine.start(sketch, None, Pix2PixSettings(seed=1, candidates=4))))
+    assert one.final and one.candidates == 1 and one.info["spread"] == 0.0
+    assert four.candidates == 4 and four.info["spread"] > 0
+    assert np.array_equal(four.images(), again.images())  # the seed decides the candidates
+    assert np.array_equal(four.images()[0], one.images()[0])  # candidate 0 is the deterministic picture
+    with pytest.raises(ValueError):
+        one.images("sketch")  # no ghost guide: pix2pix draws no sketch of its own
+
+
+def test_hue_rotation_keeps_white_and_turns_colours():
+    pictures = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, -1.0]]).T.reshape(1, 3, 1, 2).repeat(2, 1, 1, 1)
+    turned = rotate_hue(pictures, torch.tensor([0.0, 2.0]))
+    assert torch.allclose(turned[0], pictures[0], atol=1e-5)
+    assert torch.allclose(turned[1, :, 0, 0], pictures[1, :, 0, 0], atol=1e-5)  # white stays white
+    assert not torch.allclose(turned[1, :, 0, 1], pictures[1, :, 0, 1], atol=0.2)  # red is another colour now
+
+
+def test_training_settings_refuse_bad_values():
+    for bad in ({"l1_weight": float("nan")}, {"epochs": 0}, {"recolour": 2.0}, {"size": 100}, {"bogus": 1}):
+        with pytest.raises(SettingsError):
+            Pix2PixTrainSettings.from_dict({**tiny_settings().to_dict(), **bad})
