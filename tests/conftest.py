@@ -91,3 +91,15 @@ def make_pictures(folder: Path, count: int = 12, seed: int = 0) -> Path:
         picture[y : y + 14, x : x + 10] = rng.integers(0, 200, 3)
         Image.fromarray(picture).save(folder / f"shape{i:02d}.png")
     return folder
+
+
+@pytest.fixture()
+def tiny_pix2pix_checkpoint(tmp_path: Path) -> Path:
+    """A 32 px pix2pix model with hint inputs (untrained: its pictures follow the input's layout)."""
+    from sketchapp.core.engines.pix2pix.model import Pix2PixModel
+    from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny-p2p.safetensors"
+    save_checkpoint(path, Pix2PixModel.create(Pix2PixConfig(size=32, gf=8, df=8), sketch_style="outline"))
+    return path

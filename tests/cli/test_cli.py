@@ -221,3 +221,31 @@ def test_shipped_presets_complete_a_sketch(tmp_path, sketch_png, preset, capsys)
     main(["presets"])
     listed = capsys.readouterr().out
     assert preset in listed and "[bundled]" in listed
+
+
+def test_a_pix2pix_preset_completes_in_one_pass_with_hints(tmp_path, sketch_png, tiny_pix2pix_checkpoint, monkeypatch, capsys):
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(tmp_path / "data"))
+    presets = tmp_path / "data" / "presets"
+    presets.mkdir(parents=True)
+    (presets / "live.json").write_text(json.dumps({
+        "name": "Live", "engine": "pix2pix", "model": str(tiny_pix2pix_checkpoint), "sketch_style": "outline",
+        "settings": {"candidates": 3},
+    }))
+    hints = np.zeros((120, 90, 4), np.uint8)
+    hints[30:50, 20:40] = (200, 30, 30, 255)
+    Image.fromarray(hints, "RGBA").save(tmp_path / "hints.png")
+    out = tmp_path / "p2p.png"
+    assert complete(sketch_png, "-o", out, "--preset", "live", "--hints", tmp_path / "hints.png", "--seed", "3") == 0
+    assert Image.open(out).size == (32, 32)
+    assert [(tmp_path / f"p2p-{i}.png").is_file() for i in (1, 2, 3, 4)] == [True, True, True, False]
+    text = Image.open(out).text
+    assert text["model"] == "live" and json.loads(text["settings"]) == {
+        "candidates": 3, "ink_lines": False, "match_line_width": True, "seed": 3, "channels_last": True}
+    err = capsys.readouterr().err
+    assert "one pass" in err and "candidates differ by" in err
+    (presets / "bad.json").write_text(json.dumps({
+        "name": "Bad", "engine": "pix2pix", "model": str(tiny_pix2pix_checkpoint), "sketch_style": "outline",
+        "settings": {"iterations": 5},
+    }))
+    assert main(["presets"]) == 0
+    assert "unknown pix2pix settings: iterations" in capsys.readouterr().err

@@ -180,6 +180,38 @@ def test_the_app_completes_a_drawing_live_and_closes_quickly(qtbot, window, user
     assert app.stop() and time.perf_counter() - began < 1.5
 
 
+@pytest.fixture()
+def pix2pix_preset(tmp_path, monkeypatch, tiny_pix2pix_checkpoint):
+    data = tmp_path / "data"
+    (data / "presets").mkdir(parents=True)
+    (data / "presets" / "live.json").write_text(
+        json.dumps({"name": "Live", "engine": "pix2pix", "model": str(tiny_pix2pix_checkpoint), "sketch_style": "outline",
+                    "settings": {"candidates": 1}})
+    )
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(data))
+    return "live"
+
+
+def test_a_pix2pix_preset_completes_while_the_pen_moves(qtbot, window, pix2pix_preset):
+    window.settings.setValue("preset", pix2pix_preset)
+    app = App(window)
+    qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: Live", timeout=15000)
+    assert not window.ghost_action.isVisible() and not window.refine_action.isVisible()
+    assert window.gallery.isHidden()  # one result: no candidate strip
+    canvas = window.canvas
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(150, 150))
+    for x in range(150, 300, 10):
+        QTest.mouseMove(canvas, QPoint(x, 200))
+        qtbot.wait(15)
+    qtbot.waitUntil(lambda: window.frame is not None, timeout=10000)
+    assert canvas.stroke is not None and window.document.is_empty()  # shown before the pen was lifted
+    assert window.frame.images.shape[1:] == (32, 32, 3)
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(300, 200))
+    qtbot.waitUntil(lambda: window.frame.generation == window.generation and window.frame.final, timeout=10000)
+    window.close()
+    assert app.stop()
+
+
 def test_autosave_is_offered_back_after_a_crash_and_removed_after_a_clean_exit(qtbot, window, tmp_path, monkeypatch):
     draw(window)
     window.document.set_base(window.document.render(64))

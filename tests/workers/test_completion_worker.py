@@ -168,3 +168,20 @@ def test_stop_waits_for_a_model_that_is_still_loading(qtbot, tiny_checkpoint, mo
 def test_stop_can_be_called_twice(qtbot):
     holder = CompletionThread(device="cpu", threads=1)
     assert holder.stop(1000) and holder.stop(1000)
+
+
+def test_a_one_pass_engine_reports_what_it_offers_and_finishes_runs_while_newer_ones_wait(qtbot, worker, tiny_pix2pix_checkpoint):
+    holder, got = worker
+    info = load(qtbot, holder, got, tiny_pix2pix_checkpoint)
+    assert info["engine"] == "pix2pix" and info["size"] == 32
+    assert info["capabilities"]["live"] and not info["capabilities"]["ghost"] and not info["capabilities"]["refine"]
+    holder.worker.request(Request(1, SKETCH, settings={"seed": 0}))
+    qtbot.waitUntil(lambda: holder.worker.busy.is_set() or 1 in got.finished, timeout=5000)
+    for generation in range(2, 21):  # pen events far faster than the engine: requests coalesce
+        holder.worker.request(Request(generation, SKETCH, settings={"seed": 0}))
+    qtbot.waitUntil(lambda: 20 in got.finished, timeout=20000)
+    assert got.finished[0] == 1  # the run in flight was not cancelled by the requests that followed
+    assert len(got.finished) < 20  # only the newest waiting request ran next, not every one
+    assert got.finished == sorted(got.finished)
+    last = got.frames[-1]
+    assert last.final and last.sketches is None and last.latents is None and last.images.shape == (1, 32, 32, 3)
