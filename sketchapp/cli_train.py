@@ -174,31 +174,23 @@ def run_train(args: argparse.Namespace) -> int:
     from sketchapp.core.data.datasets import load_spec
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.engine import CancelToken
-    from sketchapp.core.engines import engine_spec
-    from sketchapp.core.training import init_distributed, resume_record
+    from sketchapp.core.engines import engine_spec, model_kind, resumed_training, training_settings
+    from sketchapp.core.training import init_distributed
 
     run = Path(args.run)
     init_from = _model_path(args.init_from) if args.init_from else None
     if args.resume:
         if args.data or args.side_by_side or args.sketches:
             args.usage_error("--resume reloads the data the run was started with; do not give data")
-        recorded = resume_record(run)
-        kind = recorded.get("engine", "contextual")
-    else:
-        kind = args.engine or (_model_kind(init_from) if init_from is not None else "contextual")
-    spec_of_engine = engine_spec(kind, str(run))
-    overrides = _train_overrides(args, kind)
-    if args.resume:
+        spec_of_engine, settings, recorded = resumed_training(run, args.epochs)
+        _train_overrides(args, spec_of_engine.kind)  # options of the other engine are still refused
         spec = recorded["data"]["spec"]
-        settings = spec_of_engine.train_settings.from_dict(
-            {**recorded["settings"], **({"epochs": args.epochs} if args.epochs else {})}
-        )
     else:
+        kind = args.engine or (model_kind(init_from) if init_from is not None else "contextual")
+        spec_of_engine = engine_spec(kind)
         spec = _data_spec(args)
-        if init_from is not None:  # fine-tuning keeps the base model's networks unless told otherwise
-            settings = _fine_tune_settings(kind, init_from, overrides)
-        else:
-            settings = spec_of_engine.train_settings.from_dict(overrides)
+        # fine-tuning keeps the base model's networks unless told otherwise
+        settings = training_settings(kind, _train_overrides(args, kind), init_from)
     size = settings.size
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -289,30 +281,6 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     if args.no_augment:
         overrides["augment"] = False
     return overrides
-
-
-def _model_kind(path: Path) -> str:
-    from sketchapp.core.checkpoint import read_metadata
-
-    return str(read_metadata(path).get("engine", "contextual"))
-
-
-def _fine_tune_settings(kind: str, base: Path, overrides: dict[str, Any]) -> Any:
-    """Training settings that keep the base model's networks (and its recorded recipe) unless told otherwise."""
-    if kind == "contextual":
-        from sketchapp.core.runs import fine_tune_settings
-
-        return fine_tune_settings(base, **overrides)
-    from sketchapp.core.checkpoint import read_metadata
-    from sketchapp.core.engines.pix2pix.recipe import Pix2PixTrainSettings
-    from sketchapp.core.errors import SettingsError
-
-    metadata = read_metadata(base)
-    if metadata.get("engine") != kind:
-        raise SettingsError(f"{base.name}: a {metadata.get('engine')!r} model cannot start a {kind} training")
-    architecture = metadata.get("architecture")
-    inherited = dict(architecture) if isinstance(architecture, dict) else {}
-    return Pix2PixTrainSettings.from_dict({**inherited, **overrides})
 
 
 def _data_spec(args: argparse.Namespace) -> dict[str, Any]:

@@ -11,6 +11,7 @@ every answer comes back as a queued signal carrying plain data.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,13 @@ USABLE_KINDS = ("folder", "side-by-side", "paired", "dataset")
 #: New models learn to redraw each pair from its sketch while the GAN trains (the
 #: shipped models' recipe, see the README); a fine-tuned one keeps its base's setting.
 NEW_MODEL_RECON_WEIGHT = 50.0
+#: the losses the plot draws, by the names the engines' trainings report them under
+LOSS_LABELS = {
+    "d_loss": "discriminator", "g_loss": "generator", "e_loss": "encoder", "r_loss": "redraw (L1)",
+    "g_gan": "generator (cGAN)", "g_l1": "L1 to the picture",
+}
+LOSS_COLOURS = ("#2e86c1", "#e67e22", "#27ae60", "#8e44ad", "#c0392b")
+ENGINE_SIZES = {"contextual": (64, 128), "pix2pix": (128, 256)}
 
 
 def duration(seconds: float) -> str:
@@ -448,6 +456,10 @@ class ModelPage(QWizardPage):
         self.setSubTitle("Fine-tuning a preset's model learns fastest and copes with few pictures.")
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Train")
+        self.engine = QComboBox()
+        self.engine_help = QLabel("")
+        self.engine_help.setWordWrap(True)
+        self.presets: list[dict[str, Any]] = []
         self.fine_tune = QRadioButton("Fine-tune the model of a preset (recommended)")
         self.scratch = QRadioButton("Train a new model from scratch")
         group = QButtonGroup(self)
@@ -455,8 +467,6 @@ class ModelPage(QWizardPage):
         group.addButton(self.scratch)
         self.base = QComboBox()
         self.resolution = QComboBox()
-        for size in (64, 128):
-            self.resolution.addItem(f"{size} × {size} pixels", size)
         self.width_box = QComboBox()
         self.width_box.addItem("Compact (width 32): trains about 3× faster", 32)
         self.width_box.addItem("Full (width 64, as in the paper)", 64)
@@ -482,6 +492,8 @@ class ModelPage(QWizardPage):
         batch_row.addWidget(self.batch)
         batch_row.addStretch(1)
         form = QFormLayout()
+        form.addRow("Engine:", self.engine)
+        form.addRow("", self.engine_help)
         form.addRow(self.fine_tune)
         form.addRow("Preset:", self.base)
         form.addRow(self.scratch)
@@ -501,6 +513,7 @@ class ModelPage(QWizardPage):
         self.debounce.setInterval(400)
         self.debounce.timeout.connect(self.measure)
         self.fine_tune.toggled.connect(self._mode)
+        self.engine.currentIndexChanged.connect(self._engine_changed)
         for box in (self.base, self.resolution, self.width_box, self.device):
             box.currentIndexChanged.connect(self.debounce.start)
         for spin in (self.epochs, self.batch):
@@ -510,21 +523,54 @@ class ModelPage(QWizardPage):
         wizard.backend.estimate_failed.connect(self._estimate_failed)
 
     def initializePage(self) -> None:  # noqa: N802
-        if self.base.count() == 0 and self.device.count() == 0:
-            for preset in self.wiz.backend.base_presets():
+        if self.engine.count() == 0:
+            self.presets = self.wiz.backend.base_presets()
+            for name, label in self.wiz.backend.devices():
+                self.device.addItem(label, name)
+            # pix2pix first: every kind of data the wizard takes is paired, and it follows any drawing
+            engines = sorted(self.wiz.backend.engines(), key=lambda e: e["kind"] != "pix2pix")
+            for engine in engines:
+                self.engine.addItem(engine["title"], engine)
+            current = next((p for p in self.presets if p["id"] == self.wiz.current_preset), None)
+            kinds = [e["kind"] for e in engines]
+            if current is not None and current["engine"] in kinds and current["engine"] != kinds[0]:
+                self.engine.setCurrentIndex(kinds.index(current["engine"]))
+            self._engine_changed()
+        self.folder_label.setText(f"The training is saved as it goes in {self.wiz.run_folder()}")
+        self.debounce.start()
+
+    @property
+    def kind(self) -> str:
+        engine = self.engine.currentData()
+        return str(engine["kind"]) if engine else "contextual"
+
+    def _engine_changed(self) -> None:
+        """Presets to fine-tune, sizes and batch choices of the chosen engine."""
+        engine = self.engine.currentData() or {}
+        summary = str(engine.get("summary", ""))
+        self.engine_help.setText(summary[:1].upper() + summary[1:] + ".")
+        self.base.blockSignals(True)
+        self.base.clear()
+        for preset in self.presets:
+            if preset["engine"] == self.kind:
                 self.base.addItem(f"{preset['name']} ({preset['size']} px)", preset)
                 if preset["id"] == self.wiz.current_preset:
                     self.base.setCurrentIndex(self.base.count() - 1)
-            for name, label in self.wiz.backend.devices():
-                self.device.addItem(label, name)
-            if self.base.count():
-                self.fine_tune.setChecked(True)
-            else:
-                self.scratch.setChecked(True)
-                self.fine_tune.setEnabled(False)
-            self._mode()
-        self.folder_label.setText(f"The training is saved as it goes in {self.wiz.run_folder()}")
-        self.debounce.start()
+        self.base.blockSignals(False)
+        self.resolution.blockSignals(True)
+        self.resolution.clear()
+        for size in ENGINE_SIZES.get(self.kind, (64, 128)):
+            self.resolution.addItem(f"{size} × {size} pixels", size)
+        self.resolution.setCurrentIndex(self.resolution.count() - 1 if self.kind == "contextual" else 0)
+        self.resolution.blockSignals(False)
+        fits = self.kind == "contextual"  # only the contextual training measures the batch that fits memory
+        self.auto_batch.setChecked(fits)
+        self.auto_batch.setEnabled(fits)
+        if not fits:
+            self.batch.setValue(16)
+        self.fine_tune.setEnabled(self.base.count() > 0)
+        (self.fine_tune if self.base.count() else self.scratch).setChecked(True)
+        self._mode()
 
     def _mode(self) -> None:
         fine = self.fine_tune.isChecked()
@@ -538,14 +584,17 @@ class ModelPage(QWizardPage):
     def job(self) -> dict[str, Any]:
         """What to train: settings overrides, the base model, the device."""
         settings: dict[str, Any] = {"epochs": self.epochs.value(), "batch_size": 0 if self.auto_batch.isChecked() else self.batch.value()}
-        job: dict[str, Any] = {"device": self.device.currentData() or "auto", "settings": settings}
+        job: dict[str, Any] = {"device": self.device.currentData() or "auto", "settings": settings, "engine": self.kind}
         if self.fine_tune.isChecked() and self.base.currentData():
             preset = self.base.currentData()
             job["base_model"], job["base_preset"] = preset["model"], preset["id"]
-        else:
+        elif self.kind == "contextual":
             width = int(self.width_box.currentData())
             settings.update(half_size=int(self.resolution.currentData()), gf=width, df=width, ef=width,
                             recon_weight=NEW_MODEL_RECON_WEIGHT)
+        else:
+            width = int(self.width_box.currentData())
+            settings.update(size=int(self.resolution.currentData()), gf=width, df=width)
         return job
 
     def measure(self) -> None:
@@ -605,12 +654,9 @@ class TrainPage(QWizardPage):
         # a long run has tens of thousands of steps: draw what the plot's width can show
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
-        self.curves = {
-            "d_loss": self.plot.plot([], [], pen=pg.mkPen("#2e86c1", width=1.5), name="discriminator"),
-            "g_loss": self.plot.plot([], [], pen=pg.mkPen("#e67e22", width=1.5), name="generator"),
-            "e_loss": self.plot.plot([], [], pen=pg.mkPen("#27ae60", width=1.5), name="encoder"),
-        }
-        self.series: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key in self.curves}
+        self.curves: dict[str, Any] = {}
+        self.series: dict[str, tuple[list[float], list[float]]] = {}
+        self._set_curves(("d_loss", "g_loss", "e_loss"))
         self.sample = QLabel("No samples yet: the first come after one epoch.")
         self.sample.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.sample.setMinimumSize(320, 180)
@@ -647,6 +693,17 @@ class TrainPage(QWizardPage):
         backend.progress.connect(self._progress)
         backend.sample.connect(self._sample)
         backend.ended.connect(self._ended)
+
+    def _set_curves(self, names: Sequence[str]) -> None:
+        """One curve per loss the engine's training reports (its scores, D's probabilities, are left out)."""
+        for curve in self.curves.values():
+            self.plot.removeItem(curve)
+        shown = [name for name in names if name in LOSS_LABELS]
+        self.curves = {
+            name: self.plot.plot([], [], pen=pg.mkPen(LOSS_COLOURS[i % len(LOSS_COLOURS)], width=1.5), name=LOSS_LABELS[name])
+            for i, name in enumerate(shown)
+        }
+        self.series = {name: ([], []) for name in self.curves}
 
     def _theme_plot(self) -> None:
         """The plot in the window's colours (pyqtgraph draws white on black by default)."""
@@ -696,8 +753,7 @@ class TrainPage(QWizardPage):
         self.step = info["step"]
         self.bar.setRange(0, max(1, info["steps"]))
         self.bar.setValue(info["step"])
-        for key in self.series:
-            self.series[key] = ([], [])
+        self._set_curves(info.get("losses") or ("d_loss", "g_loss", "e_loss"))
         self._add_rows(info.get("history") or [])
         self._redraw()
 

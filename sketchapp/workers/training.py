@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -86,11 +86,19 @@ class TrainingWorker(QObject):
             except SketchAppError:
                 continue
             architecture = metadata.get("architecture") or {}
+            size = architecture.get("half_size", architecture.get("size", 0)) if isinstance(architecture, dict) else 0
             found.append({
                 "id": preset.id, "name": preset.name, "model": str(preset.model), "style": preset.sketch_style,
-                "size": int(architecture.get("half_size", 0)), "source": preset.source,
+                "size": int(size) if isinstance(size, int) else 0, "source": preset.source, "engine": preset.engine,
             })
         return found
+
+    def engines(self) -> list[dict[str, Any]]:
+        """Every engine that can be trained: kind, title, what it is good at, the losses it reports."""
+        from sketchapp.core.engines import REGISTRY
+
+        return [{"kind": spec.kind, "title": spec.title, "summary": spec.summary, "losses": list(spec.loss_names)}
+                for spec in REGISTRY.values()]
 
     def runs(self, root: str) -> list[dict[str, Any]]:
         from sketchapp.core.runs import list_runs
@@ -234,7 +242,7 @@ class TrainingWorker(QObject):
 
     def _do_estimate(self, job: tuple[int, dict[str, Any]]) -> None:
         from sketchapp.core.device import configure_cpu_threads, select_device
-        from sketchapp.core.runs import estimate_training
+        from sketchapp.core.engines import engine_spec
 
         request, spec = job
         try:
@@ -242,30 +250,40 @@ class TrainingWorker(QObject):
             device = select_device(spec.get("device", "auto"))
             if device.type == "cpu":
                 configure_cpu_threads()
-            estimate = estimate_training(settings, int(spec["count"]), device)
+            estimate = engine_spec(self._kind(spec)).estimate(settings, int(spec["count"]), device)
         except SketchAppError as exc:
             self.estimate_failed.emit(request, str(exc))
             return
-        self.estimated.emit(request, {**estimate.to_dict(), "half_size": settings.half_size, "epochs": settings.epochs})
+        self.estimated.emit(request, {**estimate.to_dict(), "half_size": settings.size, "epochs": settings.epochs})
 
     @staticmethod
-    def _settings(job: dict[str, Any]) -> Any:
-        from sketchapp.core.runs import fine_tune_settings
-        from sketchapp.core.training import TrainSettings
+    def _kind(job: dict[str, Any]) -> str:
+        """The engine a job trains: its base model's, else the one asked for (contextual by default)."""
+        from sketchapp.core.engines import model_kind
 
-        overrides = dict(job.get("settings") or {})
-        if job.get("base_model"):
-            return fine_tune_settings(job["base_model"], **overrides)
-        return TrainSettings.from_dict(overrides)
+        return model_kind(job["base_model"]) if job.get("base_model") else str(job.get("engine", "contextual"))
+
+    @classmethod
+    def _settings(cls, job: dict[str, Any]) -> Any:
+        from sketchapp.core.engines import training_settings
+
+        return training_settings(cls._kind(job), dict(job.get("settings") or {}), job.get("base_model") or None)
 
     def _do_save(self, job: dict[str, Any]) -> None:
-        from sketchapp.core.completion import CompletionSettings
+        from sketchapp.core.engines import REGISTRY, model_kind
         from sketchapp.core.presets import find_preset, installed_presets, save_user_preset
 
-        settings = CompletionSettings()
+        try:
+            kind = model_kind(job["model"])
+        except SketchAppError as exc:
+            self.preset_failed.emit(f"cannot save the preset: {exc}")
+            return
+        settings = REGISTRY[kind].settings()
         if job.get("base_preset"):
             try:
-                settings = find_preset(job["base_preset"], installed_presets()[0]).settings
+                base = find_preset(job["base_preset"], installed_presets()[0])
+                if base.engine == kind:  # a fine-tune keeps its base preset's settings
+                    settings = base.settings
             except SketchAppError:
                 pass  # the base preset was removed meanwhile: the engine defaults serve
         try:
@@ -285,8 +303,9 @@ class TrainingWorker(QObject):
     def _do_train(self, job: tuple[dict[str, Any], CancelToken, int]) -> None:
         from sketchapp.core.data.datasets import load_spec
         from sketchapp.core.device import configure_cpu_threads, select_device
-        from sketchapp.core.runs import model_samples, read_losses
-        from sketchapp.core.training import TrainingError, TrainSettings, resume_record, train
+        from sketchapp.core.engines import engine_spec, resumed_training
+        from sketchapp.core.runs import read_losses
+        from sketchapp.core.training import TrainingError
 
         spec_job, cancel, number = job
         with self._lock:
@@ -301,27 +320,25 @@ class TrainingWorker(QObject):
             resume = bool(spec_job.get("resume"))
             history: list[dict[str, float]] = []
             if resume:
-                recorded = resume_record(run)
+                engine, settings, recorded = resumed_training(run, int(spec_job["epochs"]) if spec_job.get("epochs") else None)
                 if "spec" not in (recorded.get("data") or {}):
                     raise TrainingError(f"{run}: this run does not record where its pictures are; "
                                         f"continue it from a terminal with: sketchapp train {run} --resume")
                 spec = recorded["data"]["spec"]
                 base_preset = recorded["data"].get("base_preset")
-                settings = TrainSettings.from_dict(recorded["settings"])
-                if spec_job.get("epochs"):
-                    settings = TrainSettings.from_dict({**settings.to_dict(), "epochs": int(spec_job["epochs"])})
                 history = read_losses(run)
                 base_model = None
             else:
                 spec = dict(spec_job["spec"])
                 base_preset = spec_job.get("base_preset")
                 base_model = spec_job.get("base_model")
+                engine = engine_spec(self._kind(spec_job))
                 settings = self._settings(spec_job)
-            pairs = load_spec(spec, settings.half_size, lambda done, total: self.loading.emit(number, done, total), cancel)
+            pairs = load_spec(spec, settings.size, lambda done, total: self.loading.emit(number, done, total), cancel)
             style = pairs.info.get("sketch_style", spec.get("style", "unknown"))
             record = {**pairs.info, "spec": spec, "base_preset": base_preset}
-            events = train(run, pairs, settings, device, cancel, resume, base_model, record)
-            last = self._drive(events, cancel, device.type, run, history, number)
+            events = engine.train(run, pairs, settings, device, cancel, resume, base_model, record)
+            last = self._drive(events, cancel, device.type, run, history, number, engine.loss_names)
             if last is None or last.kind == "cancelled":
                 step = last.step if last is not None else 0
                 steps = last.steps if last is not None else 0
@@ -329,10 +346,10 @@ class TrainingWorker(QObject):
                                  "message": f"Stopped and saved at step {step} of {steps}; it can be resumed."})
                 return
             # the new model's completions of the data's own sketches: what the preset will give
-            thumbnails = model_samples(last.model, 8, sketches=pairs.sketches) if last.model is not None else None
+            thumbnails = engine.thumbnails(last.model, 8, sketches=pairs.sketches) if last.model is not None else None
             source = spec.get("folder") or spec.get("images") or run
             self.ended.emit({
-                "job": number, "status": "done", "run": run, "model": last.message, "style": style,
+                "job": number, "status": "done", "run": run, "model": last.message, "style": style, "engine": engine.kind,
                 "base_preset": base_preset, "source": str(source), "count": len(pairs),
                 "thumbnails": thumbnails, "step": last.step, "steps": last.steps, "elapsed": last.elapsed,
                 "message": f"Finished {last.steps} steps in {_duration(last.elapsed)}.",
@@ -349,7 +366,8 @@ class TrainingWorker(QObject):
                 self.training = "train" in self._jobs
 
     def _drive(
-        self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]], number: int
+        self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]], number: int,
+        losses: Sequence[str] = (),
     ) -> Any:
         """Pull training steps, reporting at most every PROGRESS_INTERVAL; hold while paused or drawing.
 
@@ -372,6 +390,7 @@ class TrainingWorker(QObject):
                 first_step = event.step
                 working = 0.0  # reading and building were not steps
                 self.started.emit({"job": number, "run": run, "message": event.message, "history": history,
+                                   "losses": list(losses),
                                    "step": event.step, "steps": event.steps})
                 continue
             if event.kind in ("step", "encoder"):

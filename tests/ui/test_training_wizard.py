@@ -11,12 +11,15 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox, QWizard
 
 from sketchapp.app import App, CoreServices
 from sketchapp.core.checkpoint import JointModel, save_checkpoint
+from sketchapp.core.engines.pix2pix.model import Pix2PixModel
+from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.networks import JointGANConfig
 from sketchapp.ui.main_window import MainWindow
 from sketchapp.ui.training_wizard import DATA, FINISH, MODEL, STYLE, TRAIN
@@ -36,6 +39,13 @@ def app(qtbot, tmp_path, monkeypatch):
     (data / "presets" / "tiny.json").write_text(json.dumps({
         "name": "Tiny", "model": "tiny.safetensors", "sketch_style": "xdog",
         "settings": {"candidates": 2, "iterations": 20, "init_samples": 4},
+    }))
+    torch.manual_seed(0)
+    save_checkpoint(data / "models" / "tiny-p2p.safetensors", Pix2PixModel.create(Pix2PixConfig(size=32, gf=8, df=8)),
+                    sketch_style="xdog")
+    (data / "presets" / "tiny-p2p.json").write_text(json.dumps({
+        "name": "Tiny pix2pix", "engine": "pix2pix", "model": "tiny-p2p.safetensors", "sketch_style": "xdog",
+        "settings": {"candidates": 1},
     }))
     monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(data))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
@@ -130,6 +140,45 @@ def test_the_wizard_trains_a_preset_the_main_window_then_completes_with(qtbot, a
     draw(window)
     qtbot.waitUntil(lambda: window.frame is not None and window.frame.final, timeout=20000)
     assert window.gallery.count() == 2
+
+
+def test_the_wizard_fine_tunes_a_pix2pix_preset_that_then_completes_while_drawing(qtbot, app, tmp_path):
+    folder = make_pictures(tmp_path / "blocks", 12)
+    wizard = open_wizard(qtbot, app)
+    choose_folders(qtbot, wizard, folder)
+    wizard.next()
+    wizard.next()
+    assert wizard.currentId() == MODEL
+    model = wizard.model_page
+    kinds = [model.engine.itemData(i)["kind"] for i in range(model.engine.count())]
+    assert kinds == ["pix2pix", "contextual"]  # both offered, pix2pix first
+    assert "follows the drawing" in model.engine.itemData(0)["summary"]
+    model.engine.setCurrentIndex(0)
+    assert model.fine_tune.isChecked() and model.base.count() == 1 and "Tiny pix2pix" in model.base.currentText()
+    assert not model.auto_batch.isChecked()
+    qtbot.waitUntil(lambda: model.estimate is not None, timeout=20000)
+    assert model.estimate["half_size"] == 32 and model.estimate["encoder_steps"] == 0
+    model.epochs.setValue(2)
+
+    wizard.next()
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: train.result is not None, timeout=60000)
+    assert train.result["status"] == "done" and train.result["engine"] == "pix2pix"
+    assert set(train.curves) == {"d_loss", "g_gan", "g_l1"}  # the recipe's own losses
+    assert len(train.series["g_l1"][0]) == train.result["steps"] > 0
+
+    wizard.next()
+    assert wizard.currentId() == FINISH and wizard.finish_page.thumbnails.count() == 8
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    qtbot.waitUntil(lambda: app.wizard is None, timeout=10000)
+    record = json.loads((tmp_path / "data" / "presets" / "blocks.json").read_text())
+    assert record["engine"] == "pix2pix" and record["settings"]["candidates"] == 1
+    window = app.window
+    qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: Blocks", timeout=15000)
+    assert window.engine_live and not window.ghost_action.isVisible()
+    draw(window)
+    qtbot.waitUntil(lambda: window.frame is not None and window.frame.final, timeout=20000)
+    assert window.frame.images.shape[1:] == (32, 32, 3)
 
 
 def test_empty_corrupt_and_unpaired_folders_are_refused_with_reasons(qtbot, app, tmp_path):

@@ -20,7 +20,9 @@ from sketchapp.core.checkpoint import build_joint_model, read_checkpoint
 from sketchapp.core.completion import CompletionSettings, ContextualEngine
 from sketchapp.core.engines.pix2pix.engine import Pix2PixEngine, Pix2PixSettings
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, build_pix2pix_model
+from sketchapp.core.engines.pix2pix import recipe as pix2pix_recipe
 from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings
+from sketchapp.core import runs
 from sketchapp.core.errors import CheckpointError
 from sketchapp.core.trainer import train_recipe
 from sketchapp.core.training import TrainEvent, TrainSettings, train
@@ -34,8 +36,12 @@ class EngineSpec:
     settings: type  # completion settings: from_dict / to_dict / updated
     build: Callable[[str, dict[str, Any], dict[str, torch.Tensor]], Any]  # (file name, record, tensors) -> model
     engine: Callable[[Any, torch.device], Any]  # (model, device) -> Engine
-    train_settings: type  # training settings: from_dict / to_dict
+    train_settings: type  # training settings: from_dict / to_dict / size / epochs
     train: Callable[..., Iterator[TrainEvent]]  # (run_dir, pairs, settings, device, cancel, resume, init_from, data_record, splits)
+    fine_tune_settings: Callable[..., Any]  # (base model file, **overrides) -> training settings that keep its networks
+    estimate: Callable[..., Any]  # (training settings, pair count, device) -> runs.TimeEstimate, timed on real steps
+    thumbnails: Callable[..., Any]  # (model, count, sketches) -> (count, S, S, 3) uint8 pictures of those sketches
+    loss_names: tuple[str, ...]  # what its training reports per step (losses.csv, the wizard's plot)
 
 
 def _train_pix2pix(run_dir: str | os.PathLike[str], pairs: Any, settings: Pix2PixTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
@@ -47,11 +53,15 @@ REGISTRY: dict[str, EngineSpec] = {
         "contextual", "Contextual GAN",
         "searches a joint sketch|image GAN for pictures that fit: varied candidates and a ghost guide, loose on details",
         CompletionSettings, build_joint_model, ContextualEngine, TrainSettings, train,
+        runs.fine_tune_settings, runs.estimate_training, runs.model_samples,
+        ("d_loss", "g_loss", "d_real", "d_fake", "e_loss", "r_loss"),
     ),
     PIX2PIX: EngineSpec(
         PIX2PIX, "pix2pix",
         "draws the picture straight from your lines in one pass: follows the drawing, live while you draw, instant colour hints",
         Pix2PixSettings, build_pix2pix_model, Pix2PixEngine, Pix2PixTrainSettings, _train_pix2pix,
+        pix2pix_recipe.fine_tune_settings, pix2pix_recipe.estimate_training, pix2pix_recipe.thumbnails,
+        Pix2PixRecipe.loss_names,
     ),
 }
 
@@ -74,8 +84,34 @@ def load_engine_model(path: str | os.PathLike[str], device: torch.device | str =
     return spec.build(name, metadata, tensors).to(torch.device(device)).eval()
 
 
+def model_kind(path: str | os.PathLike[str]) -> str:
+    """The engine a checkpoint file was made for, from its header alone (contextual for the oldest files)."""
+    from sketchapp.core.checkpoint import read_metadata
+
+    kind = read_metadata(path).get("engine", "contextual")
+    return engine_spec(kind, Path(path).name).kind
+
+
 def open_engine(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Any:
     """The engine for a checkpoint file, its model loaded onto ``device``."""
     device = torch.device(device)
     model = load_engine_model(path, device)
     return engine_spec(model.kind).engine(model, device)
+
+
+def training_settings(kind: str, overrides: dict[str, Any], base_model: str | os.PathLike[str] | None = None) -> Any:
+    """``kind``'s training settings from ``overrides``; with ``base_model``, keeping that model's networks (fine-tuning)."""
+    spec = engine_spec(kind)
+    if base_model is not None:
+        return spec.fine_tune_settings(base_model, **overrides)
+    return spec.train_settings.from_dict(overrides)
+
+
+def resumed_training(run: str | os.PathLike[str], epochs: int | None = None) -> tuple[EngineSpec, Any, dict[str, Any]]:
+    """(engine, settings, settings.json record) of a saved run, ``epochs`` raised when given: what a resume continues."""
+    from sketchapp.core.training import resume_record
+
+    recorded = resume_record(run)
+    spec = engine_spec(recorded.get("engine", "contextual"), str(run))
+    settings = spec.train_settings.from_dict({**recorded["settings"], **({"epochs": epochs} if epochs else {})})
+    return spec, settings, recorded

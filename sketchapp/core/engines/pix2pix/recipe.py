@@ -64,7 +64,7 @@ class Pix2PixTrainSettings:
     gaps: float = 0.3  # share of sketches that get small gaps in their lines
     no_hints: float = 0.5  # share of samples trained without any hint
     max_hints: int = 10  # at most this many hint patches on the others
-    recolour: float = 0.5  # share of hinted samples whose picture is first turned to another hue
+    recolour: float = 0.5  # share of hinted samples whose picture is first turned to another hue, lightness and saturation
     seed: int = 0
     checkpoint_minutes: float = 5.0
     keep_every: int = 0
@@ -191,16 +191,26 @@ def freehand_lines(sketch: torch.Tensor, settings: Pix2PixTrainSettings, rng: to
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
-def rotate_hue(pictures: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """(N, 3, S, S) in [-1, 1], each turned by its angle (radians) around the hue circle; greys stay as they are."""
+def rotate_hue(
+    pictures: torch.Tensor, angles: torch.Tensor, lightness: torch.Tensor | None = None, saturation: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(N, 3, S, S) in [-1, 1], each turned by its angle (radians) around the hue circle, its colours'
+    saturation scaled by ``saturation`` and their darkness (distance from white) by ``lightness``; white stays white."""
     yiq = _YIQ.to(pictures.device, pictures.dtype)
+    n = len(pictures)
     cos, sin = torch.cos(angles).to(pictures), torch.sin(angles).to(pictures)
+    chroma = saturation.to(pictures) if saturation is not None else torch.ones(n).to(pictures)
     one, nil = torch.ones_like(cos), torch.zeros_like(cos)
-    turn = torch.stack([torch.stack([one, nil, nil], 1), torch.stack([nil, cos, -sin], 1), torch.stack([nil, sin, cos], 1)], 1)
+    turn = torch.stack([
+        torch.stack([one, nil, nil], 1), torch.stack([nil, cos * chroma, -sin * chroma], 1),
+        torch.stack([nil, sin * chroma, cos * chroma], 1),
+    ], 1)
     matrix = torch.linalg.inv(yiq) @ turn @ yiq  # (N, 3, 3)
     unit = (pictures + 1) / 2
-    turned = torch.einsum("nij,njhw->nihw", matrix, unit).clamp(0, 1)
-    return turned * 2 - 1
+    turned = torch.einsum("nij,njhw->nihw", matrix, unit)
+    if lightness is not None:
+        turned = 1 - (1 - turned) * lightness.to(pictures)[:, None, None, None]
+    return turned.clamp(0, 1) * 2 - 1
 
 
 def hint_counts(n: int, settings: Pix2PixTrainSettings, rng: torch.Generator) -> torch.Tensor:
@@ -248,8 +258,8 @@ def spread_hints(hints: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
     """Hint channels (N, 4, S, S) with each hint's colour spread over the paper around it, up to the drawn lines.
 
     A hint is a dab inside an area of the drawing; the network should colour the whole
-    area. Spreading the colour first (a diffusion that ink blocks, S/2 steps of one
-    pixel, each point taking the weighted mean of the hints that reach it) hands the
+    area. Spreading the colour first (a diffusion that ink blocks, S/2 four-connected
+    steps of one pixel, each point taking the weighted mean of the hints that reach it) hands the
     network a dense colour map it only has to copy and shade, where a few hint pixels
     alone are a signal it learns to follow only after long training. Spread pixels get
     mask SPREAD, painted ones keep 1, so the network can tell a colour drawn from a guess.
@@ -258,12 +268,18 @@ def spread_hints(hints: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
     if not bool((mask > 0).any()):
         return hints
     paper = (sketch > 0.0).to(hints.dtype)  # grey above the middle: not ink
-    colour, weight = hints[:, :3] * mask, mask
-    for _ in range(max(1, sketch.shape[-1] // 2)):
-        colour = F.avg_pool2d(colour, 3, stride=1, padding=1) * paper
-        weight = F.avg_pool2d(weight, 3, stride=1, padding=1) * paper
-        colour = torch.where(mask > 0, hints[:, :3] * mask, colour)
-        weight = torch.where(mask > 0, mask, weight)
+    n, _, h, w = hints.shape
+    # 4-connected steps: a one-pixel line drawn 8-connected still closes an area
+    cross = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]], dtype=hints.dtype, device=hints.device) / 5
+    cross = cross.view(1, 1, 3, 3)
+    fixed = torch.cat([hints[:, :3] * mask, mask], 1).reshape(n * 4, 1, h, w)
+    painted = (mask > 0).repeat(1, 4, 1, 1).reshape(n * 4, 1, h, w)
+    barrier = paper.repeat(1, 4, 1, 1).reshape(n * 4, 1, h, w)
+    flow = fixed
+    for _ in range(max(1, w // 2)):
+        flow = torch.where(painted, fixed, F.conv2d(flow, cross, padding=1) * barrier)
+    flow = flow.reshape(n, 4, h, w)
+    colour, weight = flow[:, :3], flow[:, 3:]
     reached = weight > 1e-6
     spread = torch.where(reached, colour / weight.clamp_min(1e-6), torch.zeros_like(colour))
     level = torch.where(mask > 0, mask, reached.to(hints.dtype) * SPREAD)
@@ -353,11 +369,14 @@ class Pix2PixRecipe:
             sketch = pairs[:, :1]
         truth = pairs[:, 1:]
         counts = hint_counts(len(truth), s, rng)
-        # A share of the hinted pictures changes hue first, so their colours can be known only
+        # A share of the hinted pictures changes colour first, so their colours can be known only
         # from the hints: otherwise a model learns each shape's colour by heart and ignores them.
-        turn = (counts > 0) & (torch.rand(len(truth), generator=rng) < s.recolour)
-        angles = torch.where(turn, torch.rand(len(truth), generator=rng) * 2 * math.pi, torch.zeros(len(truth)))
-        truth = torch.where(turn[:, None, None, None].to(truth.device), rotate_hue(truth, angles), truth)
+        n = len(truth)
+        turn = (counts > 0) & (torch.rand(n, generator=rng) < s.recolour)
+        angles = torch.rand(n, generator=rng) * 2 * math.pi
+        lightness, saturation = 0.5 + torch.rand(n, generator=rng), 0.5 + torch.rand(n, generator=rng)
+        recoloured = rotate_hue(truth, angles, lightness, saturation)
+        truth = torch.where(turn[:, None, None, None].to(truth.device), recoloured, truth)
         hints = sample_hints(truth, s, rng, counts)
         rank, world = share
         return sketch[rank::world], hints[rank::world], truth[rank::world]
@@ -405,3 +424,59 @@ class Pix2PixRecipe:
         tiles = [sketch.expand(-1, 3, -1, -1), shown_hints, result, truth]
         pictures = to_uint8(torch.stack(tiles, 1).flatten(0, 1))
         return contact_grid(pictures, 8, gap=4)
+
+
+# -- jobs: fine-tuning, time estimates, thumbnails ---------------------------------------
+
+
+def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> Pix2PixTrainSettings:
+    """Training settings that keep a trained pix2pix model's networks and recipe, with ``overrides``."""
+    from sketchapp.core.checkpoint import read_metadata
+
+    metadata = read_metadata(base)
+    if metadata.get("engine") != PIX2PIX:
+        raise TrainingError(f"{Path(base).name}: a {str(metadata.get('engine'))[:40]!r} model cannot start a pix2pix training")
+    architecture = metadata.get("architecture")
+    trained = (metadata.get("training") or {}).get("settings")
+    inherited = {k: v for k, v in (trained if isinstance(trained, dict) else {}).items() if k in _RECIPE_FIELDS}
+    inherited.update(architecture if isinstance(architecture, dict) else {})
+    return Pix2PixTrainSettings.from_dict({**inherited, **overrides})
+
+
+#: what a fine-tune inherits of the recipe that made its base model (not epochs, batch or seed)
+_RECIPE_FIELDS = ("l1_weight", "line_jitter", "wobble", "gaps", "no_hints", "max_hints", "recolour", "ema")
+
+
+def estimate_training(settings: Pix2PixTrainSettings, pair_count: int, device: torch.device | str = "cpu", steps: int = 3) -> Any:
+    """Time ``steps`` real training steps (after one warm-up) of the recipe on noise pictures of the settings' size."""
+    from sketchapp.core.runs import TimeEstimate, _timed, train_share
+
+    if pair_count < 1:
+        raise TrainingError("there are no pairs to train on")
+    device = torch.device(device)
+    train_pairs = max(1, train_share(pair_count, settings.seed))
+    batch = min(settings.batch_size, train_pairs)
+    rng = np.random.default_rng(settings.seed)
+    s = settings.size
+    pairs = PairSet(rng.integers(0, 256, (batch, s, s), dtype=np.uint8), rng.integers(0, 256, (batch, s, s, 3), dtype=np.uint8),
+                    [str(i) for i in range(batch)])
+    recipe = Pix2PixRecipe(settings)
+    for module in recipe.networks().values():
+        module.to(device).train()
+    recipe.set_data(pairs, device)
+    generator = torch.Generator().manual_seed(settings.seed)
+    per_step = _timed(lambda: recipe.step(torch.arange(batch), generator, (0, 1), device), steps, device)
+    steps_per_epoch = max(1, train_pairs // batch)
+    return TimeEstimate(batch, train_pairs, steps_per_epoch, steps_per_epoch * settings.epochs, 0, per_step, 0.0, device.type)
+
+
+def thumbnails(model: Pix2PixModel, count: int = 8, sketches: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """(count, S, S, 3) uint8: the model's pictures of ``count`` sketches spread over ``sketches`` (blank paper without)."""
+    from sketchapp.core.engines.pix2pix.engine import Pix2PixEngine, Pix2PixSettings
+
+    if sketches is None or not len(sketches):
+        sketches = np.full((1, model.size, model.size), 255, np.uint8)
+    chosen = sketches[np.linspace(0, len(sketches) - 1, min(count, len(sketches))).astype(int)]
+    engine = Pix2PixEngine(model, next(model.generator.parameters()).device)
+    settings = Pix2PixSettings(seed=seed)
+    return np.stack([next(iter(engine.start(sketch, None, settings))).images()[0] for sketch in chosen])
