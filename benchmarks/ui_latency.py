@@ -1,8 +1,13 @@
-"""Pen latency while a completion runs: python3 benchmarks/ui_latency.py [--preset NAME]
+"""Pen latency while a completion runs: python3 benchmarks/ui_latency.py [--preset NAME] [--rate HZ]
 
 Synthetic strokes are posted to the canvas as mouse events while the completion worker
-optimises on the CPU in its thread. For every move the time from posting the event to
-the end of the canvas repaint that shows it is recorded; p50, p99 and max are printed.
+runs on the CPU in its thread. For every move the time from posting the event to the
+end of the canvas repaint that shows it is recorded; p50, p99 and max are printed.
+
+With a live (one-pass) preset the window completes while the pen moves; then the time
+from each move to the first repaint of the result that includes it is measured too
+("pen move -> repainted result"). ``--rate`` paces the moves like a real pen or mouse
+(events per second; 0 = as fast as the canvas repaints).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def main() -> int:
     parser.add_argument("--preset", default="emoji-colour")
     parser.add_argument("--strokes", type=int, default=40)
     parser.add_argument("--points", type=int, default=60, help="moves per stroke")
+    parser.add_argument("--rate", type=float, default=0.0, help="moves per second (default 0: as fast as they repaint)")
     args = parser.parse_args()
 
     app = QApplication(sys.argv[:1])
@@ -55,6 +61,24 @@ def main() -> int:
 
     canvas.paintEvent = counting_paint  # type: ignore[method-assign]
 
+    # pen move -> repainted result: when each request was made, and when a result that includes it was painted
+    asked: dict[int, float] = {}
+    window.completion_requested.connect(lambda generation, *_: asked.__setitem__(generation, time.perf_counter()))
+    moves: list[float] = []  # posting time of every move not yet shown in a result
+    caught: list[float] = []
+    original_result_paint = window.result.paintEvent
+
+    def result_paint(event):  # noqa: ANN001
+        original_result_paint(event)
+        frame = window.frame
+        if frame is None or frame.generation not in asked:
+            return
+        now, made = time.perf_counter(), asked[frame.generation]
+        while moves and moves[0] <= made:
+            caught.append((now - moves.pop(0)) * 1000)
+
+    window.result.paintEvent = result_paint  # type: ignore[method-assign]
+
     def post(kind: QEvent.Type, x: float, y: float, buttons: Qt.MouseButton) -> None:
         point = QPointF(x, y)
         event = QMouseEvent(kind, point, canvas.mapToGlobal(point), Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier)
@@ -62,8 +86,10 @@ def main() -> int:
 
     latencies: list[float] = []
     busy_moves = 0
+    live = window.engine_live
     for stroke in range(args.strokes):
-        window.request_completion()  # keep the worker busy: a fresh run before every stroke
+        if not live:
+            window.request_completion()  # keep the worker busy: a fresh run before every stroke
         cy = 120 + (stroke % 10) * 40
         post(QEvent.Type.MouseButtonPress, 100, cy, Qt.MouseButton.LeftButton)
         app.processEvents()
@@ -73,10 +99,13 @@ def main() -> int:
             before = painted[0]
             began = time.perf_counter()
             post(QEvent.Type.MouseMove, x, y, Qt.MouseButton.LeftButton)
+            moves.append(began)
             while painted[0] == before:
                 app.processEvents()
             latencies.append((time.perf_counter() - began) * 1000)
             busy_moves += window.busy.isVisible()
+            while args.rate and time.perf_counter() - began < 1 / args.rate:
+                app.processEvents()
         post(QEvent.Type.MouseButtonRelease, x, y, Qt.MouseButton.NoButton)
         app.processEvents()
     window.close()
@@ -86,6 +115,11 @@ def main() -> int:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Qt platform {app.platformName()}")
     print(f"{len(latencies)} moves, completion running during {busy_moves} of them")
     print(f"input -> repaint latency: p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, max {latencies[-1]:.2f} ms, mean {statistics.mean(latencies):.2f} ms")
+    if caught:
+        caught.sort()
+        q = lambda f: caught[min(len(caught) - 1, int(f * len(caught)))]  # noqa: E731
+        print(f"pen move -> repainted result ({len(caught)} moves): p50 {q(0.5):.1f} ms, p90 {q(0.9):.1f} ms, "
+              f"p99 {q(0.99):.1f} ms, max {caught[-1]:.1f} ms")
     return 0
 
 

@@ -1,14 +1,19 @@
-"""Complete ten freehand drawings with bundled presets and save a contact sheet per preset.
+"""Complete ten freehand drawings with bundled presets, measure and save a contact sheet per preset.
 
-Usage: QT_QPA_PLATFORM=offscreen python3 docs/freehand.py PRESET [PRESET ...] [--out docs/evaluation]
+Usage: QT_QPA_PLATFORM=offscreen python3 docs/freehand.py PRESET [PRESET ...] [--model NAME=FILE ...]
+       [--ink-lines] [--out docs/evaluation]
 
 The drawings (smiley, cat head, heart, ...) are drawn through the real canvas widget with
 synthetic mouse events, so its own default brush, assumed mouse pressure, smoothing and
 widget -> document transform build the strokes. Each stroke becomes mouse positions about
 1.5-5 px apart (slower at its ends), with a seeded hand wobble, rounded to whole pixels.
 A drawing is exported as the main window hands it to the completion worker and completed
-in-process with the preset's own settings (seed 0, CPU). Writes OUT/freehand-PRESET.png:
-a row per drawing, the drawing beside the best candidate, with the settings in the header.
+in-process with the preset's own settings (seed 0, CPU), ink lines off unless asked, so the
+model's own picture is judged. Writes OUT/freehand-PRESET.png: a row per drawing, the drawing
+beside the best candidate, with the settings in the header; and prints, per drawing, how well
+the result follows the lines (edge precision and recall against the drawing, as ``evaluate``
+measures them) and how much colour it puts outside the drawing (the share of the paper
+around the drawn shapes that is not left white).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import os
 import sys
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -30,12 +37,14 @@ from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+import cv2  # noqa: E402
+
 from sketchapp import paths  # noqa: E402
-from sketchapp.core.checkpoint import load_model  # noqa: E402
-from sketchapp.core.completion import CompletionSettings, ContextualEngine  # noqa: E402
 from sketchapp.core.device import configure_cpu_threads, select_device  # noqa: E402
+from sketchapp.core.engines import REGISTRY, open_engine  # noqa: E402
 from sketchapp.core.errors import PresetError  # noqa: E402
-from sketchapp.core.presets import Preset, find_preset, list_presets  # noqa: E402
+from sketchapp.core.evaluation import sketch_fidelity  # noqa: E402
+from sketchapp.core.presets import find_preset, list_presets  # noqa: E402
 from sketchapp.ui.canvas import Canvas  # noqa: E402
 from sketchapp.ui.sketch import SketchDocument  # noqa: E402
 
@@ -187,7 +196,7 @@ def drawings(side: int) -> dict[str, np.ndarray]:
     return exported
 
 
-def complete(engine: ContextualEngine, sketch: np.ndarray, settings: CompletionSettings) -> np.ndarray:
+def complete(engine: Any, sketch: np.ndarray, settings: Any) -> np.ndarray:
     """The best candidate, as `sketchapp complete` saves it (inked when the settings ask for it)."""
     last = None
     for snapshot in engine.start(sketch, None, settings):
@@ -197,19 +206,48 @@ def complete(engine: ContextualEngine, sketch: np.ndarray, settings: CompletionS
     return last.results()[last.best]
 
 
-def sheet(preset: Preset, settings: CompletionSettings, rows: list[tuple[str, np.ndarray, np.ndarray]]) -> Image.Image:
+def paper_around(drawing: np.ndarray) -> np.ndarray:
+    """The paper outside every drawn shape: pixels the page's border reaches without crossing a line."""
+    ink = (drawing < 160).astype(np.uint8)
+    walls = cv2.dilate(ink, np.ones((3, 3), np.uint8), iterations=max(1, drawing.shape[0] // 64))
+    free = (1 - walls).astype(np.uint8)
+    padded = cv2.copyMakeBorder(free, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    mask = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(padded, mask, (0, 0), 2)
+    return (padded[1:-1, 1:-1] == 2) & (free == 1)
+
+
+def measure(drawing: np.ndarray, result: np.ndarray) -> dict[str, float]:
+    """Edge precision and recall of the result against the drawing, and the coloured share of the paper around it."""
+    side = result.shape[0]
+    small = cv2.resize(drawing, (side, side), interpolation=cv2.INTER_AREA)
+    precision, recall = sketch_fidelity(result, small)
+    outside = paper_around(small)
+    coloured = (255 - result.min(axis=2).astype(int)) > 40
+    return {"precision": precision, "recall": recall, "outside": float(coloured[outside].mean()) if outside.any() else 0.0}
+
+
+def settings_line(settings: Any, engine: Any) -> str:
+    if engine.capabilities.get("latents"):
+        return (f"{settings.iterations} iterations, {settings.candidates} candidates, seed {settings.seed}, "
+                f"ink lines {'on' if settings.ink_lines else 'off'}")
+    return f"one pass ({engine.kind}), seed {settings.seed}, ink lines {'on' if settings.ink_lines else 'off'}"
+
+
+def sheet(title: str, subtitle: str, rows: list[tuple[str, np.ndarray, np.ndarray, dict[str, float]]]) -> Image.Image:
     width, height = LABEL_W + 2 * CELL + 3 * GAP, HEADER_H + len(rows) * (CELL + GAP)
     picture = Image.new("RGB", (width, height), (236, 236, 236))
     pen = ImageDraw.Draw(picture)
     big, small = ImageFont.load_default(17), ImageFont.load_default(12)
-    pen.text((GAP, 6), f"preset {preset.id}: {preset.model.name}", fill=(0, 0, 0), font=big)
-    pen.text((GAP, 28), f"{settings.iterations} iterations, {settings.candidates} candidates, seed {settings.seed}, "
-             f"ink lines {'on' if settings.ink_lines else 'off'}", fill=(60, 60, 60), font=small)
+    pen.text((GAP, 6), title, fill=(0, 0, 0), font=big)
+    pen.text((GAP, 28), subtitle, fill=(60, 60, 60), font=small)
     pen.text((LABEL_W + GAP, 46), "drawing (canvas export)", fill=(60, 60, 60), font=small)
     pen.text((LABEL_W + CELL + 2 * GAP, 46), "completion (best candidate)", fill=(60, 60, 60), font=small)
-    for index, (name, drawing, result) in enumerate(rows):
+    for index, (name, drawing, result, scores) in enumerate(rows):
         top = HEADER_H + index * (CELL + GAP)
-        pen.text((GAP, top + CELL // 2 - 9), name, fill=(0, 0, 0), font=big)
+        pen.text((GAP, top + CELL // 2 - 20), name, fill=(0, 0, 0), font=big)
+        pen.text((GAP, top + CELL // 2 + 4), f"recall {scores['recall']:.2f}\nout {scores['outside']:.2f}",
+                 fill=(60, 60, 60), font=small)
         for column, pixels in enumerate((drawing, result)):
             cell = Image.fromarray(pixels).convert("RGB").resize((CELL, CELL), Image.Resampling.LANCZOS)
             picture.paste(cell, (LABEL_W + GAP + column * (CELL + GAP), top))
@@ -218,31 +256,49 @@ def sheet(preset: Preset, settings: CompletionSettings, rows: list[tuple[str, np
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("presets", nargs="+", metavar="PRESET", help="bundled preset id, e.g. emoji-colour")
+    parser.add_argument("presets", nargs="*", metavar="PRESET", help="bundled preset id, e.g. emoji-colour")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE",
+                        help="also a model file (its engine's default settings), shown as NAME")
+    parser.add_argument("--ink-lines", action="store_true", help="ink the drawing over the results (default: off)")
     parser.add_argument("--out", type=Path, default=DOCS / "evaluation", help="default: docs/evaluation")
     args = parser.parse_args()
     bundled, _problems = list_presets([(paths.bundled_presets_dir(), "bundled")], (paths.bundled_models_dir(),))
+    jobs: list[tuple[str, Path, Any]] = []
     try:
-        presets = [find_preset(key, bundled) for key in args.presets]
+        jobs += [(p.id, p.model, p.settings) for p in (find_preset(key, bundled) for key in args.presets)]
     except PresetError as exc:
         parser.error(str(exc))
+    for given in args.model:
+        name, _, file = given.partition("=")
+        if not file:
+            parser.error(f"--model takes NAME=FILE, got {given!r}")
+        jobs.append((name, Path(file), None))
+    if not jobs:
+        parser.error("give a preset or --model NAME=FILE")
     app = QApplication(sys.argv[:1])  # noqa: F841 - the canvas needs it alive
     device = select_device("cpu")
     configure_cpu_threads()
     args.out.mkdir(parents=True, exist_ok=True)
-    for preset in presets:
+    print("| model | drawing | edge precision | edge recall | colour outside |\n|---|---|---:|---:|---:|")
+    for name, model, preset_settings in jobs:
         began = time.perf_counter()
-        settings = preset.settings.updated(seed=SEED)
-        engine = ContextualEngine(load_model(preset.model, device), device)
+        engine = open_engine(model, device)
+        settings = (preset_settings or REGISTRY[engine.kind].settings()).updated(seed=SEED)
+        settings = replace(settings, ink_lines=args.ink_lines)
         engine.warm_up(settings)
-        rows: list[tuple[str, np.ndarray, np.ndarray]] = []
-        for name, sketch in drawings(engine.half_size * 4).items():  # MainWindow: side = model size x 4
-            rows.append((name, sketch, complete(engine, sketch, settings)))
-            print(f"{preset.id}: {name} done ({time.perf_counter() - began:.0f} s)")
-        path = args.out / f"freehand-{preset.id}.png"
+        rows: list[tuple[str, np.ndarray, np.ndarray, dict[str, float]]] = []
+        for drawing_name, sketch in drawings(engine.half_size * 4).items():  # MainWindow: side = model size x 4
+            result = complete(engine, sketch, settings)
+            scores = measure(sketch, complete(engine, sketch, replace(settings, ink_lines=False)) if args.ink_lines else result)
+            rows.append((drawing_name, sketch, result, scores))
+            print(f"| {name} | {drawing_name} | {scores['precision']:.2f} | {scores['recall']:.2f} | {scores['outside']:.2f} |")
+        mean = {key: float(np.mean([row[3][key] for row in rows])) for key in ("precision", "recall", "outside")}
+        print(f"| {name} | **mean** | {mean['precision']:.2f} | {mean['recall']:.2f} | {mean['outside']:.2f} |")
+        path = args.out / f"freehand-{name}.png"
+        title = f"{name}: {model.name}"
         # 256 colours keep the committed sheets small; the eye sees no difference at this size
-        sheet(preset, settings, rows).quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-        print(f"wrote {path} ({time.perf_counter() - began:.0f} s)")
+        sheet(title, settings_line(settings, engine), rows).quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+        print(f"wrote {path} ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
     return 0
 
 

@@ -261,7 +261,9 @@ class _Progress:
         self.total = max(snapshot.iterations, 1)  # a run with hints may run longer than asked
         done = snapshot.iteration
         elapsed = now - self.started
-        if snapshot.phase == "init" and "init_total" in snapshot.info:
+        if snapshot.latents is None and snapshot.final:  # a one-pass engine: no iterations to count
+            text = f"one pass in {elapsed * 1000:.0f} ms"
+        elif snapshot.phase == "init" and "init_total" in snapshot.info:
             text = f"choosing starts {snapshot.info['init_done']}/{snapshot.info['init_total']}"
         elif snapshot.phase == "init":
             text = f"starting from the {snapshot.info.get('start', 'given')} codes"

@@ -17,7 +17,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -295,7 +294,3 @@ def train_recipe(
     final.model = shown().eval()
     yield final
 
-
-def resumed_settings(saved: Any, epochs: int) -> Any:
-    """A run's recorded settings, with ``epochs`` raised when more are asked for."""
-    return replace(saved, epochs=max(saved.epochs, epochs))

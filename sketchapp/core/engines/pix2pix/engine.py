@@ -12,6 +12,7 @@ how much they differ, so a model without real variety can show a single result.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
@@ -73,8 +74,6 @@ def fold_batch_norm(generator: nn.Module) -> nn.Module:
     y = gamma (Wx + b - mean) / sqrt(var + eps) + beta is itself a convolution, so the
     normalisation costs nothing at inference.
     """
-    import copy
-
     folded = copy.deepcopy(generator).eval()
     for module in folded.modules():
         conv, norm = getattr(module, "conv", None), getattr(module, "norm", None)

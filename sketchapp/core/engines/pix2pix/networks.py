@@ -154,7 +154,6 @@ class UNetGenerator(nn.Module):
             downs.append(_Down(previous, w, norm=0 < i < len(widths) - 1))
             previous = w
         self.downs = nn.ModuleList(downs)
-        self.downs[0].conv.bias = self.downs[0].conv.bias  # the first stage has no activation before it
         ups: list[nn.Module] = []
         targets = [*widths[::-1][1:], PICTURE_CHANNELS]
         for i, w in enumerate(targets):
