@@ -52,6 +52,7 @@ STYLES = (
     ("xdog", "XDoG (inked lines, as in the Contextual GAN paper)"),
     ("edge", "Edges (thin clean outlines)"),
     ("pencil", "Pencil (soft graphite shading)"),
+    ("outline", "Outline (pen-width outlines of objects on a plain background, as people draw them)"),
     ("cleanup", "Cleanup (the pictures are photos or scans of paper sketches)"),
 )
 PREVIEW_SIZE = 96
