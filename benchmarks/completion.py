@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sketchapp.core.checkpoint import JointModel
 from sketchapp.core.completion import CompletionSettings, ContextualEngine
 from sketchapp.core.device import configure_cpu_threads, select_device
+from sketchapp.core.engines import REGISTRY
 from sketchapp.core.networks import JointGANConfig, sample_z
 
 
@@ -100,7 +101,7 @@ def main() -> None:
     threads = configure_cpu_threads()
     torch.manual_seed(0)
     model = JointModel.create(JointGANConfig(half_size=args.half_size))
-    engine = ContextualEngine(model, device)
+    engine = REGISTRY["contextual"].engine(model, device)
     sketch = np.full((args.half_size, args.half_size), 255, np.uint8)
     sketch[args.half_size // 4 : -args.half_size // 4, args.half_size // 2] = 0
 

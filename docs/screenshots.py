@@ -1,7 +1,8 @@
 """Render the README's screenshots from the real app: python3 docs/screenshots.py
 
 Draws a smiley with the pen (as strokes, like a user would), lets the default preset
-complete it on the CPU, and saves the main window in the light and the dark scheme.
+complete it on the CPU, and saves the main window in the light and the dark scheme;
+then paints a colour hint on the face and saves the recoloured result (light scheme).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QEventLoop, QPointF, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from sketchapp.app import App, CoreServices  # noqa: E402
@@ -57,7 +59,18 @@ def wait_until(done: Callable[[], bool], seconds: float = 120) -> None:
     timer.stop()
 
 
-def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path) -> None:
+def hint(window: MainWindow, colour: QColor) -> None:
+    """A dab of ``colour`` inside the face, left of the mouth, as the hint brush paints it."""
+    view = window.result
+    sheet = view.sheet()
+    window.hint_action.trigger()
+    view.hint_colour = colour
+    for dx in range(0, 30, 3):
+        view._paint_hint(QPointF(sheet.left() + sheet.width() * 0.3 + dx, sheet.top() + sheet.height() * 0.62))
+    view.hints_changed.emit()
+
+
+def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path, hinted: Path | None = None) -> None:
     apply_scheme(app, scheme)
     folder = Path(tempfile.mkdtemp())
     os.environ["SKETCHAPP_DATA_DIR"] = str(folder / "data")  # the bundled presets only, not this machine's own
@@ -69,10 +82,18 @@ def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path) -> None:
     smiley(window)
     window.request_completion()
     wait_until(lambda: window.frame is not None and window.frame.final)
-    window.ghost_action.trigger()
+    if window.ghost_action.isVisible():
+        window.ghost_action.trigger()
     wait_until(lambda: True)
     window.grab().save(str(path))
     print(f"wrote {path}")
+    if hinted is not None:
+        before = window.generation
+        hint(window, QColor(40, 110, 230))
+        wait_until(lambda: window.generation > before and window.frame.generation == window.generation and window.frame.final)
+        wait_until(lambda: True)
+        window.grab().save(str(hinted))
+        print(f"wrote {hinted}")
     window.close()
     runner.stop()
 
@@ -80,7 +101,7 @@ def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path) -> None:
 def main() -> int:
     app = QApplication(sys.argv[:1])
     app.setStyle("Fusion")
-    shoot(app, Qt.ColorScheme.Light, DOCS / "screenshot-light.png")
+    shoot(app, Qt.ColorScheme.Light, DOCS / "screenshot-light.png", DOCS / "screenshot-hints.png")
     shoot(app, Qt.ColorScheme.Dark, DOCS / "screenshot-dark.png")
     return 0
 

@@ -1,13 +1,15 @@
-"""Render a screenshot of each training wizard page from the real app: python3 docs/wizard_screenshots.py FOLDER
+"""Render a screenshot of each training wizard page from the real app:
+python3 docs/wizard_screenshots.py FOLDER [--preset ID] [--pages N]
 
 FOLDER is a folder of pictures (the docs used 700 renders from the npm package
-@lobehub/fluent-emoji-3d). The wizard fine-tunes the 3D render preset on it for two
-epochs on the CPU, in a throw-away data folder, and each page is saved to
-docs/wizard-N-NAME.png as a user would see it.
+@lobehub/fluent-emoji-3d). The wizard fine-tunes the preset (default 3d-render) on it
+for two epochs on the CPU, in a throw-away data folder, and each page is saved to
+docs/wizard-N-NAME.png as a user would see it; ``--pages 3`` stops after the model page.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -26,15 +28,19 @@ DOCS = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or not Path(argv[1]).is_dir():
-        print(__doc__.splitlines()[0], file=sys.stderr)
-        return 2
-    folder = Path(argv[1]).resolve()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--preset", default="3d-render")
+    parser.add_argument("--pages", type=int, default=5, help="stop after this page (default 5: all)")
+    args = parser.parse_args(argv[1:])
+    if not args.folder.is_dir():
+        parser.error(f"{args.folder} is not a folder")
+    folder = args.folder.resolve()
     scratch = Path(tempfile.mkdtemp())
     os.environ["SKETCHAPP_DATA_DIR"] = str(scratch / "data")
     app = QApplication(argv[:1])
     settings = QSettings(str(scratch / "s.ini"), QSettings.Format.IniFormat)
-    settings.setValue("preset", "3d-render")
+    settings.setValue("preset", args.preset)
     window = MainWindow(CoreServices(), settings, scratch / "state")
     window.show()
     runner = App(window)
@@ -62,6 +68,11 @@ def main(argv: list[str]) -> int:
     model.epochs.setValue(2)
     wait_until(lambda: model.estimate is not None, 300)
     shoot("3-model")
+    if args.pages <= 3:
+        wizard.close()
+        window.close()
+        runner.stop()
+        return 0
     wizard.next()
     train = wizard.train_page
     wait_until(lambda: bool(train.sample_path) and train.step > train.bar.maximum() * 0.6, 1800)

@@ -18,6 +18,9 @@ from torch import nn
 KERNEL = 5
 BASE_HEIGHT = 4  # the generator starts from a 4 x 8 feature map
 MAX_WIDTH_MULT = 8
+#: the range of every architecture field a checkpoint may record, and a budget for the whole
+LIMITS = {"half_size": (8, 512), "z_dim": (1, 4096), "gf": (1, 512), "df": (1, 512), "channels": (1, 4), "ef": (0, 512)}
+MAX_PARAMETERS = 300_000_000
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,44 @@ class JointGANConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JointGANConfig:
+        """A config from a checkpoint's record, every field checked before any network is built.
+
+        Whole numbers only (not text, fractions, NaN or true/false), each within what a model
+        of this app can be, so a small hostile file cannot ask for terabytes.
+        """
         known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        unknown = set(map(str, data)) - known
         if unknown:
-            raise ValueError(f"unknown architecture fields: {', '.join(sorted(unknown))}")
-        values = {k: int(v) for k, v in data.items()}
-        return cls(**values)
+            raise ValueError(f"unknown architecture fields: {', '.join(sorted(unknown))[:200]}")
+        for name, value in data.items():
+            if type(value) is not int:
+                raise ValueError(f"architecture {name} must be a whole number, got {str(value)[:40]!r}")
+            low, high = LIMITS[name]
+            if not low <= value <= high:
+                raise ValueError(f"architecture {name} must be {low}-{high}, got {value}")
+        config = cls(**data)
+        if config.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(f"networks of {config.parameter_count():,} weights are too large")
+        return config
+
+    def parameter_count(self) -> int:
+        """Weights of G, D and E, from the sizes alone (the convolutions and linear layers; no network is built)."""
+        n = self.layers
+        g = self.z_dim * _width(self.gf, 2 ** (n - 1)) * BASE_HEIGHT * BASE_HEIGHT * 2
+        width = _width(self.gf, 2 ** (n - 1))
+        for i in range(n):
+            out = self.channels if i == n - 1 else _width(self.gf, 2 ** (n - 2 - i))
+            g += width * out * KERNEL * KERNEL
+            width = out
+
+        def down(base: int) -> int:
+            total, width = 0, self.channels
+            for i in range(n):
+                total += width * _width(base, 2**i) * KERNEL * KERNEL
+                width = _width(base, 2**i)
+            return total + width * BASE_HEIGHT * BASE_HEIGHT * 2
+
+        return g + down(self.df) + (down(self.ef) + self.z_dim * _width(self.ef, 2 ** (n - 1)) * 16 if self.ef else 0)
 
 
 def _width(base: int, mult: int) -> int:

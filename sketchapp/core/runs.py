@@ -24,7 +24,7 @@ from sketchapp.core.checkpoint import JointModel, load_model, read_file_record
 from sketchapp.core.data.datasets import split_names
 from sketchapp.core.engine import to_uint8
 from sketchapp.core.fileio import write_bytes_atomic
-from sketchapp.core.networks import sample_z
+from sketchapp.core.networks import JointGANConfig, sample_z
 from sketchapp.core.training import (
     LOSSES_FILE,
     MODEL_FILE,
@@ -306,8 +306,11 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
     from sketchapp.core.checkpoint import read_checkpoint
 
     meta = read_checkpoint(base)[0]
-    architecture = meta.get("architecture") or {}
-    inherited: dict[str, Any] = {key: int(architecture[key]) for key in ("half_size", "gf", "df", "ef", "z_dim") if key in architecture}
+    try:
+        architecture = JointGANConfig.from_dict(meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"{Path(base).name}: invalid architecture in its record ({exc})") from exc
+    inherited: dict[str, Any] = {key: architecture[key] for key in ("half_size", "gf", "df", "ef", "z_dim")}
     trained = ((meta.get("training") or {}).get("settings") or {})
     recon = trained.get("recon_weight")
     if isinstance(recon, (int, float)) and not isinstance(recon, bool) and inherited.get("ef", 1) > 0:

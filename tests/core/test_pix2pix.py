@@ -202,3 +202,20 @@ def test_training_settings_refuse_bad_values():
     for bad in ({"l1_weight": float("nan")}, {"epochs": 0}, {"recolour": 2.0}, {"size": 100}, {"bogus": 1}):
         with pytest.raises(SettingsError):
             Pix2PixTrainSettings.from_dict({**tiny_settings().to_dict(), **bad})
+
+
+def test_hostile_contextual_architectures_are_refused_before_any_network_is_built(tmp_path, tiny_checkpoint):
+    from safetensors.torch import save as st_save
+
+    from sketchapp.core.runs import fine_tune_settings
+    from sketchapp.core.training import TrainingError
+
+    metadata, tensors = read_checkpoint(tiny_checkpoint)
+    for change in ({"gf": 100000}, {"z_dim": 1e9}, {"gf": "16"}, {"half_size": True}, {"gf": 512, "df": 512, "half_size": 512}):
+        bad = tmp_path / "bad.safetensors"
+        record = {**metadata, "architecture": {**metadata["architecture"], **change}}
+        bad.write_bytes(st_save(tensors, metadata={"sketchapp": json.dumps(record)}))
+        with pytest.raises(CheckpointError, match="invalid architecture"):
+            load_engine_model(bad)
+        with pytest.raises(TrainingError, match="invalid architecture"):
+            fine_tune_settings(bad)
