@@ -200,13 +200,18 @@ def run_info(folder: str | os.PathLike[str]) -> RunInfo:
     if not state.exists():
         raise TrainingError(f"{root}: no training was saved here")
     meta = _state_metadata(state)
+    from sketchapp.core.engines import engine_spec
+    from sketchapp.core.errors import SketchAppError
+
     try:
-        settings = TrainSettings.from_dict(meta["settings"])
-        gan_steps = int(meta["gan_steps"])
+        settings = engine_spec(meta.get("engine", "contextual"), str(state)).train_settings.from_dict(meta["settings"])
         step = int(meta["step"])
-    except (KeyError, TypeError, ValueError) as exc:
+        if "total_steps" in meta:  # every engine's run since the training loop was shared
+            total = int(meta["total_steps"])
+        else:  # a contextual run from before: its GAN steps, then the encoder's
+            total = int(meta["gan_steps"]) + (settings.encoder_steps if settings.config.has_encoder else 0)
+    except (KeyError, TypeError, ValueError, SketchAppError) as exc:
         raise TrainingError(f"{state}: training state is damaged ({exc})") from exc
-    encoder_steps = settings.encoder_steps if settings.config.has_encoder else 0
     data = meta.get("data") or {}
     try:
         recorded = json.loads((root / SETTINGS_FILE).read_text(encoding="utf-8")).get("data") or data
@@ -217,7 +222,7 @@ def run_info(folder: str | os.PathLike[str]) -> RunInfo:
     except (OSError, json.JSONDecodeError, AttributeError):
         preset = None
     return RunInfo(
-        root, step, gan_steps + encoder_steps, settings.epochs, float(meta.get("elapsed", 0.0)),
+        root, step, total, settings.epochs, float(meta.get("elapsed", 0.0)),
         state.stat().st_mtime, recorded, settings.to_dict(), (root / MODEL_FILE).exists(),
         preset if isinstance(preset, str) else None,
     )

@@ -201,6 +201,7 @@ def train_recipe(
         "settings": settings.to_dict(),
         "data": data,
         "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
         "world_size": world,
         "sketch_line_width": typical_stroke_width(train_pairs.sketches),
     }
