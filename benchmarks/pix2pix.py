@@ -104,7 +104,7 @@ def training_step(size: int, gf: int, batch: int, device: torch.device) -> float
         module.to(device).train()
     recipe.set_data(pairs, device)
     generator = torch.Generator().manual_seed(0)
-    median, _ = timed(lambda: recipe.step(torch.arange(batch), generator, (0, 1), device), device, 5)
+    median, _ = timed(lambda: recipe.step("train", torch.arange(batch), generator, (0, 1), device), device, 5)
     return median / 1000
 
 

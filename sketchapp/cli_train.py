@@ -175,7 +175,7 @@ def run_train(args: argparse.Namespace) -> int:
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.engine import CancelToken
     from sketchapp.core.engines import engine_spec, model_kind, resumed_training, training_settings
-    from sketchapp.core.training import init_distributed
+    from sketchapp.core.trainer import init_distributed
 
     run = Path(args.run)
     init_from = _model_path(args.init_from) if args.init_from else None

@@ -25,15 +25,9 @@ from sketchapp.core.data.datasets import split_names
 from sketchapp.core.engine import to_uint8
 from sketchapp.core.fileio import write_bytes_atomic
 from sketchapp.core.networks import JointGANConfig, sample_z
+from sketchapp.core.trainer import LOSSES_FILE, MODEL_FILE, SETTINGS_FILE, STATE_FILE, STATE_FORMAT, TrainingError, WeightAverage
 from sketchapp.core.training import (
-    LOSSES_FILE,
-    MODEL_FILE,
-    SETTINGS_FILE,
-    STATE_FILE,
-    STATE_FORMAT,
-    TrainingError,
     TrainSettings,
-    WeightAverage,
     _encoder_step,
     _gan_step,
     augment,

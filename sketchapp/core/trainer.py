@@ -13,15 +13,24 @@ run resumed from its state continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import bisect
+import copy
+import csv
+import io
+import itertools
 import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
@@ -29,31 +38,227 @@ from sketchapp import __version__
 from sketchapp.core.checkpoint import save_checkpoint
 from sketchapp.core.data.datasets import PairSet, split_names
 from sketchapp.core.engine import CancelToken
-from sketchapp.core.fileio import write_bytes_atomic
+from sketchapp.core.errors import SketchAppError
+from sketchapp.core.fileio import read_user_file, write_bytes_atomic
 from sketchapp.core.images import save_image
 from sketchapp.core.prepare import typical_stroke_width
-from sketchapp.core.training import (
-    EPOCHS_DIR,
-    MODEL_FILE,
-    SAMPLES_DIR,
-    SETTINGS_FILE,
-    SPLITS_FILE,
-    STATE_FILE,
-    STATE_FORMAT,
-    RunFolder,
-    TrainEvent,
-    TrainingError,
-    WeightAverage,
-    _agree,
-    _barrier,
-    _flatten_optimizer,
-    _module_tensors,
-    _prefixed,
-    _restore_optimizer,
-    _step_generator,
-    distributed_world,
-    read_state,
-)
+
+STATE_FILE = "state.safetensors"
+MODEL_FILE = "model.safetensors"
+SETTINGS_FILE = "settings.json"
+SPLITS_FILE = "splits.json"
+LOSSES_FILE = "losses.csv"
+SAMPLES_DIR = "samples"
+EPOCHS_DIR = "epochs"
+STATE_FORMAT = "sketchapp.training-state"
+
+
+class TrainingError(SketchAppError):
+    """Training cannot start or continue (bad settings, mismatched resume, no data)."""
+
+
+@dataclass
+class TrainEvent:
+    kind: str  # "start", "step", "epoch", "saved", "done", "cancelled", or a later phase's name ("encoder")
+    step: int  # optimiser steps completed (all phases)
+    steps: int  # total steps of the run
+    epoch: int
+    epochs: int
+    phase: str  # the recipe's phase ("train" for pix2pix; "gan" or "encoder" for the contextual GAN)
+    losses: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0  # seconds of training in this run, resumed runs included
+    eta: float | None = None
+    sample: Path | None = None
+    message: str = ""
+    model: Any = field(default=None, repr=False)  # on "done": the trained networks (the engine's model)
+
+
+# -- distributed -----------------------------------------------------------------------
+
+
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) under torchrun, (0, 1) otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the process group torchrun describes in the environment (no-op without it)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _agree(stop: bool, save_due: bool, world: int) -> tuple[bool, bool]:
+    """(stop, save now), agreed by every process, so they all stop or save at the same step.
+
+    A timed save or a Ctrl-C seen by one rank alone would put the ranks' collectives
+    out of step; one all-reduce per step keeps them together.
+    """
+    if world <= 1:
+        return stop, save_due
+    flags = torch.tensor([float(stop), float(save_due)])
+    if dist.get_backend() == "nccl":
+        flags = flags.cuda()
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags[0].item() > 0), bool(flags[1].item() > 0)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+# -- state files -----------------------------------------------------------------------
+
+
+def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> list[Any]:
+    state = optimizer.state_dict()
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return json.loads(json.dumps(state["param_groups"]))
+
+
+def _restore_optimizer(
+    prefix: str, optimizer: torch.optim.Optimizer, groups: list[Any], tensors: dict[str, torch.Tensor]
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        head, _, rest = key.partition(".")
+        if head != prefix:
+            continue
+        index, _, name = rest.partition(".")
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _module_tensors(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> None:
+    for prefix, module in modules.items():
+        for name, value in module.state_dict().items():
+            tensors[f"{prefix}.{name}"] = value.detach().cpu().contiguous()
+
+
+def read_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    data = read_user_file(path, TrainingError, "training state")
+    try:
+        tensors = st_load(data)
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        meta = json.loads(header["__metadata__"]["sketchapp"])
+    except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise TrainingError(f"{path}: training state is damaged ({exc})") from exc
+    if meta.get("format") != STATE_FORMAT:
+        raise TrainingError(f"{path}: not a SketchApp training state")
+    return meta, tensors
+
+
+def _prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.partition(".")[2]: v for k, v in tensors.items() if k.partition(".")[0] == prefix}
+
+
+# -- weight averaging ------------------------------------------------------------------
+
+
+class WeightAverage:
+    """An exponential moving average of a network's weights and batch-norm statistics.
+
+    A GAN's generator wanders around a good solution from step to step; the average of
+    its recent weights draws cleaner pictures than any one of them (Karras et al. 2018,
+    Yazici et al. 2019). The decay ramps up from 0.1 towards ``decay`` (as
+    TensorFlow's ExponentialMovingAverage with num_updates), so a short fine-tune
+    averages its own steps rather than staying near the model it started from.
+    """
+
+    def __init__(self, module: nn.Module, decay: float, updates: int = 0) -> None:
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+        self.decay = decay
+        self.updates = updates
+
+    def rate(self) -> float:
+        """How far the next update moves the average towards the trained weights."""
+        return 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, trained: nn.Module) -> None:
+        rate = self.rate()
+        mine, theirs = self.module.state_dict(), trained.state_dict()
+        floats = [key for key, value in mine.items() if value.is_floating_point()]
+        torch._foreach_lerp_([mine[k] for k in floats], [theirs[k].detach() for k in floats], rate)
+        for key, value in mine.items():
+            if not value.is_floating_point():
+                value.copy_(theirs[key])
+        self.updates += 1
+
+
+# -- the run folder --------------------------------------------------------------------
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
+
+
+def epoch_order(count: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order an epoch visits ``count`` training pairs in: drawn from the seed and the epoch alone."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed((seed * 7919 + epoch) % 2**63))
+
+
+class RunFolder:
+    """Paths and the rank-0-only writers of one run folder."""
+
+    def __init__(self, folder: Path, rank: int, columns: tuple[str, ...]) -> None:
+        self.folder = folder
+        self.rank = rank
+        self.columns = columns
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def write_json(self, name: str, data: Any) -> None:
+        if self.rank == 0:
+            write_bytes_atomic(self.path(name), json.dumps(data, indent=1).encode("utf-8"))
+
+    def append_losses(self, rows: list[dict[str, Any]]) -> None:
+        if self.rank != 0 or not rows:
+            return
+        path = self.path(LOSSES_FILE)
+        new = not path.exists()
+        with open(path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def truncate_losses(self, step: int) -> None:
+        """Drop rows past ``step`` (written after the last saved state, before a kill)."""
+        path = self.path(LOSSES_FILE)
+        if self.rank != 0 or not path.exists():
+            return
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_bytes_atomic(path, buffer.getvalue().encode("utf-8"))
+
+
+def resume_record(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """settings.json of a run folder: what ``--resume`` needs to reload the same data."""
+    path = Path(run_dir) / SETTINGS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TrainingError(f"{run_dir}: not a training run folder ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise TrainingError(f"{path}: damaged ({exc})") from exc
+
 
 #: Columns every recipe's ``losses.csv`` starts and ends with; its own loss names go between.
 HEAD_COLUMNS = ("step", "phase", "epoch")
@@ -65,7 +270,7 @@ class Recipe(Protocol):
 
     kind: str
     settings: Any  # a frozen dataclass: size, epochs, batch_size, seed, ema, checkpoint_minutes, keep_every, to_dict()
-    loss_names: tuple[str, ...]
+    loss_names: tuple[str, ...]  # the losses.csv columns it fills (a step may report more)
 
     def networks(self) -> dict[str, nn.Module]:
         """The trained networks by prefix ("G", "D", ...), as saved in the state."""
@@ -73,8 +278,16 @@ class Recipe(Protocol):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
 
-    def averaged(self) -> tuple[str, ...]:
-        """Which networks are averaged when ``settings.ema`` > 0 (what the user gets)."""
+    def phases(self, steps_per_epoch: int) -> list[tuple[str, int]]:
+        """(name, steps) of each phase in order; the first is counted in epochs (samples, saves, kept models)."""
+        ...
+
+    def averaged(self, first_phase: bool) -> tuple[str, ...]:
+        """Which networks are averaged when ``settings.ema`` > 0 (what the user gets), in the first phase or after."""
+        ...
+
+    def fit_batch(self, device: torch.device) -> int:
+        """The largest batch that fits ``device`` (for a batch size of 0)."""
         ...
 
     def fine_tune(self, init_from: str | os.PathLike[str]) -> None:
@@ -87,8 +300,19 @@ class Recipe(Protocol):
 
     def set_data(self, pairs: PairSet, device: torch.device) -> None: ...
 
-    def step(self, indices: torch.Tensor, rng: torch.Generator, share: tuple[int, int], device: torch.device) -> dict[str, float]:
-        """One optimiser step on the training pairs ``indices`` (the whole global batch; this process takes ``[rank::world]``)."""
+    def begin_phase(self, phase: str, averages: dict[str, WeightAverage]) -> None:
+        """Set up ``phase`` (also when a resumed run starts inside it); may take over an average."""
+        ...
+
+    def end_training(self) -> None:
+        """Undo what the phases changed on the networks (frozen weights), however the run ends."""
+        ...
+
+    def step(
+        self, phase: str, indices: torch.Tensor | None, rng: torch.Generator, share: tuple[int, int], device: torch.device,
+    ) -> dict[str, float]:
+        """One optimiser step. In the first phase ``indices`` are the training pairs of the whole
+        global batch (this process takes ``[rank::world]``); later phases draw their own from ``rng``."""
         ...
 
     def exported(self, networks: dict[str, nn.Module], metadata: dict[str, Any]) -> Any:
@@ -152,11 +376,21 @@ def train_recipe(
         module.to(device).train()
     optimizers = recipe.optimizers()
 
+    if settings.batch_size == 0:
+        batch_size = recipe.fit_batch(device)
+        if world > 1:  # every process must use the same batch: the smallest that fits everywhere
+            agreed = torch.tensor([batch_size], device=device if device.type == "cuda" else "cpu")
+            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+            batch_size = int(agreed.item())
+        settings = recipe.settings = replace(settings, batch_size=batch_size)
     batch = min(settings.batch_size, len(train_pairs))
     if batch % world:
         batch = max(world, batch - batch % world)
     steps_per_epoch = max(1, len(train_pairs) // batch)
-    total_steps = steps_per_epoch * settings.epochs
+    phases = recipe.phases(steps_per_epoch)
+    epoch_steps = phases[0][1]
+    total_steps = sum(steps for _, steps in phases)
+    ends = list(itertools.accumulate(steps for _, steps in phases))
     start_step = 0
     elapsed_before = 0.0
     if state_meta is not None:
@@ -170,6 +404,9 @@ def train_recipe(
                 f"({state_meta['steps_per_epoch']} steps per epoch then, {steps_per_epoch} now)"
             )
         start_step = int(state_meta["step"])
+        finished = int(state_meta.get("epoch_steps", state_meta.get("gan_steps", epoch_steps)))
+        if start_step > finished and epoch_steps > finished:
+            start_step = finished  # more epochs: back to the first phase, and the later ones follow it again
         elapsed_before = float(state_meta.get("elapsed", 0.0))
         run.truncate_losses(start_step)
     averages: dict[str, WeightAverage] = {}
@@ -177,8 +414,9 @@ def train_recipe(
         for name, updates in (state_meta.get("ema_updates") or {}).items():
             averages[name] = WeightAverage(networks[name], settings.ema, int(updates))
             averages[name].module.load_state_dict(_prefixed(f"ema{name}", state_tensors))
-    elif settings.ema > 0:
-        averages = {name: WeightAverage(networks[name], settings.ema) for name in recipe.averaged()}
+    if settings.ema > 0:
+        for name in recipe.averaged(start_step < epoch_steps):
+            averages.setdefault(name, WeightAverage(networks[name], settings.ema))
     if state_meta is None:
         if rank == 0:
             folder.mkdir(parents=True, exist_ok=True)
@@ -201,14 +439,17 @@ def train_recipe(
         "settings": settings.to_dict(),
         "data": data,
         "steps_per_epoch": steps_per_epoch,
+        "epoch_steps": epoch_steps,
         "total_steps": total_steps,
         "world_size": world,
+        # what completion thickens a drawing's thinner lines to (prepare.match_stroke_width)
         "sketch_line_width": typical_stroke_width(train_pairs.sketches),
     }
     clock = time.monotonic()
     last_save = clock
     pending: list[dict[str, Any]] = []
     step = start_step
+    exported: list[Any] = [None]  # the model last written, with the record its file holds
 
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - clock
@@ -220,6 +461,9 @@ def train_recipe(
     def epoch_of(at: int) -> int:
         return min(settings.epochs, at // steps_per_epoch)
 
+    def phase_at(at: int) -> int:
+        return min(bisect.bisect_right(ends, at), len(phases) - 1)
+
     def shown() -> Any:
         """The model a user gets: averaged networks where weights are averaged."""
         chosen = {name: averages[name].module if name in averages else module for name, module in networks.items()}
@@ -228,13 +472,15 @@ def train_recipe(
             "sketch_line_width": record_base["sketch_line_width"],
             "data": {k: data[k] for k in ("name", "kind", "licence", "attribution", "source", "size", "count") if k in data},
             "training": {
-                "engine": recipe.kind, "settings": settings.to_dict(), "step": step, "steps": total_steps,
+                "settings": settings.to_dict(), "step": step, "steps": total_steps,
                 "seconds": round(elapsed(), 1), "device": device.type, "world_size": world,
             },
         })
 
     def export(path: Path) -> None:
-        save_checkpoint(path, shown(), half_precision=True)
+        model = shown()
+        save_checkpoint(path, model, half_precision=True)
+        exported[0] = model
 
     def save(kind: str) -> TrainEvent:
         nonlocal last_save, pending
@@ -252,46 +498,60 @@ def train_recipe(
             export(run.path(MODEL_FILE))
         _barrier(world)
         last_save = time.monotonic()
-        return TrainEvent(kind, step, total_steps, epoch_of(step), settings.epochs, "train", elapsed=elapsed())
+        return TrainEvent(kind, step, total_steps, epoch_of(step), settings.epochs, phases[phase_at(step)][0], elapsed=elapsed())
 
     yield TrainEvent(
-        "start", step, total_steps, epoch_of(step), settings.epochs, "train", elapsed=elapsed(),
+        "start", step, total_steps, epoch_of(step), settings.epochs, phases[phase_at(step)][0], elapsed=elapsed(),
         message=f"{len(train_pairs)} training pairs, batch {batch}, {steps_per_epoch} steps per epoch"
         + (f", {world} processes" if world > 1 else ""),
     )
-    while step < total_steps:
-        stop, due = _agree(cancel.cancelled, time.monotonic() - last_save > settings.checkpoint_minutes * 60, world)
-        if stop:
-            yield save("cancelled")
-            return
-        if due:
-            yield save("saved")
-        epoch, index = divmod(step, steps_per_epoch)
-        order = torch.randperm(len(train_pairs), generator=torch.Generator().manual_seed((settings.seed * 7919 + epoch) % 2**63))
-        indices = order[index * batch : (index + 1) * batch]
-        torch.manual_seed((settings.seed * 1_000_003 + step * 131 + rank) % 2**63)  # dropout: exact on resume
-        losses = recipe.step(indices, _step_generator(settings.seed, step), (rank, world), device)
-        for name, average in averages.items():
-            average.update(networks[name])
-        step += 1
-        pending.append({
-            "step": step, "phase": "train", "epoch": epoch + 1, **{k: f"{v:.5f}" for k, v in losses.items()},
-            "seconds": f"{elapsed():.1f}",
-        })
-        yield TrainEvent("step", step, total_steps, epoch + 1, settings.epochs, "train", losses, elapsed(), eta())
-        if step % steps_per_epoch == 0:
-            done = step // steps_per_epoch
-            sample = None
-            if rank == 0:
-                sample = run.path(SAMPLES_DIR) / f"epoch-{done:03d}.png"
-                save_image(sample, recipe.samples(shown()))
-            save("saved")
-            if rank == 0 and settings.keep_every and done % settings.keep_every == 0:
-                (folder / EPOCHS_DIR).mkdir(exist_ok=True)
-                export(folder / EPOCHS_DIR / f"epoch-{done:03d}.safetensors")
-            yield TrainEvent("epoch", step, total_steps, done, settings.epochs, "train", losses, elapsed(), eta(), sample)
+    current = -1
+    try:
+        while step < total_steps:
+            stop, due = _agree(cancel.cancelled, time.monotonic() - last_save > settings.checkpoint_minutes * 60, world)
+            if stop:
+                yield save("cancelled")
+                return
+            if due:
+                yield save("saved")
+            index = phase_at(step)
+            phase = phases[index][0]
+            if index != current:
+                recipe.begin_phase(phase, averages)
+                current = index
+            first = index == 0
+            epoch, within = divmod(step, steps_per_epoch)
+            indices = None
+            if first:
+                indices = epoch_order(len(train_pairs), settings.seed, epoch)[within * batch : (within + 1) * batch]
+            torch.manual_seed((settings.seed * 1_000_003 + step * 131 + rank) % 2**63)  # dropout: exact on resume
+            losses = recipe.step(phase, indices, _step_generator(settings.seed + index, step), (rank, world), device)
+            if first:
+                for name, average in averages.items():
+                    average.update(networks[name])
+            step += 1
+            shown_epoch = epoch + 1 if first else settings.epochs
+            pending.append({
+                "step": step, "phase": phase, "epoch": shown_epoch,
+                **{k: f"{v:.5f}" for k, v in losses.items() if k in recipe.loss_names}, "seconds": f"{elapsed():.1f}",
+            })
+            kind = "step" if first else phase
+            yield TrainEvent(kind, step, total_steps, shown_epoch, settings.epochs, phase, losses, elapsed(), eta())
+            if first and step % steps_per_epoch == 0:
+                done = step // steps_per_epoch
+                sample = None
+                if rank == 0:
+                    sample = run.path(SAMPLES_DIR) / f"epoch-{done:03d}.png"
+                    save_image(sample, recipe.samples(shown()))
+                save("saved")
+                if rank == 0 and settings.keep_every and done % settings.keep_every == 0:
+                    (folder / EPOCHS_DIR).mkdir(exist_ok=True)
+                    export(folder / EPOCHS_DIR / f"epoch-{done:03d}.safetensors")
+                yield TrainEvent("epoch", step, total_steps, done, settings.epochs, phase, losses, elapsed(), eta(), sample)
+    finally:
+        recipe.end_training()
     final = save("done")
     final.message = str(run.path(MODEL_FILE))
-    final.model = shown().eval()
+    final.model = (exported[0] if exported[0] is not None else shown()).eval()
     yield final
 

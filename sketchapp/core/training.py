@@ -1,8 +1,10 @@
-"""Training the joint sketch|image DCGAN and its sketch encoder, as a generator of events.
+"""Training the joint sketch|image DCGAN and its sketch encoder: the Contextual GAN's recipe.
 
-``train`` is driven alike by ``sketchapp train`` and by the training wizard: it yields
-a TrainEvent after every optimiser step, writes everything a user needs into a run
-folder, and stops cleanly (after saving) when its CancelToken is set.
+``ContextualRecipe`` holds what is particular to this engine (settings, networks, the
+GAN and encoder steps, augmentation, samples); the shared loop of ``core.trainer`` runs
+it. ``train`` is driven alike by ``sketchapp train`` and by the training wizard: it
+yields a TrainEvent after every optimiser step, writes everything a user needs into a
+run folder, and stops cleanly (after saving) when its CancelToken is set.
 
 Run folder::
 
@@ -24,45 +26,26 @@ writes files.
 
 from __future__ import annotations
 
-import copy
-import csv
-import io
-import json
 import math
 import os
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 from torch import nn
 
-from sketchapp import __version__
-from sketchapp.core.checkpoint import JointModel, load_model, save_checkpoint
-from sketchapp.core.data.datasets import PairSet, split_names
+from sketchapp.core.checkpoint import JointModel, load_model
+from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import CancelToken, to_uint8
-from sketchapp.core.errors import SettingsError, SketchAppError
-from sketchapp.core.fileio import read_user_file, write_bytes_atomic
-from sketchapp.core.images import contact_grid, save_image
+from sketchapp.core.errors import SettingsError
+from sketchapp.core.images import contact_grid
 from sketchapp.core.networks import JointGANConfig, sample_z
-from sketchapp.core.prepare import typical_stroke_width
+from sketchapp.core.trainer import STATE_FILE, TrainEvent, TrainingError, WeightAverage, epoch_order, read_state, train_recipe
 
-STATE_FILE = "state.safetensors"
-MODEL_FILE = "model.safetensors"
-SETTINGS_FILE = "settings.json"
-SPLITS_FILE = "splits.json"
-LOSSES_FILE = "losses.csv"
-SAMPLES_DIR = "samples"
-EPOCHS_DIR = "epochs"
-STATE_FORMAT = "sketchapp.training-state"
 SAMPLE_COUNT = 32
 #: Encoder-only steps after the GAN, by default: a new encoder needs many, one that starts
 #: from a fine-tuned model's encoder far fewer, and none when E already learnt the real
@@ -72,10 +55,6 @@ SAMPLE_COUNT = 32
 ENCODER_STEPS = 1500
 FINE_TUNE_ENCODER_STEPS = 500
 LOSS_COLUMNS = ("step", "phase", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "e_loss", "r_loss", "seconds")
-
-
-class TrainingError(SketchAppError):
-    """Training cannot start or continue (bad settings, mismatched resume, no data)."""
 
 
 @dataclass(frozen=True)
@@ -178,164 +157,7 @@ def default_encoder_steps(recon_weight: Any, fine_tune: bool = False) -> int:
     return FINE_TUNE_ENCODER_STEPS if fine_tune else ENCODER_STEPS
 
 
-@dataclass
-class TrainEvent:
-    kind: str  # "start", "step", "epoch", "encoder", "saved", "done", "cancelled"
-    step: int  # optimiser steps completed (GAN then encoder)
-    steps: int  # total steps of the run
-    epoch: int
-    epochs: int
-    phase: str  # "gan" or "encoder"
-    losses: dict[str, float] = field(default_factory=dict)
-    elapsed: float = 0.0  # seconds of training in this run, resumed runs included
-    eta: float | None = None
-    sample: Path | None = None
-    message: str = ""
-    model: JointModel | None = field(default=None, repr=False)  # on "done": the trained networks
-
-
-# -- distributed -----------------------------------------------------------------------
-
-
-def distributed_world() -> tuple[int, int]:
-    """(rank, world size) under torchrun, (0, 1) otherwise."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """Join the process group torchrun describes in the environment (no-op without it)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or not dist.is_available():
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _agree(stop: bool, save_due: bool, world: int) -> tuple[bool, bool]:
-    """(stop, save now), agreed by every process, so they all stop or save at the same step.
-
-    A timed save or a Ctrl-C seen by one rank alone would put the ranks' collectives
-    out of step; one all-reduce per step keeps them together.
-    """
-    if world <= 1:
-        return stop, save_due
-    flags = torch.tensor([float(stop), float(save_due)])
-    if dist.get_backend() == "nccl":
-        flags = flags.cuda()
-    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    return bool(flags[0].item() > 0), bool(flags[1].item() > 0)
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        dist.barrier()
-
-
-# -- state files -----------------------------------------------------------------------
-
-
-def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> list[Any]:
-    state = optimizer.state_dict()
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    return json.loads(json.dumps(state["param_groups"]))
-
-
-def _restore_optimizer(
-    prefix: str, optimizer: torch.optim.Optimizer, groups: list[Any], tensors: dict[str, torch.Tensor]
-) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        head, _, rest = key.partition(".")
-        if head != prefix:
-            continue
-        index, _, name = rest.partition(".")
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _module_tensors(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> None:
-    for prefix, module in modules.items():
-        for name, value in module.state_dict().items():
-            tensors[f"{prefix}.{name}"] = value.detach().cpu().contiguous()
-
-
-def _write_state(
-    path: Path, model: JointModel, optimizers: dict[str, torch.optim.Optimizer], record: dict[str, Any],
-    averages: dict[str, WeightAverage],
-) -> None:
-    tensors: dict[str, torch.Tensor] = {}
-    _module_tensors({**model.modules(), **{f"ema{name}": average.module for name, average in averages.items()}}, tensors)
-    groups = {name: _flatten_optimizer(f"opt{name}", opt, tensors) for name, opt in optimizers.items()}
-    meta = {
-        **record, "format": STATE_FORMAT, "optimizer_groups": groups,
-        "ema_updates": {name: average.updates for name, average in averages.items()},
-    }
-    payload = st_save(tensors, metadata={"sketchapp": json.dumps(meta)})
-    write_bytes_atomic(path, payload)
-
-
-def read_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    data = read_user_file(path, TrainingError, "training state")
-    try:
-        tensors = st_load(data)
-        size = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + size])
-        meta = json.loads(header["__metadata__"]["sketchapp"])
-    except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise TrainingError(f"{path}: training state is damaged ({exc})") from exc
-    if meta.get("format") != STATE_FORMAT:
-        raise TrainingError(f"{path}: not a SketchApp training state")
-    return meta, tensors
-
-
-def _prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k.partition(".")[2]: v for k, v in tensors.items() if k.partition(".")[0] == prefix}
-
-
-# -- weight averaging ------------------------------------------------------------------
-
-
-class WeightAverage:
-    """An exponential moving average of a network's weights and batch-norm statistics.
-
-    A GAN's generator wanders around a good solution from step to step; the average of
-    its recent weights draws cleaner pictures than any one of them (Karras et al. 2018,
-    Yazici et al. 2019). The decay ramps up from 0.1 towards ``decay`` (as
-    TensorFlow's ExponentialMovingAverage with num_updates), so a short fine-tune
-    averages its own steps rather than staying near the model it started from.
-    """
-
-    def __init__(self, module: nn.Module, decay: float, updates: int = 0) -> None:
-        self.module = copy.deepcopy(module).eval().requires_grad_(False)
-        self.decay = decay
-        self.updates = updates
-
-    def rate(self) -> float:
-        """How far the next update moves the average towards the trained weights."""
-        return 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-
-    @torch.no_grad()
-    def update(self, trained: nn.Module) -> None:
-        rate = self.rate()
-        mine, theirs = self.module.state_dict(), trained.state_dict()
-        floats = [key for key, value in mine.items() if value.is_floating_point()]
-        torch._foreach_lerp_([mine[k] for k in floats], [theirs[k].detach() for k in floats], rate)
-        for key, value in mine.items():
-            if not value.is_floating_point():
-                value.copy_(theirs[key])
-        self.updates += 1
-
-
 # -- augmentation ----------------------------------------------------------------------
-
-
-def _step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
 
 
 def jitter_lines(sketch: torch.Tensor, amount: float, rng: torch.Generator) -> torch.Tensor:
@@ -509,48 +331,6 @@ def _available_memory() -> int | None:
 # -- the run ---------------------------------------------------------------------------
 
 
-class RunFolder:
-    """Paths and the rank-0-only writers of one run folder."""
-
-    def __init__(self, folder: Path, rank: int, columns: tuple[str, ...] = LOSS_COLUMNS) -> None:
-        self.folder = folder
-        self.rank = rank
-        self.columns = columns
-
-    def path(self, name: str) -> Path:
-        return self.folder / name
-
-    def write_json(self, name: str, data: Any) -> None:
-        if self.rank == 0:
-            write_bytes_atomic(self.path(name), json.dumps(data, indent=1).encode("utf-8"))
-
-    def append_losses(self, rows: list[dict[str, Any]]) -> None:
-        if self.rank != 0 or not rows:
-            return
-        path = self.path(LOSSES_FILE)
-        new = not path.exists()
-        with open(path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns)
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def truncate_losses(self, step: int) -> None:
-        """Drop rows past ``step`` (written after the last saved state, before a kill)."""
-        path = self.path(LOSSES_FILE)
-        if self.rank != 0 or not path.exists():
-            return
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        write_bytes_atomic(path, buffer.getvalue().encode("utf-8"))
-
-
 def train(
     run_dir: str | os.PathLike[str],
     pairs: PairSet,
@@ -562,243 +342,145 @@ def train(
     data_record: dict[str, Any] | None = None,
     splits: dict[str, list[str]] | None = None,
 ) -> Iterator[TrainEvent]:
-    """Train on ``pairs`` (their train split), streaming TrainEvents; see the module notes.
+    """Train the joint GAN on ``pairs`` (their train split), streaming TrainEvents; see the module notes.
 
-    resume=True continues the state saved in ``run_dir`` (its settings win, except that
-    ``epochs`` may be raised). ``init_from`` starts from a trained model (fine-tuning).
+    The shared training loop (``core.trainer``) runs ``ContextualRecipe``. resume=True
+    continues the state saved in ``run_dir`` (its settings win, except that ``epochs``
+    may be raised). ``init_from`` starts from a trained model (fine-tuning).
     ``data_record`` describes the data so a later resume can load it again.
     """
-    device = torch.device(device)
-    folder = Path(run_dir)
-    rank, world = distributed_world()
-    run = RunFolder(folder, rank)
-    cancel = cancel or CancelToken()
-    start_step = 0
-    elapsed_before = 0.0
-    state_meta: dict[str, Any] | None = None
-    state_tensors: dict[str, torch.Tensor] = {}
     if resume:
-        if not run.path(STATE_FILE).exists():
-            raise TrainingError(f"{folder}: nothing to resume (no {STATE_FILE})")
-        state_meta, state_tensors = read_state(run.path(STATE_FILE))
-        saved = TrainSettings.from_dict(state_meta["settings"])
+        state = Path(run_dir) / STATE_FILE
+        if not state.exists():
+            raise TrainingError(f"{run_dir}: nothing to resume (no {STATE_FILE})")
+        saved = TrainSettings.from_dict(read_state(state)[0]["settings"])
         settings = replace(saved, epochs=max(saved.epochs, settings.epochs))
-        start_step = int(state_meta["step"])
-        elapsed_before = float(state_meta.get("elapsed", 0.0))
-        splits = json.loads(run.path(SPLITS_FILE).read_text(encoding="utf-8"))
-    elif run.path(STATE_FILE).exists():
-        raise TrainingError(f"{folder}: already holds a training run; resume it or choose another folder")
-    if splits is None:
-        splits = pairs.splits or split_names(pairs.names, seed=settings.seed)
-    train_pairs = pairs.subset(splits["train"])
-    if len(train_pairs) == 0:
-        raise TrainingError("the training split is empty: the data set needs at least one usable pair")
-    if train_pairs.size != settings.half_size:
-        raise TrainingError(f"data is {train_pairs.size} px but the model is {settings.half_size} px")
+    return train_recipe(run_dir, ContextualRecipe(settings), pairs, device, cancel, resume, init_from, data_record, splits)
 
-    config = settings.config
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        model = JointModel.create(config)
-    if init_from is not None and state_meta is None:
-        base = load_model(init_from, "cpu")
-        if base.config.half_size != config.half_size or base.config.gf != config.gf or base.config.df != config.df or base.config.z_dim != config.z_dim:
+
+class ContextualRecipe:
+    """The joint sketch|image GAN and its encoder, as a recipe of the shared training loop.
+
+    Two phases: the GAN (counted in epochs; with ``recon_weight`` the encoder learns in
+    it too), then ``encoder_steps`` of the encoder alone against the frozen (averaged) G.
+    """
+
+    kind = "contextual"
+    loss_names = ("d_loss", "g_loss", "d_real", "d_fake", "e_loss", "r_loss")
+
+    def __init__(self, settings: TrainSettings) -> None:
+        self.settings = settings
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            self.model = JointModel.create(settings.config)
+        betas = (settings.beta1, settings.beta2)
+        self._optimizers: dict[str, torch.optim.Optimizer] = {
+            "G": torch.optim.Adam(self.model.generator.parameters(), settings.lr, betas=betas),
+            "D": torch.optim.Adam(self.model.discriminator.parameters(), settings.lr, betas=betas),
+        }
+        if self.model.encoder is not None:
+            self._optimizers["E"] = torch.optim.Adam(self.model.encoder.parameters(), settings.encoder_lr, betas=(0.9, 0.999))
+        self.G: nn.Module = self.model.generator
+        self.D: nn.Module = self.model.discriminator
+        self.E: nn.Module | None = self.model.encoder
+        self._wrap: Callable[[nn.Module], nn.Module] | None = None
+        self._frozen: nn.Module | None = None  # the generator the encoder-only phase trains E against
+        self._data: torch.Tensor | None = None
+        self._fixed_z: torch.Tensor | None = None
+
+    def networks(self) -> dict[str, nn.Module]:
+        return self.model.modules()
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
+
+    def phases(self, steps_per_epoch: int) -> list[tuple[str, int]]:
+        encoder_steps = self.settings.encoder_steps if self.settings.config.has_encoder else 0
+        return [("gan", steps_per_epoch * self.settings.epochs)] + ([("encoder", encoder_steps)] if encoder_steps else [])
+
+    def averaged(self, first_phase: bool) -> tuple[str, ...]:
+        # E's codes must suit the averaged G; a finished run resumed for more epochs averages E anew
+        redraws = self.model.encoder is not None and self.settings.recon_weight > 0 and first_phase
+        return ("G", "E") if redraws else ("G",)
+
+    def fit_batch(self, device: torch.device) -> int:
+        return auto_batch_size(self.model, device)
+
+    def fine_tune(self, init_from: str | os.PathLike[str]) -> None:
+        base, config = load_model(init_from, "cpu"), self.settings.config
+        if (base.config.half_size, base.config.gf, base.config.df, base.config.z_dim) != (config.half_size, config.gf, config.df, config.z_dim):
             raise TrainingError(
                 f"{Path(init_from).name}: its networks ({base.config.to_dict()}) differ from the settings; "
                 "fine-tuning keeps the architecture"
             )
-        model.generator.load_state_dict(base.generator.state_dict())
-        model.discriminator.load_state_dict(base.discriminator.state_dict())
-        if base.encoder is not None and model.encoder is not None and base.config.ef == config.ef:
-            model.encoder.load_state_dict(base.encoder.state_dict())
-    model.to(device)
-    model.generator.train()
-    model.discriminator.train()
+        self.model.generator.load_state_dict(base.generator.state_dict())
+        self.model.discriminator.load_state_dict(base.discriminator.state_dict())
+        if base.encoder is not None and self.model.encoder is not None and base.config.ef == config.ef:
+            self.model.encoder.load_state_dict(base.encoder.state_dict())
 
-    if settings.batch_size == 0:
-        batch_size = auto_batch_size(model, device)
-        if world > 1:  # every process must use the same batch: the smallest that fits everywhere
-            agreed = torch.tensor([batch_size], device=device if device.type == "cuda" else "cpu")
-            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
-            batch_size = int(agreed.item())
-        settings = replace(settings, batch_size=batch_size)
-    batch = min(settings.batch_size, len(train_pairs))
-    if batch % world:
-        batch = max(world, batch - batch % world)
-    steps_per_epoch = max(1, len(train_pairs) // batch)
-    gan_steps = steps_per_epoch * settings.epochs
-    encoder_steps = settings.encoder_steps if config.has_encoder else 0
-    total_steps = gan_steps + encoder_steps
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        self._wrap = wrap
+        self.G, self.D = wrap(self.model.generator), wrap(self.model.discriminator)
+        if self.model.encoder is not None and self.settings.recon_weight:
+            self.E = wrap(self.model.encoder)
 
-    betas = (settings.beta1, settings.beta2)
-    opt_g = torch.optim.Adam(model.generator.parameters(), settings.lr, betas=betas)
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), settings.lr, betas=betas)
-    optimizers: dict[str, torch.optim.Optimizer] = {"G": opt_g, "D": opt_d}
-    if model.encoder is not None:
-        optimizers["E"] = torch.optim.Adam(model.encoder.parameters(), settings.encoder_lr, betas=(0.9, 0.999))
+    def set_data(self, pairs: PairSet, device: torch.device) -> None:
+        self._data = to_joint_tensor(pairs)
+        self._fixed_z = sample_z(SAMPLE_COUNT, self.settings.z_dim, torch.Generator().manual_seed(self.settings.seed + 7)).to(device)
 
-    if state_meta is not None:
-        for prefix, module in model.modules().items():
-            module.load_state_dict(_prefixed(prefix, state_tensors))
-        for name, opt in optimizers.items():
-            _restore_optimizer(f"opt{name}", opt, state_meta["optimizer_groups"][name], state_tensors)
-        model.to(device)
-        if int(state_meta["steps_per_epoch"]) != steps_per_epoch:
-            raise TrainingError(
-                f"{folder}: the data changed since this run started "
-                f"({state_meta['steps_per_epoch']} steps per epoch then, {steps_per_epoch} now)"
-            )
-        finished_gan = int(state_meta.get("gan_steps", gan_steps))
-        if start_step > finished_gan and gan_steps > finished_gan:
-            start_step = finished_gan  # more epochs: back to the GAN, then the encoder follows the new G
-        run.truncate_losses(start_step)
-    averages: dict[str, WeightAverage] = {}
-    if state_meta is not None:
-        for name, updates in (state_meta.get("ema_updates") or {}).items():
-            averages[name] = WeightAverage(model.modules()[name], settings.ema, int(updates))
-            averages[name].module.load_state_dict(_prefixed(f"ema{name}", state_tensors))
-    elif settings.ema > 0:
-        averages["G"] = WeightAverage(model.generator, settings.ema)
-    if settings.ema > 0 and model.encoder is not None and settings.recon_weight > 0 and start_step < gan_steps:
-        # E's codes must suit the averaged G; a finished run resumed for more epochs averages E anew
-        averages.setdefault("E", WeightAverage(model.encoder, settings.ema))
-    if state_meta is None:
-        if rank == 0:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / SAMPLES_DIR).mkdir(exist_ok=True)
-        run.write_json(SETTINGS_FILE, {"settings": settings.to_dict(), "data": data_record or pairs.info, "app_version": __version__})
-        run.write_json(SPLITS_FILE, splits)
-    _barrier(world)
-
-    generator_net: nn.Module = model.generator
-    discriminator_net: nn.Module = model.discriminator
-    encoder_net: nn.Module | None = model.encoder
-    if model.encoder is not None:
-        model.encoder.train(settings.recon_weight > 0)
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if device.type == "cuda" else None
-        generator_net = DDP(model.generator, device_ids=ids)
-        discriminator_net = DDP(model.discriminator, device_ids=ids)
-        if model.encoder is not None and settings.recon_weight:
-            encoder_net = DDP(model.encoder, device_ids=ids)
-
-    data = to_joint_tensor(train_pairs)
-    fixed_z = sample_z(SAMPLE_COUNT, config.z_dim, torch.Generator().manual_seed(settings.seed + 7)).to(device)
-    record_base: dict[str, Any] = {
-        "settings": settings.to_dict(),
-        "data": data_record or pairs.info,
-        "steps_per_epoch": steps_per_epoch,
-        "gan_steps": gan_steps,
-        "world_size": world,
-        # what completion thickens a drawing's thinner lines to (prepare.match_stroke_width)
-        "sketch_line_width": typical_stroke_width(train_pairs.sketches),
-    }
-    clock = time.monotonic()
-    last_save = clock
-    pending: list[dict[str, Any]] = []
-    step = start_step
-
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - clock
-
-    def eta() -> float | None:
-        done = step - start_step
-        if done <= 0:
-            return None
-        return (time.monotonic() - clock) / done * (total_steps - step)
-
-    def shown() -> JointModel:
-        """The networks a user gets: the averaged ones where weights are averaged."""
-        return JointModel(
-            config,
-            averages["G"].module if "G" in averages else model.generator,
-            model.discriminator,
-            averages["E"].module if "E" in averages else model.encoder,
-            model.metadata,
-        )
-
-    def save(kind: str) -> TrainEvent:
-        nonlocal last_save, pending
-        run.append_losses(pending)
-        pending = []
-        if rank == 0:
-            record = {**record_base, "step": step, "elapsed": elapsed()}
-            _write_state(run.path(STATE_FILE), model, optimizers, record, averages)
-            exported = shown()
-            _export(run.path(MODEL_FILE), exported, settings, record_base, step, total_steps, elapsed(), device)
-            model.metadata = exported.metadata  # what the file says (line width, style, training) goes with the model
-        _barrier(world)
-        last_save = time.monotonic()
-        return TrainEvent(kind, step, total_steps, _epoch(step), settings.epochs, _phase(step), elapsed=elapsed())
-
-    def _epoch(at: int) -> int:
-        return min(settings.epochs, at // steps_per_epoch)
-
-    def _phase(at: int) -> str:
-        return "gan" if at < gan_steps or not encoder_steps else "encoder"
-
-    yield TrainEvent(
-        "start", step, total_steps, _epoch(step), settings.epochs, _phase(step), elapsed=elapsed(),
-        message=f"{len(train_pairs)} training pairs, batch {batch}, {steps_per_epoch} steps per epoch"
-        + (f", {world} processes" if world > 1 else ""),
-    )
-    def save_due() -> bool:
-        return time.monotonic() - last_save > settings.checkpoint_minutes * 60
-
-    while step < gan_steps:
-        stop, due = _agree(cancel.cancelled, save_due(), world)
-        if stop:
-            yield save("cancelled")
+    def begin_phase(self, phase: str, averages: dict[str, WeightAverage]) -> None:
+        encoder = self.model.encoder
+        if phase == "gan":
+            if encoder is not None:
+                encoder.train(self.settings.recon_weight > 0)
             return
-        if due:
-            yield save("saved")
-        epoch = step // steps_per_epoch
-        rng = _step_generator(settings.seed, step)
-        real, z = _gan_batch(data, step, steps_per_epoch, batch, settings, rng, rank, world, device)
-        losses = _gan_step(
-            generator_net, discriminator_net, opt_g, opt_d, real, z, settings.g_steps,
-            encoder_net, optimizers.get("E"), settings.recon_weight, settings.judge_redrawn, settings.r1_gamma,
-            rng if settings.diff_augment else None, (rank, world),
-        )
-        for name, average in averages.items():
-            average.update(model.modules()[name])
-        step += 1
-        pending.append({"step": step, "phase": "gan", "epoch": epoch + 1, **{k: f"{v:.5f}" for k, v in losses.items()}, "seconds": f"{elapsed():.1f}"})
-        yield TrainEvent("step", step, total_steps, epoch + 1, settings.epochs, "gan", losses, elapsed(), eta())
-        if step % steps_per_epoch == 0:
-            sample = None
-            if rank == 0:
-                sample = run.path(SAMPLES_DIR) / f"epoch-{step // steps_per_epoch:03d}.png"
-                save_image(sample, sample_grid(shown(), fixed_z))
-            save("saved")
-            epoch_done = step // steps_per_epoch
-            if rank == 0 and settings.keep_every and epoch_done % settings.keep_every == 0:
-                (folder / EPOCHS_DIR).mkdir(exist_ok=True)
-                _export(folder / EPOCHS_DIR / f"epoch-{epoch_done:03d}.safetensors", shown(), settings, record_base, step,
-                        total_steps, elapsed(), device)
-            yield TrainEvent("epoch", step, total_steps, step // steps_per_epoch, settings.epochs, "gan", losses, elapsed(), eta(), sample)
-
-    if encoder_steps and step < total_steps:
+        assert encoder is not None
         if "E" in averages:  # the encoder-only phase trains E on for the averaged G: from the averaged E
-            assert model.encoder is not None
-            model.encoder.load_state_dict(averages.pop("E").module.state_dict())
-        for event in _train_encoder(shown(), optimizers["E"], data, settings, device, step, total_steps, cancel, save_due, rank, world):
-            step = event.step
-            if event.kind == "cancelled":
-                yield save("cancelled")
-                return
-            if event.kind == "save-due":
-                yield save("saved")
-                continue
-            event.elapsed, event.eta = elapsed(), eta()
-            pending.append({"step": step, "phase": "encoder", "epoch": settings.epochs, "e_loss": f"{event.losses['e_loss']:.5f}", "seconds": f"{elapsed():.1f}"})
-            yield event
-    final = save("done")
-    final.message = str(run.path(MODEL_FILE))
-    final.model = shown().eval()
-    yield final
+            encoder.load_state_dict(averages.pop("E").module.state_dict())
+        self._frozen = (averages["G"].module if "G" in averages else self.model.generator).eval().requires_grad_(False)
+        self.E = self._wrap(encoder) if self._wrap is not None else encoder
+        encoder.train()
+
+    def end_training(self) -> None:
+        if self._frozen is not None:
+            self._frozen.requires_grad_(True)
+            if self.model.encoder is not None:
+                self.model.encoder.eval()
+
+    def step(
+        self, phase: str, indices: torch.Tensor | None, rng: torch.Generator, share: tuple[int, int], device: torch.device,
+    ) -> dict[str, float]:
+        assert self._data is not None, "set_data first"
+        s, (rank, world) = self.settings, share
+        if phase == "gan":
+            assert indices is not None
+            real, z = _pairs_and_codes(self._data[indices], s, rng, rank, world, device)
+            return _gan_step(
+                self.G, self.D, self._optimizers["G"], self._optimizers["D"], real, z, s.g_steps, self.E,
+                self._optimizers.get("E"), s.recon_weight, s.judge_redrawn, s.r1_gamma, rng if s.diff_augment else None, share,
+            )
+        assert self._frozen is not None and self.E is not None
+        batch = max(2, min(s.batch_size, len(self._data)))
+        z = sample_z(batch // 2, s.z_dim, rng).to(device)
+        with torch.no_grad():
+            made = self._frozen(z)
+        chosen = torch.randint(len(self._data), (batch - batch // 2,), generator=rng)
+        real = _as_float(self._data[chosen], device)
+        if s.augment:
+            real = augment(real, replace(s, noise=0.0), rng)
+        targets = torch.cat([made, real])[rank::world]
+        z_target = z[rank::world]  # G's own samples come first in every share
+        return _encoder_step(self.E, self._frozen, self._optimizers["E"], targets, z_target, s.half_size)
+
+    def exported(self, networks: dict[str, nn.Module], metadata: dict[str, Any]) -> JointModel:
+        return JointModel(
+            self.settings.config, networks["G"], networks["D"], networks.get("E"),  # type: ignore[arg-type]
+            {**self.model.metadata, **metadata},
+        )
+
+    def samples(self, model: JointModel) -> np.ndarray:
+        assert self._fixed_z is not None, "set_data first"
+        return sample_grid(model, self._fixed_z)
 
 
 def _gan_batch(
@@ -811,11 +493,18 @@ def _gan_batch(
     so the processes together see what one process would, each pair augmented its own way.
     """
     epoch, index = divmod(step, steps_per_epoch)
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed((settings.seed * 7919 + epoch) % 2**63))
-    real = _as_float(data[order[index * batch : (index + 1) * batch]], device)
+    order = epoch_order(len(data), settings.seed, epoch)
+    return _pairs_and_codes(data[order[index * batch : (index + 1) * batch]], settings, rng, rank, world, device)
+
+
+def _pairs_and_codes(
+    chosen: torch.Tensor, settings: TrainSettings, rng: torch.Generator, rank: int, world: int, device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The step's chosen pairs (uint8) as floats, augmented, and as many codes; this process's share of both."""
+    real = _as_float(chosen, device)
     if settings.augment:
         real = augment(real, settings, rng)
-    z = sample_z(batch, settings.z_dim, rng)
+    z = sample_z(len(chosen), settings.z_dim, rng)
     return real[rank::world], z[rank::world].to(device)
 
 
@@ -919,58 +608,6 @@ def _encoder_step(
     return {"e_loss": loss.item(), "sketch_l1": sketch_loss.item(), "image_l1": image_loss.item()}
 
 
-def _train_encoder(
-    model: JointModel, optimizer: torch.optim.Optimizer, data: torch.Tensor, settings: TrainSettings,
-    device: torch.device, step: int, total_steps: int, cancel: CancelToken, save_due: Callable[[], bool],
-    rank: int, world: int,
-) -> Iterator[TrainEvent]:
-    """E(sketch) -> z with G frozen (iGAN's hybrid start).
-
-    Half of each batch is G's own samples (E must recover their z, and G(E(x)) must
-    redraw x's sketch); half is real training sketches (G(E(s)) must redraw s and its
-    true image), so E also lands near the answer for drawings G never made.
-    """
-    assert model.encoder is not None
-    encoder = model.encoder
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        encoder_net: nn.Module = DDP(encoder, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        encoder_net = encoder
-    generator = model.generator.eval()
-    for parameter in generator.parameters():
-        parameter.requires_grad_(False)
-    encoder.train()
-    batch = max(2, min(settings.batch_size, len(data)))
-    half = settings.half_size
-    try:
-        while step < total_steps:
-            stop, due = _agree(cancel.cancelled, save_due(), world)
-            if stop:
-                yield TrainEvent("cancelled", step, total_steps, settings.epochs, settings.epochs, "encoder")
-                return
-            if due:
-                yield TrainEvent("save-due", step, total_steps, settings.epochs, settings.epochs, "encoder")
-            rng = _step_generator(settings.seed + 1, step)
-            z = sample_z(batch // 2, settings.z_dim, rng).to(device)
-            with torch.no_grad():
-                made = generator(z)
-            chosen = torch.randint(len(data), (batch - batch // 2,), generator=rng)
-            real = _as_float(data[chosen], device)
-            if settings.augment:
-                real = augment(real, replace(settings, noise=0.0), rng)
-            targets = torch.cat([made, real])[rank::world]
-            z_target = z[rank::world]  # G's own samples come first in every share
-            losses = _encoder_step(encoder_net, generator, optimizer, targets, z_target, half)
-            step += 1
-            yield TrainEvent("encoder", step, total_steps, settings.epochs, settings.epochs, "encoder", losses)
-    finally:
-        for parameter in generator.parameters():
-            parameter.requires_grad_(True)
-        encoder.eval()
-
-
 def sample_grid(model: JointModel, z: torch.Tensor, columns: int = 4) -> np.ndarray:
     """Joint pictures from fixed codes, as the finished model draws them (eval mode)."""
     generator = model.generator
@@ -982,38 +619,3 @@ def sample_grid(model: JointModel, z: torch.Tensor, columns: int = 4) -> np.ndar
     finally:
         generator.train(was_training)
     return contact_grid(pictures, columns, gap=4)
-
-
-def _export(
-    path: Path, model: JointModel, settings: TrainSettings, record: dict[str, Any], step: int, total: int,
-    elapsed: float, device: torch.device,
-) -> None:
-    data = record.get("data") or {}
-    save_checkpoint(
-        path,
-        model,
-        half_precision=True,
-        sketch_style=data.get("sketch_style", "unknown"),
-        sketch_line_width=record.get("sketch_line_width"),
-        data={k: data[k] for k in ("name", "kind", "licence", "attribution", "source", "size", "count") if k in data},
-        training={
-            "settings": settings.to_dict(),
-            "step": step,
-            "steps": total,
-            "seconds": round(elapsed, 1),
-            "device": device.type,
-            "world_size": record.get("world_size", 1),
-        },
-    )
-
-
-def resume_record(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """settings.json of a run folder: what ``--resume`` needs to reload the same data."""
-    path = Path(run_dir) / SETTINGS_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TrainingError(f"{run_dir}: not a training run folder ({exc.strerror or exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise TrainingError(f"{path}: damaged ({exc})") from exc
-

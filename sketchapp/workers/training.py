@@ -305,7 +305,7 @@ class TrainingWorker(QObject):
         from sketchapp.core.device import configure_cpu_threads, select_device
         from sketchapp.core.engines import engine_spec, resumed_training
         from sketchapp.core.runs import read_losses
-        from sketchapp.core.training import TrainingError
+        from sketchapp.core.trainer import TrainingError
 
         spec_job, cancel, number = job
         with self._lock:
@@ -342,13 +342,13 @@ class TrainingWorker(QObject):
             if last is None or last.kind == "cancelled":
                 step = last.step if last is not None else 0
                 steps = last.steps if last is not None else 0
-                self.ended.emit({"job": number, "status": "cancelled", "run": run, "step": step, "steps": steps,
+                self._end({"job": number, "status": "cancelled", "run": run, "step": step, "steps": steps,
                                  "message": f"Stopped and saved at step {step} of {steps}; it can be resumed."})
                 return
             # the new model's completions of the data's own sketches: what the preset will give
             thumbnails = engine.thumbnails(last.model, 8, sketches=pairs.sketches) if last.model is not None else None
             source = spec.get("folder") or spec.get("images") or run
-            self.ended.emit({
+            self._end({
                 "job": number, "status": "done", "run": run, "model": last.message, "style": style, "engine": engine.kind,
                 "base_preset": base_preset, "source": str(source), "count": len(pairs),
                 "thumbnails": thumbnails, "step": last.step, "steps": last.steps, "elapsed": last.elapsed,
@@ -356,14 +356,22 @@ class TrainingWorker(QObject):
             })
         except SketchAppError as exc:
             if cancel.cancelled:
-                self.ended.emit({"job": number, "status": "cancelled", "run": run,
+                self._end({"job": number, "status": "cancelled", "run": run,
                                  "message": f"Stopped before the training began ({exc})."})
             else:
-                self.ended.emit({"job": number, "status": "failed", "run": run, "message": str(exc)})
+                self._end({"job": number, "status": "failed", "run": run, "message": str(exc)})
         finally:
-            with self._lock:
-                self._running = False
-                self.training = "train" in self._jobs
+            self._idle()
+
+    def _idle(self) -> None:
+        with self._lock:
+            self._running = False
+            self.training = "train" in self._jobs
+
+    def _end(self, result: dict[str, Any]) -> None:
+        """Report the job's end; ``training`` already says whether another waits, for whoever reacts to it."""
+        self._idle()
+        self.ended.emit(result)
 
     def _drive(
         self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]], number: int,

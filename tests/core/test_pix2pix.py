@@ -19,7 +19,7 @@ from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.engines.pix2pix.recipe import SPREAD, Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue, spread_hints
 from sketchapp.core.errors import CheckpointError, SettingsError
 from sketchapp.core.trainer import train_recipe
-from sketchapp.core.training import LOSSES_FILE, STATE_FILE, read_state
+from sketchapp.core.trainer import LOSSES_FILE, STATE_FILE, read_state
 
 S = 32
 
@@ -208,7 +208,7 @@ def test_hostile_contextual_architectures_are_refused_before_any_network_is_buil
     from safetensors.torch import save as st_save
 
     from sketchapp.core.runs import fine_tune_settings
-    from sketchapp.core.training import TrainingError
+    from sketchapp.core.trainer import TrainingError
 
     metadata, tensors = read_checkpoint(tiny_checkpoint)
     for change in ({"gf": 100000}, {"z_dim": 1e9}, {"gf": "16"}, {"half_size": True}, {"gf": 512, "df": 512, "half_size": 512}):

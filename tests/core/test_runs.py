@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from sketchapp.core import runs as runs_module
-from sketchapp.core import training
+from sketchapp.core import trainer, training
 from sketchapp.core.checkpoint import JointModel, load_model, save_checkpoint
 from sketchapp.core.completion import CompletionSettings
 from sketchapp.core.data.datasets import DataError, sample_pictures
@@ -34,7 +34,8 @@ from sketchapp.core.runs import (
     run_info,
     train_share,
 )
-from sketchapp.core.training import TrainingError, TrainSettings, train
+from sketchapp.core.trainer import TrainingError
+from sketchapp.core.training import TrainSettings, train
 from tests.core.test_training import FAST, SIZE, tiny_pairs
 
 RECORD = {"kind": "folder", "sketch_style": "test", "spec": {"kind": "folder", "folder": "/pictures", "style": "xdog"}}
@@ -102,7 +103,7 @@ def test_estimate_times_the_whole_recipe_penalty_augmentation_and_average(monkey
     real_step = runs_module._gan_step
     monkeypatch.setattr(runs_module, "_gan_step", lambda *args: calls.append(args) or real_step(*args))
     updates = []
-    monkeypatch.setattr(training.WeightAverage, "update", lambda self, trained: updates.append(trained))
+    monkeypatch.setattr(trainer.WeightAverage, "update", lambda self, trained: updates.append(trained))
     settings = replace(FAST, ef=0, r1_gamma=5.0, diff_augment=True, ema=0.99)
     estimate_training(settings, 30, "cpu", steps=1)
     assert calls and all(args[11] == 5.0 and isinstance(args[12], torch.Generator) for args in calls)
@@ -148,15 +149,15 @@ def test_list_runs_lists_readable_runs_newest_first_and_skips_the_rest(runs, tmp
     done = copy_run(runs, "done", root / "done")
     stopped = copy_run(runs, "stopped", root / "stopped")
     garbage = copy_run(runs, "done", root / "garbage")
-    (garbage / training.STATE_FILE).write_bytes(b"this is not a safetensors file at all")
+    (garbage / trainer.STATE_FILE).write_bytes(b"this is not a safetensors file at all")
     cut = copy_run(runs, "done", root / "cut")
-    (cut / training.STATE_FILE).write_bytes((runs / "done" / training.STATE_FILE).read_bytes()[:100])
+    (cut / trainer.STATE_FILE).write_bytes((runs / "done" / trainer.STATE_FILE).read_bytes()[:100])
     (root / "empty").mkdir()
     (root / "notes.txt").write_text("not a run")
-    os.utime(done / training.STATE_FILE, (1_000_000, 1_000_000))
-    os.utime(stopped / training.STATE_FILE, (2_000_000, 2_000_000))
+    os.utime(done / trainer.STATE_FILE, (1_000_000, 1_000_000))
+    os.utime(stopped / trainer.STATE_FILE, (2_000_000, 2_000_000))
     assert [info.folder.name for info in list_runs(root)] == ["stopped", "done"]
-    os.utime(done / training.STATE_FILE, (3_000_000, 3_000_000))
+    os.utime(done / trainer.STATE_FILE, (3_000_000, 3_000_000))
     found = list_runs(root)
     assert [info.folder.name for info in found] == ["done", "stopped"]
     assert [info.saved_at for info in found] == [3_000_000, 2_000_000]
@@ -181,7 +182,7 @@ def test_list_runs_of_a_missing_root_or_a_file_is_empty(tmp_path):
 )
 def test_run_info_refuses_a_damaged_state(runs, tmp_path, damage, message):
     run = copy_run(runs, "done", tmp_path / "run")
-    state = run / training.STATE_FILE
+    state = run / trainer.STATE_FILE
     state.write_bytes(damage(state.read_bytes()))
     with pytest.raises(TrainingError, match=message):
         run_info(run)
@@ -189,7 +190,7 @@ def test_run_info_refuses_a_damaged_state(runs, tmp_path, damage, message):
 
 def test_run_info_refuses_a_folder_without_a_saved_state(runs, tmp_path):
     run = copy_run(runs, "done", tmp_path / "run")
-    (run / training.STATE_FILE).unlink()
+    (run / trainer.STATE_FILE).unlink()
     with pytest.raises(TrainingError, match="no training was saved"):
         run_info(run)
     assert list_runs(tmp_path) == []
@@ -197,11 +198,11 @@ def test_run_info_refuses_a_folder_without_a_saved_state(runs, tmp_path):
 
 def test_run_info_refuses_a_state_cut_after_its_header(runs, tmp_path):
     run = copy_run(runs, "done", tmp_path / "run")
-    state = run / training.STATE_FILE
+    state = run / trainer.STATE_FILE
     data = state.read_bytes()
     state.write_bytes(data[: len(data) // 2])
     with pytest.raises(TrainingError):
-        training.read_state(state)  # resuming this run would fail ...
+        trainer.read_state(state)  # resuming this run would fail ...
     assert list_runs(tmp_path) == []  # ... so it must not be offered for resuming
 
 
@@ -256,7 +257,7 @@ def test_model_samples_leave_the_generator_in_its_mode(tiny_model):
 
 
 def test_model_samples_of_a_trained_run(runs):
-    pictures = model_samples(runs / "done" / training.MODEL_FILE, 8)
+    pictures = model_samples(runs / "done" / trainer.MODEL_FILE, 8)
     assert pictures.shape == (8, SIZE, SIZE, 3) and pictures.dtype == np.uint8
 
 

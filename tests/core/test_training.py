@@ -17,14 +17,14 @@ from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import CancelToken
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import load_image
+from sketchapp.core.trainer import TrainingError
 from sketchapp.core.training import (
-    TrainingError,
     TrainSettings,
     augment,
     auto_batch_size,
     train,
 )
-from sketchapp.core import training
+from sketchapp.core import trainer, training
 
 SIZE = 16
 FAST = TrainSettings(half_size=SIZE, z_dim=16, gf=8, df=8, ef=8, epochs=2, batch_size=8, encoder_steps=3)
@@ -48,7 +48,7 @@ def run_all(folder: Path, settings: TrainSettings = FAST, **kwargs) -> list:
 
 
 def state_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(folder / training.STATE_FILE))
+    return load_file(str(folder / trainer.STATE_FILE))
 
 
 def test_a_run_leaves_model_history_samples_and_state(tmp_path):
@@ -111,7 +111,7 @@ def test_a_killed_run_resumes_from_its_last_save_without_duplicate_history(tmp_p
         if event.kind == "step":  # one more step, then the process "dies"
             break
     stream.close()
-    training.RunFolder(tmp_path / "killed", 0).append_losses(
+    trainer.RunFolder(tmp_path / "killed", 0, training.LOSS_COLUMNS).append_losses(
         [{"step": event.step, "phase": "gan", "epoch": 2, "seconds": "0"}]
     )
     list(train(tmp_path / "killed", tiny_pairs(), FAST, resume=True))
@@ -137,7 +137,7 @@ def test_fine_tuning_starts_from_the_given_model(tmp_path):
     stream = train(tmp_path / "tuned", tiny_pairs(seed=5), FAST, init_from=tmp_path / "base" / "model.safetensors")
     next(stream)  # started: the weights are the base model's, before any step
     stream.close()
-    tensors = load_file(str(tmp_path / "tuned" / training.STATE_FILE)) if (tmp_path / "tuned" / training.STATE_FILE).exists() else None
+    tensors = load_file(str(tmp_path / "tuned" / trainer.STATE_FILE)) if (tmp_path / "tuned" / trainer.STATE_FILE).exists() else None
     assert tensors is None  # nothing saved before the first step
     events = list(train(tmp_path / "tuned2", tiny_pairs(seed=5), replace(FAST, epochs=1, encoder_steps=0, lr=1e-12),
                         init_from=tmp_path / "base" / "model.safetensors"))
@@ -242,8 +242,8 @@ def test_processes_sharing_a_batch_augment_their_shares_as_one_process_would_the
 
     data = training.to_joint_tensor(tiny_pairs())
     settings = replace(FAST, line_jitter=0.5)
-    real, z = training._gan_batch(data, 5, 3, 8, settings, training._step_generator(0, 5), 0, 1, torch.device("cpu"))
-    parts = [training._gan_batch(data, 5, 3, 8, settings, training._step_generator(0, 5), r, 2, torch.device("cpu"))
+    real, z = training._gan_batch(data, 5, 3, 8, settings, trainer._step_generator(0, 5), 0, 1, torch.device("cpu"))
+    parts = [training._gan_batch(data, 5, 3, 8, settings, trainer._step_generator(0, 5), r, 2, torch.device("cpu"))
              for r in range(2)]
     for r, (real_share, z_share) in enumerate(parts):
         assert torch.equal(real_share, real[r::2]) and torch.equal(z_share, z[r::2])
@@ -284,7 +284,7 @@ def test_a_finished_run_given_more_epochs_averages_its_encoder_again(tmp_path):
 
 def test_the_weight_average_follows_the_trained_weights_with_a_ramped_decay():
     trained = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
-    average = training.WeightAverage(trained, 0.99)
+    average = trainer.WeightAverage(trained, 0.99)
     start = trained[0].weight.detach().clone()
     assert average.rate() == pytest.approx(0.9)  # the first update moves 90% of the way
     with torch.no_grad():
@@ -403,7 +403,7 @@ def test_the_largest_seeds_train(tmp_path):
 
 def test_timed_saves_happen_between_steps(tmp_path, monkeypatch):
     ticks = itertools.count(0, 400)  # each look at the clock is 400 s later: a save is always due
-    monkeypatch.setattr(training.time, "monotonic", lambda: float(next(ticks)))
+    monkeypatch.setattr(trainer.time, "monotonic", lambda: float(next(ticks)))  # the shared loop keeps the time
     events = run_all(tmp_path / "run", replace(FAST, checkpoint_minutes=1.0))
     saves = [e.step for e in events if e.kind == "saved"]
     assert len(saves) >= events[-1].steps - 1  # timed saves between steps, in both phases

@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import save_file
 
 from sketchapp.core.data.datasets import PairSet
-from sketchapp.core.training import TrainSettings, distributed_world, init_distributed, train
+from sketchapp.core.trainer import distributed_world, init_distributed
+from sketchapp.core.training import TrainSettings, train
 
 
 def main(folder: str, recon_weight: float, r1_gamma: float, ema: float, diff_augment: float) -> None:

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Slot
 
 from sketchapp.core import device
 from sketchapp.core.runs import run_info
-from sketchapp.core.training import STATE_FILE
+from sketchapp.core.trainer import STATE_FILE
 from sketchapp.workers.training import TrainingThread
 from tests.conftest import make_pictures
 

@@ -24,8 +24,8 @@ from sketchapp.core.engines.pix2pix import recipe as pix2pix_recipe
 from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings
 from sketchapp.core import runs
 from sketchapp.core.errors import CheckpointError
-from sketchapp.core.trainer import train_recipe
-from sketchapp.core.training import TrainEvent, TrainSettings, train
+from sketchapp.core.trainer import TrainEvent, train_recipe
+from sketchapp.core.training import TrainSettings, train
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def training_settings(kind: str, overrides: dict[str, Any], base_model: str | os
 
 def resumed_training(run: str | os.PathLike[str], epochs: int | None = None) -> tuple[EngineSpec, Any, dict[str, Any]]:
     """(engine, settings, settings.json record) of a saved run, ``epochs`` raised when given: what a resume continues."""
-    from sketchapp.core.training import resume_record
+    from sketchapp.core.trainer import resume_record
 
     recorded = resume_record(run)
     spec = engine_spec(recorded.get("engine", "contextual"), str(run))

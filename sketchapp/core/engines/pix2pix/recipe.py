@@ -31,7 +31,7 @@ from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
-from sketchapp.core.training import TrainingError
+from sketchapp.core.trainer import TrainingError
 
 SAMPLE_COUNT = 8
 
@@ -335,8 +335,20 @@ class Pix2PixRecipe:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers
 
-    def averaged(self) -> tuple[str, ...]:
+    def phases(self, steps_per_epoch: int) -> list[tuple[str, int]]:
+        return [("train", steps_per_epoch * self.settings.epochs)]
+
+    def averaged(self, first_phase: bool) -> tuple[str, ...]:
         return ("G",)
+
+    def fit_batch(self, device: torch.device) -> int:
+        return self.settings.batch_size  # pix2pix settings always name their batch size
+
+    def begin_phase(self, phase: str, averages: dict[str, Any]) -> None:
+        """One phase, nothing to set up."""
+
+    def end_training(self) -> None:
+        """Nothing is frozen along the way."""
 
     def fine_tune(self, init_from: str | os.PathLike[str]) -> None:
         from sketchapp.core.engines import load_engine_model
@@ -391,7 +403,10 @@ class Pix2PixRecipe:
         rank, world = share
         return sketch[rank::world], hints[rank::world], truth[rank::world]
 
-    def step(self, indices: torch.Tensor, rng: torch.Generator, share: tuple[int, int], device: torch.device) -> dict[str, float]:
+    def step(
+        self, phase: str, indices: torch.Tensor | None, rng: torch.Generator, share: tuple[int, int], device: torch.device,
+    ) -> dict[str, float]:
+        assert indices is not None, "pix2pix has one phase, counted in epochs"
         sketch, hints, truth = self.batch(indices, rng, share, device)
         bce = F.binary_cross_entropy_with_logits
         fake = self.G(generator_input(sketch, hints, self.settings.config))
@@ -475,7 +490,7 @@ def estimate_training(settings: Pix2PixTrainSettings, pair_count: int, device: t
         module.to(device).train()
     recipe.set_data(pairs, device)
     generator = torch.Generator().manual_seed(settings.seed)
-    per_step = _timed(lambda: recipe.step(torch.arange(batch), generator, (0, 1), device), steps, device)
+    per_step = _timed(lambda: recipe.step("train", torch.arange(batch), generator, (0, 1), device), steps, device)
     steps_per_epoch = max(1, train_pairs // batch)
     return TimeEstimate(batch, train_pairs, steps_per_epoch, steps_per_epoch * settings.epochs, 0, per_step, 0.0, device.type)
 
