@@ -17,7 +17,6 @@ from PySide6.QtWidgets import QApplication
 from sketchapp.ui.main_window import MainWindow, PresetEntry, UserError
 from sketchapp.ui.theme import follow_system
 
-DEFAULT_PRESET = "emoji-colour"
 UPSCALE_LIMIT = 8
 GIL_SWITCH_SECONDS = 0.0005
 
@@ -71,7 +70,7 @@ def _looks_like_photo(grey: np.ndarray) -> bool:
 
 class App:
     def __init__(self, window: MainWindow) -> None:
-        from sketchapp.core.presets import installed_presets
+        from sketchapp.core.presets import DEFAULT_PRESET, installed_presets
         from sketchapp.workers.completion import CompletionThread, Request
 
         self.window = window
@@ -114,6 +113,7 @@ class App:
     def open_training(self) -> None:
         """Show the training wizard (one at a time); its worker thread starts with the first."""
         from sketchapp import paths
+        from sketchapp.core.presets import DEFAULT_PRESET
         from sketchapp.ui.training_wizard import TrainingWizard
         from sketchapp.workers.training import TrainingThread
 

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("sketch", metavar="SKETCH", help="sketch image (PNG, JPEG, WebP, BMP)")
     complete.add_argument("-o", "--output", required=True, metavar="OUT", help="result file (.png, .jpg, .webp)")
     source = complete.add_mutually_exclusive_group()
-    source.add_argument("--preset", metavar="NAME", help="style preset (see 'sketchapp presets')")
+    source.add_argument("--preset", metavar="NAME", help="style preset (see 'sketchapp presets'; default: the app's default preset)")
     source.add_argument("--model", metavar="FILE", help="model checkpoint (.safetensors)")
     complete.add_argument("--candidates", type=_positive, metavar="K", help="candidates optimised together")
     complete.add_argument("--iterations", type=_non_negative, metavar="N", help="optimisation steps at most (default: the preset's; "
@@ -152,8 +152,6 @@ def _complete(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix.lower() not in SAVE_FORMATS:
         args.usage_error(f"output {output.name!r} needs an image extension ({', '.join(sorted(SAVE_FORMATS))})")
-    if not args.model and not args.preset:
-        args.usage_error("give a model: --model FILE or --preset NAME")
     sketch = load_image(args.sketch, mode="RGB")
     hints = load_image(args.hints, mode="RGBA") if args.hints else None
     if not output.parent.is_dir():
@@ -163,11 +161,13 @@ def _complete(args: argparse.Namespace) -> int:
 
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.engines import REGISTRY, open_engine
-    from sketchapp.core.presets import find_preset, installed_presets
+    from sketchapp.core.presets import DEFAULT_PRESET, find_preset, installed_presets
 
     settings = None
     label = args.model
     model_path = args.model
+    if not args.model and not args.preset:  # the app's default preset, as the window starts with
+        args.preset = DEFAULT_PRESET
     if args.preset:
         preset = find_preset(args.preset, installed_presets()[0])
         settings, model_path, label = preset.settings, preset.model, preset.id

@@ -22,6 +22,8 @@ from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
 from sketchapp.core.fileio import read_user_file, write_bytes_atomic
 
 _FIELDS = {"name", "engine", "model", "sketch_style", "settings", "thumbnail", "description"}
+#: the preset the app starts with and ``sketchapp complete`` uses when given none (chosen by docs/evaluation.md)
+DEFAULT_PRESET = "emoji-colour"
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,6 @@ def test_unknown_preset_and_device_exit_1(tmp_path, sketch_png, tiny_checkpoint,
     [
         ["complete"],
         ["complete", "s.png"],
-        ["complete", "s.png", "-o", "r.png"],
         ["complete", "s.png", "-o", "r.txt", "--model", "m"],
         ["complete", "s.png", "-o", "r.png", "--model", "m", "--candidates", "0"],
         ["complete", "s.png", "-o", "r.png", "--model", "m", "--preset", "p"],
@@ -124,6 +123,14 @@ def test_usage_errors_exit_2(args, capsys):
         main(args)
     assert info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_without_a_model_or_preset_the_default_preset_completes(tmp_path, sketch_png, capsys):
+    from sketchapp.core.presets import DEFAULT_PRESET
+
+    out = tmp_path / "default.png"
+    assert complete(sketch_png, "-o", out, "--seed", "2") == 0
+    assert Image.open(out).text["model"] == DEFAULT_PRESET
 
 
 def test_user_preset_is_listed_and_used(tmp_path, sketch_png, tiny_checkpoint, monkeypatch, capsys):
