@@ -23,7 +23,7 @@ from sketchapp.core.fileio import read_user_file, write_bytes_atomic
 
 _FIELDS = {"name", "engine", "model", "sketch_style", "settings", "thumbnail", "description"}
 #: the preset the app starts with and ``sketchapp complete`` uses when given none (chosen by docs/evaluation.md)
-DEFAULT_PRESET = "emoji-colour"
+DEFAULT_PRESET = "emoji-pix2pix"
 
 
 @dataclass(frozen=True)
