@@ -154,7 +154,10 @@ def test_the_wizard_fine_tunes_a_pix2pix_preset_that_then_completes_while_drawin
     assert kinds == ["pix2pix", "contextual"]  # both offered, pix2pix first
     assert "follows the drawing" in model.engine.itemData(0)["summary"]
     model.engine.setCurrentIndex(0)
-    assert model.fine_tune.isChecked() and model.base.count() == 1 and "Tiny pix2pix" in model.base.currentText()
+    bases = [model.base.itemText(i) for i in range(model.base.count())]
+    assert model.fine_tune.isChecked() and "Tiny pix2pix (32 px)" in bases
+    assert not any("Tiny (" in text for text in bases)  # only the presets of the chosen engine
+    model.base.setCurrentIndex(bases.index("Tiny pix2pix (32 px)"))
     assert not model.auto_batch.isChecked()
     qtbot.waitUntil(lambda: model.estimate is not None, timeout=20000)
     assert model.estimate["half_size"] == 32 and model.estimate["encoder_steps"] == 0
