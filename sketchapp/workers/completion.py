@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from sketchapp.core.device import configure_cpu_threads, select_device
+from sketchapp.core.device import available_cpus, configure_cpu_threads, select_device
 from sketchapp.core.engine import CancelToken, Engine, Snapshot
 from sketchapp.core.engines import REGISTRY, open_engine
 from sketchapp.core.errors import SketchAppError
@@ -138,8 +138,14 @@ class CompletionWorker(QObject):
     def _load(self, path: Path, name: str, settings: Any) -> None:
         try:
             device = select_device(self.device_preference)
-            configure_cpu_threads(self.threads)
             engine = open_engine(path, device)
+            live = bool(engine.capabilities.get("live"))
+            if self.threads is None and live and device.type == "cpu":
+                # A live engine runs while the pen moves: on all cores it would fight the GUI
+                # thread for them, so it leaves one to the pen (see docs/benchmarks.md).
+                configure_cpu_threads(max(1, available_cpus() - 1))
+            else:
+                configure_cpu_threads(self.threads)
             own = REGISTRY[engine.kind].settings
             if not isinstance(settings, own):
                 settings = own()
@@ -153,7 +159,7 @@ class CompletionWorker(QObject):
         model = engine.model
         with self._lock:
             self.engine, self.settings, self.model_name = engine, settings, name
-            self._live = bool(engine.capabilities.get("live"))
+            self._live = live
         self.model_loaded.emit(
             {"name": name, "engine": engine.kind, "device": device.type, "size": engine.half_size,
              "style": model.sketch_style, "encoder": getattr(model, "encoder", None) is not None,
