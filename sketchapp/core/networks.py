@@ -101,7 +101,7 @@ def _width(base: int, mult: int) -> int:
     return base * min(mult, MAX_WIDTH_MULT)
 
 
-def _init_dcgan(module: nn.Module) -> None:
+def init_dcgan(module: nn.Module) -> None:
     """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
@@ -133,7 +133,7 @@ class JointGenerator(nn.Module):
             blocks.append(nn.Tanh() if last else nn.Sequential(nn.BatchNorm2d(out), nn.ReLU(inplace=True)))
             width = out
         self.blocks = nn.Sequential(*blocks)
-        self.apply(_init_dcgan)
+        self.apply(init_dcgan)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.project(z).view(z.shape[0], self.base_channels, BASE_HEIGHT, BASE_HEIGHT * 2)
@@ -163,7 +163,7 @@ class JointDiscriminator(nn.Module):
         self.config = config
         self.features, width = _down_stack(config.channels, config.df, config.layers)
         self.score = nn.Linear(width * BASE_HEIGHT * BASE_HEIGHT * 2, 1)
-        self.apply(_init_dcgan)
+        self.apply(init_dcgan)
 
     def forward(self, picture: torch.Tensor) -> torch.Tensor:
         return self.score(self.features(picture).flatten(1)).squeeze(1)
@@ -179,7 +179,7 @@ class SketchEncoder(nn.Module):
         self.config = config
         self.features, width = _down_stack(config.channels, config.ef, config.layers)
         self.head = nn.Linear(width * BASE_HEIGHT * BASE_HEIGHT, config.z_dim)
-        self.apply(_init_dcgan)
+        self.apply(init_dcgan)
 
     def forward(self, sketch: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.head(self.features(sketch).flatten(1)))

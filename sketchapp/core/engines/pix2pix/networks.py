@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from sketchapp.core.errors import SettingsError
+from sketchapp.core.networks import init_dcgan  # the paper's initialisation: N(0, 0.02), batch-norm scales N(1, 0.02)
 
 MAX_WIDTH_MULT = 8
 SKETCH_CHANNELS = 1
@@ -106,17 +107,6 @@ class Pix2PixConfig:
         return cls(**data)
 
 
-def init_weights(module: nn.Module) -> None:
-    """The paper's initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales."""
-    if isinstance(module, nn.Conv2d):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
 class _Down(nn.Module):
     def __init__(self, cin: int, cout: int, norm: bool) -> None:
         super().__init__()
@@ -161,7 +151,7 @@ class UNetGenerator(nn.Module):
             ups.append(_Up(previous, w, last, config.dropout if i < 3 and not last else 0.0))
             previous = w * 2 if not last else w
         self.ups = nn.ModuleList(ups)
-        self.apply(init_weights)
+        self.apply(init_dcgan)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips: list[torch.Tensor] = []
@@ -200,7 +190,7 @@ class PatchDiscriminator(nn.Module):
             previous = w
         layers.append(nn.Conv2d(previous, 1, 4, stride=1, padding=1))
         self.layers = nn.Sequential(*layers)
-        self.apply(init_weights)
+        self.apply(init_dcgan)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
