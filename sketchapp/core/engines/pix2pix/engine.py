@@ -26,6 +26,7 @@ from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
 from sketchapp.core.engines.pix2pix.recipe import generator_input
 from sketchapp.core.errors import SettingsError
+from sketchapp.core.records import from_record
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
 
 
@@ -56,12 +57,7 @@ class Pix2PixSettings:
 
     @classmethod
     def from_dict(cls, data: Any) -> Pix2PixSettings:
-        if not isinstance(data, dict):
-            raise SettingsError("pix2pix settings must be a JSON object")
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise SettingsError(f"unknown pix2pix settings: {', '.join(map(str, unknown))[:200]}")
-        return cls(**data)
+        return from_record(cls, data, "pix2pix settings")
 
     def updated(self, **changes: Any) -> Pix2PixSettings:
         known = {f.name for f in fields(self)}

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from sketchapp.core.errors import SettingsError
+from sketchapp.core.records import from_record
 from sketchapp.core.networks import init_dcgan  # the paper's initialisation: N(0, 0.02), batch-norm scales N(1, 0.02)
 
 MAX_WIDTH_MULT = 8
@@ -99,12 +100,7 @@ class Pix2PixConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> Pix2PixConfig:
-        if not isinstance(data, dict):
-            raise SettingsError("pix2pix architecture must be a JSON object")
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise SettingsError(f"unknown pix2pix architecture fields: {', '.join(map(str, unknown))[:200]}")
-        return cls(**data)
+        return from_record(cls, data, "pix2pix architecture")
 
 
 class _Down(nn.Module):

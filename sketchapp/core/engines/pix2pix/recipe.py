@@ -30,6 +30,7 @@ from sketchapp.core.engine import to_uint8
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.errors import SettingsError
+from sketchapp.core.records import from_record
 from sketchapp.core.images import contact_grid
 from sketchapp.core.trainer import TrainingError
 
@@ -109,12 +110,7 @@ class Pix2PixTrainSettings:
 
     @classmethod
     def from_dict(cls, data: Any) -> Pix2PixTrainSettings:
-        if not isinstance(data, dict):
-            raise SettingsError("pix2pix training settings must be a JSON object")
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise SettingsError(f"unknown pix2pix training settings: {', '.join(map(str, unknown))[:200]}")
-        return cls(**data)
+        return from_record(cls, data, "pix2pix training settings")
 
 
 # -- augmentation ----------------------------------------------------------------------
