@@ -38,8 +38,41 @@ def recorded_line_width(metadata: dict[str, Any], size: int) -> float | None:
     return float(value) if valid else None
 
 
+class ModelParts:
+    """What every engine's loaded model shares: its networks by prefix (``modules()``), its
+    record (``metadata``) and the side of its pictures (``size``)."""
+
+    metadata: dict[str, Any]
+
+    @property
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    @property
+    def line_width(self) -> float | None:
+        """The stroke width of the training sketches, in model pixels (None when not recorded or unusable)."""
+        return recorded_line_width(self.metadata, self.size)
+
+    @property
+    def sketch_style(self) -> str:
+        return str(self.metadata.get("sketch_style", "unknown"))
+
+    def to(self, device: torch.device | str) -> Any:
+        for module in self.modules().values():
+            module.to(device)
+        return self
+
+    def eval(self) -> Any:
+        for module in self.modules().values():
+            module.eval()
+        return self
+
+
 @dataclass
-class JointModel:
+class JointModel(ModelParts):
     """A loaded joint-image GAN: the networks the contextual engine needs, in eval mode."""
 
     kind = CONTEXTUAL
@@ -61,30 +94,11 @@ class JointModel:
         """The side of the pictures it draws (and of the sketches it takes)."""
         return self.config.half_size
 
-    @property
-    def line_width(self) -> float | None:
-        """The stroke width of the training sketches, in model pixels (None when not recorded or unusable)."""
-        return recorded_line_width(self.metadata, self.config.half_size)
-
     def modules(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {"G": self.generator, "D": self.discriminator}
         if self.encoder is not None:
             parts["E"] = self.encoder
         return parts
-
-    def to(self, device: torch.device) -> JointModel:
-        for module in self.modules().values():
-            module.to(device)
-        return self
-
-    def eval(self) -> JointModel:
-        for module in self.modules().values():
-            module.eval()
-        return self
-
-    @property
-    def sketch_style(self) -> str:
-        return str(self.metadata.get("sketch_style", "unknown"))
 
 
 def save_checkpoint(

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sketchapp.core.checkpoint import load_modules, recorded_line_width
+from sketchapp.core.checkpoint import ModelParts, load_modules
 from sketchapp.core.engines.pix2pix.networks import PatchDiscriminator, Pix2PixConfig, UNetGenerator
 from sketchapp.core.errors import CheckpointError, SettingsError
 
@@ -16,7 +16,7 @@ PIX2PIX = "pix2pix"
 
 
 @dataclass
-class Pix2PixModel:
+class Pix2PixModel(ModelParts):
     kind = PIX2PIX
 
     config: Pix2PixConfig
@@ -32,26 +32,8 @@ class Pix2PixModel:
     def size(self) -> int:
         return self.config.size
 
-    @property
-    def line_width(self) -> float | None:
-        return recorded_line_width(self.metadata, self.config.size)
-
-    @property
-    def sketch_style(self) -> str:
-        return str(self.metadata.get("sketch_style", "unknown"))
-
     def modules(self) -> dict[str, nn.Module]:
         return {"G": self.generator, "D": self.discriminator}
-
-    def to(self, device: torch.device | str) -> Pix2PixModel:
-        for module in self.modules().values():
-            module.to(device)
-        return self
-
-    def eval(self) -> Pix2PixModel:
-        for module in self.modules().values():
-            module.eval()
-        return self
 
 
 def build_pix2pix_model(name: str, metadata: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Pix2PixModel:
