@@ -54,6 +54,8 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--init-from", metavar="MODEL", help="fine-tune from a model file or preset name")
     train.add_argument("--size", type=positive, help="image size H (default 64)")
     train.add_argument("--epochs", type=positive, help="epochs (default 25; with --resume, may be raised)")
+    train.add_argument("--decay-epochs", type=non_negative, metavar="N",
+                       help="pix2pix: the learning rate falls linearly to zero over the last N epochs (default 0: constant)")
     train.add_argument("--batch-size", type=_batch, help="batch size or 'auto' (default 64)")
     train.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
     train.add_argument("--beta1", type=float, help="Adam beta1 (default 0.5)")
@@ -266,10 +268,10 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
             "recon_weight": args.recon, "r1_gamma": args.r1,
             "judge_redrawn": True if args.judge_redrawn else None, "diff_augment": True if args.diff_augment else None,
         }
-        if args.l1 is not None or args.no_hints:
-            args.usage_error("--l1 and --no-hints are pix2pix options (add --engine pix2pix)")
+        if args.l1 is not None or args.no_hints or args.decay_epochs is not None:
+            args.usage_error("--l1, --no-hints and --decay-epochs are pix2pix options (add --engine pix2pix)")
     else:
-        own = {"size": args.size, "l1_weight": args.l1, "hints": False if args.no_hints else None}
+        own = {"size": args.size, "l1_weight": args.l1, "hints": False if args.no_hints else None, "decay_epochs": args.decay_epochs}
         given = [flag for flag, value in (("--g-steps", args.g_steps), ("--ef", args.ef), ("--encoder-steps", args.encoder_steps),
                  ("--recon", args.recon), ("--r1", args.r1), ("--judge-redrawn", args.judge_redrawn or None),
                  ("--diff-augment", args.diff_augment or None)) if value is not None]

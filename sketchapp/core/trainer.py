@@ -328,6 +328,13 @@ def loss_columns(recipe: Recipe) -> tuple[str, ...]:
     return (*HEAD_COLUMNS, *recipe.loss_names, *TAIL_COLUMNS)
 
 
+def learning_rate(settings: Any, step: int, steps_per_epoch: int) -> float:
+    """The rate of ``step`` for settings with ``decay_epochs`` > 0: ``settings.lr``, falling linearly to zero over the last ``decay_epochs`` epochs."""
+    decay = settings.decay_epochs * steps_per_epoch
+    left = settings.epochs * steps_per_epoch - step
+    return settings.lr * min(1.0, left / decay)
+
+
 def train_recipe(
     run_dir: str | os.PathLike[str],
     recipe: Recipe,
@@ -524,6 +531,11 @@ def train_recipe(
             indices = None
             if first:
                 indices = epoch_order(len(train_pairs), settings.seed, epoch)[within * batch : (within + 1) * batch]
+            if first and getattr(settings, "decay_epochs", 0):
+                rate = learning_rate(settings, step, steps_per_epoch)
+                for opt in optimizers.values():
+                    for group in opt.param_groups:
+                        group["lr"] = rate
             torch.manual_seed((settings.seed * 1_000_003 + step * 131 + rank) % 2**63)  # dropout: exact on resume
             losses = recipe.step(phase, indices, _step_generator(settings.seed + index, step), (rank, world), device)
             if first:

@@ -18,7 +18,7 @@ from sketchapp.core.engines.pix2pix.model import Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.engines.pix2pix.recipe import SPREAD, Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue, spread_hints
 from sketchapp.core.errors import CheckpointError, SettingsError
-from sketchapp.core.trainer import train_recipe
+from sketchapp.core.trainer import learning_rate, train_recipe
 from sketchapp.core.trainer import LOSSES_FILE, STATE_FILE, read_state
 
 S = 32
@@ -161,7 +161,7 @@ def test_hints_spread_over_their_area_and_stop_at_the_lines():
 
 def test_resume_is_exact(tmp_path):
     pairs = discs()
-    settings = tiny_settings(epochs=4, augment=True, dropout=0.5)
+    settings = tiny_settings(epochs=4, augment=True, dropout=0.5, decay_epochs=3)
     whole = train(tmp_path / "whole", pairs, settings)
     stream = train_recipe(tmp_path / "split", Pix2PixRecipe(settings), pairs)
     for event in stream:
@@ -173,6 +173,16 @@ def test_resume_is_exact(tmp_path):
     a, b = whole[-1].model.generator.state_dict(), resumed[-1].model.generator.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "whole" / LOSSES_FILE).read_text() .count("\n") == (tmp_path / "split" / LOSSES_FILE).read_text().count("\n")
+
+
+def test_the_learning_rate_decays_linearly_to_zero_over_the_last_epochs(tmp_path):
+    settings = tiny_settings(epochs=4, decay_epochs=2, lr=1e-3)
+    rates = [learning_rate(settings, step, 10) for step in range(40)]
+    assert rates[:20] == [1e-3] * 20
+    assert rates[20] == pytest.approx(1e-3) and rates[30] == pytest.approx(5e-4) and rates[39] == pytest.approx(5e-5)
+    recipe = Pix2PixRecipe(settings)
+    list(train_recipe(tmp_path / "run", recipe, discs()))  # 2 steps per epoch: the last step runs at a quarter
+    assert all(group["lr"] == pytest.approx(2.5e-4) for opt in recipe.optimizers().values() for group in opt.param_groups)
 
 
 def test_sampled_dropout_gives_measured_variety_and_one_candidate_none():
@@ -199,7 +209,7 @@ def test_hue_rotation_keeps_white_and_turns_colours():
 
 
 def test_training_settings_refuse_bad_values():
-    for bad in ({"l1_weight": float("nan")}, {"epochs": 0}, {"recolour": 2.0}, {"size": 100}, {"bogus": 1}):
+    for bad in ({"l1_weight": float("nan")}, {"epochs": 0}, {"recolour": 2.0}, {"size": 100}, {"bogus": 1}, {"decay_epochs": 2}):
         with pytest.raises(SettingsError):
             Pix2PixTrainSettings.from_dict({**tiny_settings().to_dict(), **bad})
 

@@ -47,6 +47,7 @@ class Pix2PixTrainSettings:
     hints: bool = True
     dropout: float = 0.5
     epochs: int = 20
+    decay_epochs: int = 0  # the learning rate falls linearly to zero over the last this many epochs (the paper's niter_decay)
     batch_size: int = 16
     lr: float = 2e-4
     beta1: float = 0.5
@@ -82,6 +83,7 @@ class Pix2PixTrainSettings:
         self.config  # validates the architecture
         checks = [
             (1 <= self.epochs <= 100_000, "epochs must be 1-100000"),
+            (0 <= self.decay_epochs <= self.epochs, "decay epochs must be 0 to the number of epochs"),
             (1 <= self.batch_size <= 4096, "batch size must be 1-4096"),
             (0 < self.lr < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "lr must be in (0, 1), betas in [0, 1)"),
             (0 <= self.l1_weight <= 10_000, "L1 weight must be 0-10000"),
