@@ -16,7 +16,7 @@ from sketchapp.core.engines import REGISTRY, engine_spec, load_engine_model, ope
 from sketchapp.core.engines.pix2pix.engine import Pix2PixSettings
 from sketchapp.core.engines.pix2pix.model import Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
-from sketchapp.core.engines.pix2pix.recipe import SPREAD, Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue, spread_hints
+from sketchapp.core.engines.pix2pix.recipe import SPREAD, SPREAD_GRID, Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue, spread_hints
 from sketchapp.core.errors import CheckpointError, SettingsError
 from sketchapp.core.trainer import learning_rate, train_recipe
 from sketchapp.core.trainer import LOSSES_FILE, STATE_FILE, read_state
@@ -157,6 +157,21 @@ def test_hints_spread_over_their_area_and_stop_at_the_lines():
     assert torch.allclose(spread[0, :3, 5, 12], torch.tensor([0.5, -0.5, 0.0]), atol=1e-4)  # same area: same colour
     assert spread[0, 3, 5, 12] == SPREAD and spread[0, 3, 2, 2] == 1  # spread pixels are told from painted ones
     assert spread[0, :, 15:, :].abs().max() == 0  # nothing crossed the line
+
+
+def test_large_pictures_spread_hints_on_a_coarser_grid_that_lines_still_block():
+    side = 2 * SPREAD_GRID
+    sketch = torch.ones(2, 1, side, side)
+    sketch[:, :, 101, :] = -1  # a one-pixel line on an odd row: it falls inside grid cells, not between them
+    hints = torch.zeros(2, 4, side, side)
+    hints[0, :3, 90:96, 40:46] = torch.tensor([0.5, -0.5, 0.0]).view(3, 1, 1)
+    hints[0, :3, 90, 40] = torch.tensor([-1.0, 1.0, 1.0])  # one painted pixel of another colour
+    hints[0, 3, 90:96, 40:46] = 1
+    spread = spread_hints(hints, sketch)
+    assert torch.allclose(spread[0, :3, 80, 60], torch.tensor([0.5, -0.5, 0.0]), atol=0.1)
+    assert spread[0, 3, 80, 60] == SPREAD and spread[0, 3, 101, 45] == 0  # ink is not coloured
+    assert torch.equal(spread[0, :3, 90, 40], torch.tensor([-1.0, 1.0, 1.0]))  # painted pixels keep their own colour
+    assert spread[0, :, 102:, :].abs().max() == 0 and spread[1].abs().max() == 0  # nothing crossed the line or the batch
 
 
 def test_resume_is_exact(tmp_path):

@@ -252,13 +252,29 @@ def sample_hints(
 SPREAD = 0.5  # the mask value of a colour spread from a hint (painted hint pixels have 1)
 
 
-def _cross_mean(x: torch.Tensor) -> torch.Tensor:
-    """The mean of each pixel and its four neighbours (zero outside the picture): one four-connected diffusion step.
+SPREAD_GRID = 128  # hints spread on a grid of at most this side; finer pictures are pooled to it first
 
-    Sums of shifted slices; a 3x3 convolution with one input channel is many times slower on the CPU.
+
+def _diffuse(fixed: torch.Tensor, keep: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` four-connected diffusion steps: each pixel takes the sum of itself and its four neighbours
+    (zero outside the picture) times ``keep``, plus ``fixed``, the values pinned where ``keep`` is zero.
+
+    In place on one padded buffer: sums of shifted slices, several times faster on the CPU
+    than a grouped 3x3 convolution or new tensors every step.
     """
-    p = F.pad(x, (1, 1, 1, 1))
-    return (p[..., 1:-1, 1:-1] + p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) / 5
+    n, c, h, w = fixed.shape
+    padded = fixed.new_zeros(n, c, h + 2, w + 2)
+    inner = padded[..., 1:-1, 1:-1]
+    inner.copy_(fixed)
+    total = torch.empty_like(fixed)
+    for _ in range(steps):
+        torch.add(inner, padded[..., :-2, 1:-1], out=total)
+        total += padded[..., 2:, 1:-1]
+        total += padded[..., 1:-1, :-2]
+        total += padded[..., 1:-1, 2:]
+        total.mul_(keep).add_(fixed)
+        inner.copy_(total)
+    return total
 
 
 def spread_hints(hints: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
@@ -271,7 +287,10 @@ def spread_hints(hints: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
     pixels alone are a signal it learns to follow only after long training. Spread
     pixels get mask SPREAD, painted ones keep 1, so the network can tell a colour drawn
     from a guess. Four-connected steps: a one-pixel line drawn 8-connected still closes
-    an area.
+    an area. Above SPREAD_GRID px the spreading runs on that grid (cells with any ink
+    block, cells with any hint are pinned to the hints' mean) and is scaled back up,
+    which costs a few milliseconds instead of a hundred at 256 px; painted pixels keep
+    their own colour.
     """
     mask = hints[:, 3:]
     hinted = (mask > 0).flatten(1).any(1)
@@ -282,12 +301,24 @@ def spread_hints(hints: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
     paper = (sketch[rows] > 0.0).to(hints.dtype)  # grey above the middle: not ink
     painted = mask > 0
     fixed = torch.cat([given[:, :3] * mask, mask], 1)
-    flow = fixed
-    for _ in range(max(1, hints.shape[-1] // 2)):
-        flow = torch.where(painted, fixed, _cross_mean(flow) * paper)
+    side = hints.shape[-1]
+    factor = max(1, side // SPREAD_GRID)
+    if factor > 1:
+        coarse_painted = F.max_pool2d(painted.to(hints.dtype), factor) > 0
+        coarse_paper = -F.max_pool2d(-paper, factor)  # a cell with any ink blocks
+        coarse_fixed = F.avg_pool2d(fixed, factor) * factor * factor
+        weight_sum = coarse_fixed[:, 3:].clamp_min(1e-12)
+        coarse_fixed = torch.where(coarse_painted, coarse_fixed / weight_sum, torch.zeros_like(coarse_fixed))
+        keep = (~coarse_painted).to(hints.dtype) * coarse_paper / 5
+        flow = F.interpolate(_diffuse(coarse_fixed, keep, max(1, side // factor // 2)), scale_factor=factor, mode="nearest")
+        flow = flow * paper
+    else:
+        keep = (~painted).to(hints.dtype) * paper / 5
+        flow = _diffuse(fixed, keep, max(1, side // 2))
     colour, weight = flow[:, :3], flow[:, 3:]
     reached = weight > 1e-6
     spread = torch.where(reached, colour / weight.clamp_min(1e-6), torch.zeros_like(colour))
+    spread = torch.where(painted, given[:, :3], spread)
     level = torch.where(painted, mask, reached.to(hints.dtype) * SPREAD)
     out = hints.clone()
     out[rows] = torch.cat([spread, level], 1)
