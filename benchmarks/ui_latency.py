@@ -7,7 +7,8 @@ end of the canvas repaint that shows it is recorded; p50, p99 and max are printe
 With a live (one-pass) preset the window completes while the pen moves; then the time
 from each move to the first repaint of the result that includes it is measured too
 ("pen move -> repainted result"). ``--rate`` paces the moves like a real pen or mouse
-(events per second; 0 = as fast as the canvas repaints).
+(events per second; 0 = as fast as the canvas repaints). For those it also prints
+where the time goes, per stage (medians over the requests).
 """
 
 from __future__ import annotations
@@ -64,6 +65,28 @@ def main() -> int:
     # pen move -> repainted result: when each request was made, and when a result that includes it was painted
     asked: dict[int, float] = {}
     window.completion_requested.connect(lambda generation, *_: asked.__setitem__(generation, time.perf_counter()))
+    # stage times of each request: began in the worker, frame emitted, taken and shown by the window, painted
+    stages: dict[str, dict[int, float]] = {"began": {}, "emitted": {}, "taken": {}, "shown": {}, "painted": {}}
+    worker = runner.completion.worker
+    original_run = worker._run
+
+    def timed_run(request, cancel):  # noqa: ANN001
+        stages["began"][request.generation] = time.perf_counter()
+        original_run(request, cancel)
+
+    worker._run = timed_run  # type: ignore[method-assign]
+    worker.frame.connect(lambda frame: stages["emitted"].setdefault(frame.generation, time.perf_counter()),
+                         Qt.ConnectionType.DirectConnection)
+    original_show = window.show_frame
+
+    def timed_show(frame):  # noqa: ANN001
+        stages["taken"].setdefault(frame.generation, time.perf_counter())
+        original_show(frame)
+        stages["shown"].setdefault(frame.generation, time.perf_counter())
+
+    window.show_frame = timed_show  # type: ignore[method-assign]
+    worker.frame.disconnect(original_show)
+    worker.frame.connect(timed_show)
     moves: list[float] = []  # posting time of every move not yet shown in a result
     caught: list[float] = []
     original_result_paint = window.result.paintEvent
@@ -74,6 +97,7 @@ def main() -> int:
         if frame is None or frame.generation not in asked:
             return
         now, made = time.perf_counter(), asked[frame.generation]
+        stages["painted"].setdefault(frame.generation, now)
         while moves and moves[0] <= made:
             caught.append((now - moves.pop(0)) * 1000)
 
@@ -120,6 +144,13 @@ def main() -> int:
         q = lambda f: caught[min(len(caught) - 1, int(f * len(caught)))]  # noqa: E731
         print(f"pen move -> repainted result ({len(caught)} moves): p50 {q(0.5):.1f} ms, p90 {q(0.9):.1f} ms, "
               f"p99 {q(0.99):.1f} ms, max {caught[-1]:.1f} ms")
+        shown = [g for g in stages["painted"] if all(g in stages[k] for k in stages) and g in asked]
+        marks = [("asked", asked), *stages.items()]
+        parts = []
+        for (name_a, a), (name_b, b) in zip(marks, marks[1:]):
+            parts.append(f"{name_a} -> {name_b} {statistics.median((b[g] - a[g]) * 1000 for g in shown):.1f}")
+        print(f"stages of the {len(shown)} requests shown (median ms): " + ", ".join(parts))
+        print(f"requests: {len(asked)}, run: {len(stages['began'])}, shown: {len(shown)}")
     return 0
 
 

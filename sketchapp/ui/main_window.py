@@ -58,7 +58,7 @@ from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, array_to_qimage
 
 AUTOSAVE_MS = 3000
 IDLE_MS = 250  # restart a completion this long after the sketch last changed
-LIVE_MS = 8  # with a one-pass engine: pen events this close together share one request
+LIVE_MS = 0  # with a one-pass engine: the pen events already queued share one request, made as soon as they are handled
 RECENT_LIMIT = 8
 IMPORT_FILTER = "Sketches (*.png *.jpg *.jpeg *.webp *.bmp *.svg);;All files (*)"
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
@@ -172,6 +172,7 @@ class ResultView(QWidget):
         if self.hint_mode or self.image is None:
             painter.setOpacity(0.55)
             painter.drawImage(sheet, self.hints)
+        painter.end()
 
 
 def qimage_rgba(image: QImage) -> np.ndarray:

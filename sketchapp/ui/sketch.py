@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPolygonF, QUndoCommand, QUndoStack
@@ -55,7 +57,8 @@ class Stroke:
 
 
 def stroke_shapes(stroke: Stroke, start: int = 0) -> tuple[list[tuple[QPointF, float]], list[QPolygonF]]:
-    """The ink of a stroke from point ``start`` on: pressure-sized discs and the quads joining them.
+    """The ink of a stroke from point ``start`` on: pressure-sized discs and the quads joining them (and
+    point ``start`` to the one before it).
 
     Joining consecutive discs by their outer tangents gives the tapered, pressure-shaped
     ink of perfect-freehand without a polygon-offset solver.
@@ -63,9 +66,10 @@ def stroke_shapes(stroke: Stroke, start: int = 0) -> tuple[list[tuple[QPointF, f
     discs: list[tuple[QPointF, float]] = []
     quads: list[QPolygonF] = []
     previous = None
-    for x, y, pressure in stroke.points[max(0, start - 1) :]:
+    for index, (x, y, pressure) in enumerate(stroke.points[max(0, start - 1) :], max(0, start - 1)):
         radius = stroke.width(pressure) / 2
-        discs.append((QPointF(x, y), radius))
+        if index >= start:  # point start - 1 only anchors the quad that joins it to point start
+            discs.append((QPointF(x, y), radius))
         if previous is not None:
             px, py, pr = previous
             dx, dy = x - px, y - py
@@ -142,6 +146,7 @@ class SketchDocument(QObject):
         self.revision = 0
         self._raster = QImage(side, side, QImage.Format.Format_RGB32)
         self._raster.fill(PAPER)
+        self._live: tuple[Any, ...] | None = None  # a stroke in progress: it, points drawn, revision, sheet, last point
 
     # -- content ------------------------------------------------------------------------
     @property
@@ -217,10 +222,32 @@ class SketchDocument(QObject):
 
     def to_array(self, side: int | None = None, extra: Stroke | None = None) -> np.ndarray:
         """Grey uint8 (side, side) picture of the sketch (and a stroke in progress), for the model."""
-        return qimage_to_grey(self.render(side or self.side, extra))
+        side = side or self.side
+        if extra is not None and side == self.side:
+            return qimage_to_grey(self._with_stroke(extra))
+        return qimage_to_grey(self.render(side, extra))
+
+    def _with_stroke(self, stroke: Stroke) -> QImage:
+        """The sheet with ``stroke`` in progress on it, kept between calls: each pen move adds only its new
+        points (a stroke of hundreds of points, redrawn whole on every move, cost milliseconds each)."""
+        live = self._live
+        points = stroke.points
+        if live is not None and live[0] is stroke and live[2] == self.revision and 0 < live[1] <= len(points):
+            image, start = live[3], live[1]
+            if points[start - 1] != live[4]:  # the last point drawn took more pressure since
+                start -= 1
+        else:
+            image, start = self._raster.copy(), 0
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        paint_stroke(painter, stroke, start)
+        painter.end()
+        self._live = (stroke, len(points), self.revision, image, points[-1] if points else None)
+        return image
 
     def _changed(self, full: bool) -> None:
         self.revision += 1
+        self._live = None
         if full:
             self._raster = self._draw(self.side)
         elif self._strokes:
@@ -232,10 +259,14 @@ class SketchDocument(QObject):
 
 
 def qimage_to_grey(image: QImage) -> np.ndarray:
-    grey = image.convertToFormat(QImage.Format.Format_Grayscale8)
-    width, height, stride = grey.width(), grey.height(), grey.bytesPerLine()
-    buffer = np.frombuffer(grey.constBits(), np.uint8, count=stride * height).reshape(height, stride)
-    return buffer[:, :width].copy()
+    """Grey uint8 (H, W) of ``image`` (ITU-R 601 weights), converted by OpenCV straight from the bytes
+    of an RGB32 sheet (BGRA in memory): 0.1 ms at 512 px, where QImage's own grey conversion takes 1.5 ms
+    of the GUI thread."""
+    if image.format() != QImage.Format.Format_RGB32:
+        image = image.convertToFormat(QImage.Format.Format_RGB32)
+    width, height, stride = image.width(), image.height(), image.bytesPerLine()
+    bgra = np.frombuffer(image.constBits(), np.uint8, count=stride * height).reshape(height, stride // 4, 4)
+    return cv2.cvtColor(np.ascontiguousarray(bgra[:, :width]), cv2.COLOR_BGRA2GRAY)
 
 
 def array_to_qimage(pixels: np.ndarray) -> QImage:

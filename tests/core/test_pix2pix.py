@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -198,6 +199,18 @@ def test_the_learning_rate_decays_linearly_to_zero_over_the_last_epochs(tmp_path
     recipe = Pix2PixRecipe(settings)
     list(train_recipe(tmp_path / "run", recipe, discs()))  # 2 steps per epoch: the last step runs at a quarter
     assert all(group["lr"] == pytest.approx(2.5e-4) for opt in recipe.optimizers().values() for group in opt.param_groups)
+
+
+def test_bfloat16_is_kept_only_where_faster_and_draws_the_float32_picture():
+    model = Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8)).eval()
+    engine = REGISTRY["pix2pix"].engine(model, torch.device("cpu"))
+    engine.warm_up(Pix2PixSettings(bfloat16=False))
+    assert engine.fast is None
+    engine.fast = copy.deepcopy(engine.folded).to(torch.bfloat16)  # as the warm-up keeps it on a CPU with BF16 units
+    sketch = discs(1).sketches[0]
+    quick = next(iter(engine.start(sketch, None, Pix2PixSettings(seed=0)))).images()[0].astype(int)
+    plain = next(iter(engine.start(sketch, None, Pix2PixSettings(seed=0, bfloat16=False)))).images()[0].astype(int)
+    assert np.abs(quick - plain).max() <= 8 and np.abs(quick - plain).mean() < 1.5
 
 
 def test_sampled_dropout_gives_measured_variety_and_one_candidate_none():

@@ -166,3 +166,23 @@ def test_undo_removes_that_stroke_even_when_an_identical_one_exists():
     document.undo_stack.undo()
     assert [s.tool for s in document.strokes] == [PEN, ERASER]
     assert document.to_array()[32, 32] == 255  # the dot stays erased
+
+
+def test_a_stroke_in_progress_is_drawn_for_the_model_incrementally_and_exactly(qapp):
+    """Each pen move adds only its new points to the live sheet; the picture equals a full redraw."""
+    import math
+
+    document = SketchDocument(256)
+    earlier = Stroke(PEN, 5.0)
+    for i in range(20):
+        earlier.add(20 + i * 10, 40, 0.5)
+    document.add_stroke(earlier)
+    stroke = Stroke(PEN, 6.0)
+    for i in range(60):
+        stroke.add(20 + i * 3.5, 150 + 30 * math.sin(i / 6), 0.3 + 0.5 * (i % 7) / 7)
+        if i % 9 == 0:
+            stroke.add(20 + i * 3.5 + 0.1, 150 + 30 * math.sin(i / 6), 0.95)  # a pause: the last point gains pressure
+        live = document.to_array(256, stroke)
+        assert np.array_equal(live, qimage_to_grey(document.render(256, stroke)))
+    document.undo_stack.undo()  # the sheet under the stroke changed: drawn afresh
+    assert np.array_equal(document.to_array(256, stroke), qimage_to_grey(document.render(256, stroke)))

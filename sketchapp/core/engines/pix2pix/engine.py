@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -39,6 +40,7 @@ class Pix2PixSettings:
     match_line_width: bool = True
     seed: int | None = None
     channels_last: bool = True
+    bfloat16: bool = True  # on the CPU, run in bfloat16 where the warm-up measures it faster (native BF16 units)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -62,6 +64,17 @@ class Pix2PixSettings:
     def updated(self, **changes: Any) -> Pix2PixSettings:
         known = {f.name for f in fields(self)}
         return replace(self, **{k: v for k, v in changes.items() if v is not None and k in known})
+
+
+def _seconds(net: nn.Module, x: torch.Tensor, passes: int = 3) -> float:
+    """The fastest of ``passes`` forward passes of ``net`` on ``x``, after one to build its kernels."""
+    times = []
+    with torch.inference_mode():
+        for _ in range(passes + 1):
+            began = time.perf_counter()
+            net(x)
+            times.append(time.perf_counter() - began)
+    return min(times[1:])
 
 
 def fold_batch_norm(generator: nn.Module) -> nn.Module:
@@ -97,6 +110,7 @@ class Pix2PixEngine:
         self.model.generator.requires_grad_(False)
         self.folded = fold_batch_norm(self.model.generator).to(self.device)
         self._layout = torch.contiguous_format
+        self.fast: nn.Module | None = None  # a bfloat16 copy of ``folded``, where the warm-up found it faster
 
     @property
     def half_size(self) -> int:
@@ -109,15 +123,32 @@ class Pix2PixEngine:
     def set_layout(self, channels_last: bool) -> None:
         layout = torch.channels_last if channels_last else torch.contiguous_format
         if layout is not self._layout:
-            self.folded.to(memory_format=layout)
+            for net in (self.folded, self.fast):
+                if net is not None:
+                    net.to(memory_format=layout)
             self._layout = layout
 
     def warm_up(self, settings: Pix2PixSettings | None = None) -> None:
-        """One throw-away pass so the first real result comes at full speed (kernels built)."""
+        """Throw-away passes so the first real result comes at full speed (kernels built), and the
+        choice of bfloat16 on the CPU: kept only where it measures at least 10 % faster than float32
+        (CPUs with native BF16 units; elsewhere it emulates and is slower)."""
         settings = settings or Pix2PixSettings()
         blank = np.full((self.half_size, self.half_size), 255, np.uint8)
         for _ in self.start(blank, None, settings.updated(seed=0)):
             pass
+        self.fast = None
+        if self.device.type != "cpu" or not settings.bfloat16:
+            return
+        x = generator_input(torch.ones(1, 1, self.half_size, self.half_size), None, self.model.config)
+        x = x.contiguous(memory_format=self._layout)
+        try:
+            fast = copy.deepcopy(self.folded).to(torch.bfloat16)
+            plain = _seconds(self.folded, x)
+            quick = _seconds(fast, x.to(torch.bfloat16))
+        except RuntimeError:  # no bfloat16 kernels on this build
+            return
+        if quick < 0.9 * plain:
+            self.fast = fast
 
     def start(
         self,
@@ -147,10 +178,13 @@ class Pix2PixEngine:
             mask = (alpha > 0.5).float()
             hint_channels = torch.cat([colours * mask, mask], 1).to(self.device)
         self.set_layout(settings.channels_last and self.device.type == "cpu")
-        x = generator_input(grey, hint_channels, self.model.config)
         seed = settings.seed if settings.seed is not None else int(torch.seed() % (2**63))
         with torch.inference_mode():
-            pictures = self.folded(x.contiguous(memory_format=self._layout)).float()
+            x = generator_input(grey, hint_channels, self.model.config).contiguous(memory_format=self._layout)
+            if self.fast is not None and settings.bfloat16:
+                pictures = self.fast(x.to(torch.bfloat16)).float()
+            else:
+                pictures = self.folded(x).float()
             if settings.candidates > 1:
                 pictures = torch.cat([pictures, self._sampled(x, settings.candidates - 1, seed)])
         if cancel.cancelled:
