@@ -155,9 +155,10 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def _report_dataset(folder: Path) -> None:
-    import json
+    from sketchapp.core.data.datasets import DataError
+    from sketchapp.core.fileio import read_json
 
-    manifest = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    manifest = read_json(folder / "dataset.json", DataError, "data set manifest")
     splits = manifest["splits"]
     print(
         f"wrote {manifest['count']} pairs to {folder} "

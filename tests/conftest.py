@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,14 @@ def sketch_png(tmp_path: Path) -> Path:
     path = tmp_path / "sketch.png"
     save_image(path, pixels)
     return path
+
+
+def beside(folder: Path, model: Path) -> str:
+    """Copy ``model`` into the presets ``folder`` and give the name a preset there refers to it by
+    (a preset's model must lie beside it or in a models folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model, folder / model.name)
+    return model.name
 
 
 def make_pictures(folder: Path, count: int = 12, seed: int = 0) -> Path:

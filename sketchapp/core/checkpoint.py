@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,13 @@ from torch import nn
 
 from sketchapp import __version__
 from sketchapp.core.errors import CheckpointError
-from sketchapp.core.fileio import read_user_file, write_bytes_atomic
+from sketchapp.core.fileio import parse_json, read_user_file, write_bytes_atomic
 from sketchapp.core.networks import JointDiscriminator, JointGANConfig, JointGenerator, SketchEncoder
 
 FORMAT = "sketchapp.checkpoint"
 FORMAT_VERSION = 1
 METADATA_KEY = "sketchapp"
+MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
 CONTEXTUAL = "contextual"
 
 
@@ -143,10 +145,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     raw = extra.get(METADATA_KEY) if isinstance(extra, dict) else None
     if raw is None:
         raise CheckpointError(f"{name}: a safetensors file, but not a SketchApp checkpoint (no metadata)")
-    try:
-        metadata = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{name}: checkpoint metadata is not valid JSON") from exc
+    if not isinstance(raw, str):
+        raise CheckpointError(f"{name}: checkpoint metadata is not text")
+    metadata = parse_json(raw, CheckpointError, f"{name}: checkpoint metadata")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{name}: not a SketchApp checkpoint (unknown metadata format)")
     version = metadata.get("format_version")
@@ -171,13 +172,21 @@ def read_file_record(path: str | os.PathLike[str]) -> tuple[Any, bool]:
     Checkpoints and training states both carry their record this way.
     """
     file = Path(path)
+    info = os.stat(file)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("not a regular file")
     with open(file, "rb") as handle:
         size = int.from_bytes(handle.read(8), "little")
-        if not 2 <= size <= 100_000_000:
+        if not 2 <= size <= MAX_HEADER_BYTES:
             raise ValueError("not a safetensors file (bad header size)")
-        header = json.loads(handle.read(size))
+        try:
+            header = parse_json(handle.read(size), CheckpointError, "header")
+            record = parse_json(header["__metadata__"][METADATA_KEY], CheckpointError, "record")
+        except CheckpointError as exc:
+            raise ValueError(str(exc)) from None
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"no SketchApp record in its header ({exc!r})") from exc
     try:
-        record = json.loads(header["__metadata__"][METADATA_KEY])
         end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
         raise ValueError(f"no SketchApp record in its header ({exc!r})") from exc
@@ -207,25 +216,55 @@ def _read_header(data: bytes, name: str) -> dict[str, Any]:
     if len(data) < 8:
         raise CheckpointError(not_ours)
     size = int.from_bytes(data[:8], "little")
-    if size < 2 or size > 100_000_000 or data[8:9] != b"{":
+    if size < 2 or size > MAX_HEADER_BYTES or data[8:9] != b"{":
         raise CheckpointError(not_ours)
     if 8 + size > len(data):
         raise CheckpointError(f"{name}: checkpoint is truncated (header cut short)")
-    try:
-        header = json.loads(data[8 : 8 + size])
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(not_ours) from exc
+    header = parse_json(data[8 : 8 + size], CheckpointError, f"{name}: checkpoint header")
     if not isinstance(header, dict):
         raise CheckpointError(not_ours)
-    try:
-        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise CheckpointError(f"{name}: checkpoint header is damaged ({exc!r})") from exc
+    end = 0
+    spans = []
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        spans.append(_tensor_span(name, key, entry))
+        end = max(end, spans[-1][1])
+    for (begin, stop, key), (next_begin, _, next_key) in zip(sorted(spans), sorted(spans)[1:]):
+        if next_begin < stop:
+            raise CheckpointError(f"{name}: tensors {key!r} and {next_key!r} share bytes (a forged header)")
     if 8 + size + end > len(data):
         raise CheckpointError(
             f"{name}: checkpoint is truncated ({len(data)} bytes, {8 + size + end} expected)"
         )
     return header
+
+
+#: the tensor types a SketchApp file may hold, with their bytes per element
+DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "U8": 1, "BOOL": 1}
+
+
+def _tensor_span(name: str, key: str, entry: Any) -> tuple[int, int, str]:
+    """(first byte, end, key) of one tensor of a safetensors header, after checking that its type is
+    one we write and that its shape fills exactly its bytes."""
+    shown = key[:60]
+    try:
+        dtype, shape, (begin, stop) = entry["dtype"], entry["shape"], entry["data_offsets"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{name}: the header entry of tensor {shown!r} is damaged ({exc!r})"[:300]) from None
+    if dtype not in DTYPE_BYTES:
+        raise CheckpointError(f"{name}: tensor {shown!r} has the type {str(dtype)[:20]!r}, which SketchApp never writes")
+    numbers = [*shape, begin, stop] if isinstance(shape, list) else None
+    if numbers is None or not all(type(v) is int and 0 <= v < 2**48 for v in numbers):
+        raise CheckpointError(f"{name}: tensor {shown!r} has a bad shape or offsets")
+    count = 1
+    for dim in shape:
+        count *= dim
+    if stop < begin or (stop - begin) != count * DTYPE_BYTES[dtype]:
+        raise CheckpointError(
+            f"{name}: tensor {shown!r} is {dtype} {shape} ({count * DTYPE_BYTES[dtype]} bytes) but holds {stop - begin} bytes"
+        )
+    return begin, stop, key
 
 
 def load_model(
@@ -278,5 +317,20 @@ def load_modules(name: str, parts: dict[str, nn.Module], tensors: dict[str, torc
                     f"{name}: weights {prefix}.{key} have shape {tuple(tensor.shape)} but the metadata's "
                     f"architecture needs {tuple(expected[key].shape)}"
                 )
+            _check_values(name, f"{prefix}.{key}", tensor, expected[key])
             given[key] = tensor.to(expected[key].dtype)
         module.load_state_dict(given)
+
+
+def _check_values(name: str, key: str, tensor: torch.Tensor, expected: torch.Tensor) -> None:
+    """Refuse weights that would load but draw nothing: the wrong kind of number, NaN or infinity,
+    or a batch norm variance below zero (each runs to a black picture and ``loss nan``)."""
+    if expected.is_floating_point() != tensor.is_floating_point():
+        kind = "floating-point" if expected.is_floating_point() else "integer"
+        raise CheckpointError(f"{name}: weights {key} are stored as {tensor.dtype} where {kind} numbers belong")
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise CheckpointError(f"{name}: weights {key} hold NaN or infinite values")
+    if key.endswith("running_var") and bool((tensor < 0).any()):
+        raise CheckpointError(f"{name}: batch norm statistics {key} hold a negative variance")
+    if key.endswith("num_batches_tracked") and bool((tensor < 0).any()):
+        raise CheckpointError(f"{name}: batch norm counter {key} is negative")

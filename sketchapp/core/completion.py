@@ -8,6 +8,7 @@ once and streaming every iteration as a Snapshot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -21,6 +22,7 @@ from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.networks import sample_z
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
+from sketchapp.core.records import from_record
 
 STARTS = ("auto", "random", "encoder")
 CONTEXTUAL_LOSSES = ("kl", "l1")
@@ -76,7 +78,7 @@ class CompletionSettings:
             elif f.type == "int":
                 need(type(value) is int, f"{f.name} must be a whole number, got {value!r}")
             elif f.type == "float":
-                need(type(value) in (int, float), f"{f.name} must be a number, got {value!r}")
+                need(type(value) in (int, float) and math.isfinite(value), f"{f.name} must be a finite number, got {value!r}")
             elif f.type == "str":
                 need(isinstance(value, str), f"{f.name} must be text, got {value!r}")
         need(1 <= self.candidates <= 256, f"candidates must be 1..256, got {self.candidates}")
@@ -90,8 +92,8 @@ class CompletionSettings:
         )
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         for name in ("contextual_weight", "realism_weight", "hint_weight", "encoder_jitter", "min_improvement"):
-            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+            need(0 <= getattr(self, name) <= 1e6, f"{name} must be 0..1000000, got {getattr(self, name)}")
+        need(0 < self.lr <= 100, f"lr must be in (0, 100], got {self.lr}")
         need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         need(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
 
@@ -99,12 +101,8 @@ class CompletionSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CompletionSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SettingsError(f"unknown completion settings: {', '.join(unknown)}")
-        return cls(**data)
+    def from_dict(cls, data: Any) -> CompletionSettings:
+        return from_record(cls, data, "completion settings")
 
     def updated(self, **changes: Any) -> CompletionSettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

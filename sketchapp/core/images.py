@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401 - registers READ_FORMATS
 
 from sketchapp.core.errors import ImageLoadError, ImageSaveError
 from sketchapp.core.fileio import atomic_write, read_user_file
@@ -18,6 +19,10 @@ from sketchapp.core.svg import looks_like_svg, render_svg
 #: Largest image accepted, in pixels (about 8000 x 8000): beyond this a sketch is
 #: almost surely a mistake, and decoding it would take gigabytes.
 MAX_PIXELS = 64_000_000
+MAX_SIDE = 16_384  # pixels on either side: a wider strip is fitted to a square of gigabytes
+MAX_ASPECT = 32  # longer side over shorter: a ribbon, not a drawing
+#: what Pillow may decode: the formats we read, never its PostScript, EPS or other plugins
+READ_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # JPEG opens phones' multi-picture files too
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
 
@@ -44,12 +49,17 @@ def decode_image(data: bytes, name: str, mode: str = "RGB", max_pixels: int = MA
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=READ_FORMATS)
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageLoadError(
                     f"{name}: image is {width}x{height} pixels, more than the "
                     f"{max_pixels // 1_000_000} megapixel limit"
+                )
+            if max(width, height) > MAX_SIDE or max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+                raise ImageLoadError(
+                    f"{name}: image is {width}x{height} pixels; SketchApp takes up to {MAX_SIDE} pixels a side "
+                    f"and a shape no narrower than 1:{MAX_ASPECT}"
                 )
             img.load()
         except ImageLoadError:

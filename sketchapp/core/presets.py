@@ -19,7 +19,7 @@ from typing import Any
 
 from sketchapp.core.engines import REGISTRY
 from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
-from sketchapp.core.fileio import read_user_file, write_bytes_atomic
+from sketchapp.core.fileio import printable, read_json, read_user_file, write_bytes_atomic
 
 _FIELDS = {"name", "engine", "model", "sketch_style", "settings", "thumbnail", "description"}
 #: the preset the app starts with and ``sketchapp complete`` uses when given none (chosen by docs/evaluation.md)
@@ -42,12 +42,7 @@ class Preset:
 def load_preset(path: str | os.PathLike[str], model_dirs: tuple[Path, ...] = (), source: str = "user") -> Preset:
     """Read and validate one preset file; its model is looked up beside it, then in ``model_dirs``."""
     file = Path(path)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PresetError(f"{file.name}: cannot read preset ({exc.strerror or exc})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{file.name}: preset is not valid JSON ({exc})") from exc
+    data = read_json(file, PresetError, "preset")
     if not isinstance(data, dict):
         raise PresetError(f"{file.name}: preset must be a JSON object")
     unknown = sorted(set(data) - _FIELDS)
@@ -64,26 +59,41 @@ def load_preset(path: str | os.PathLike[str], model_dirs: tuple[Path, ...] = (),
     except (SettingsError, TypeError) as exc:
         raise PresetError(f"{file.name}: {exc}") from exc
     thumbnail = data.get("thumbnail")
+    if thumbnail is not None and not isinstance(thumbnail, str):
+        raise PresetError(f"{printable(file.name)}: the thumbnail must be a file name")
     return Preset(
         id=file.stem,
-        name=data["name"].strip(),
+        name=printable(data["name"].strip())[:200],
         engine=engine,
-        model=_locate(data["model"], (file.parent, *model_dirs)),
-        sketch_style=data["sketch_style"],
+        model=_locate(file, data["model"], (file.parent, *model_dirs)),
+        sketch_style=printable(data["sketch_style"])[:80],
         settings=settings,
-        thumbnail=_locate(thumbnail, (file.parent,)) if isinstance(thumbnail, str) and thumbnail else None,
-        description=str(data.get("description", "")),
+        thumbnail=_locate(file, thumbnail, (file.parent,)) if thumbnail else None,
+        description=printable(str(data.get("description", "")))[:2000],
         source=source,
     )
 
 
-def _locate(name: str, folders: tuple[Path, ...]) -> Path:
+def _locate(preset: Path, name: str, folders: tuple[Path, ...]) -> Path:
+    """The file ``name`` (a model or thumbnail of ``preset``) in the first of ``folders`` that has it.
+
+    It must stay inside them: an absolute path or one that climbs out with ``..`` (or a link
+    that leads out) is refused, so a preset cannot make the app read files elsewhere.
+    """
     candidate = Path(name)
-    if candidate.is_absolute():
-        return candidate
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise PresetError(
+            f"{printable(preset.name)}: {printable(name)[:80]!r} is outside the preset's folder; "
+            "name a file beside the preset or in the models folder"
+        )
     for folder in folders:
-        if (folder / candidate).exists():
-            return folder / candidate
+        path = folder / candidate
+        if path.exists():
+            try:
+                path.resolve().relative_to(folder.resolve())
+            except ValueError:
+                raise PresetError(f"{printable(preset.name)}: {printable(name)[:80]!r} leads outside the preset's folder") from None
+            return path
     return folders[0] / candidate
 
 
@@ -96,20 +106,29 @@ def list_presets(folders: list[tuple[Path, str]], model_dirs: tuple[Path, ...] =
             continue
         for file in sorted(folder.glob("*.json")):
             try:
-                found.append(load_preset(file, model_dirs, source))
+                preset = load_preset(file, model_dirs, source)
             except PresetError as exc:
                 problems.append(str(exc))
+                continue
+            earlier = next((p for p in found if p.id == preset.id or p.name.lower() == preset.name.lower()), None)
+            if earlier is not None:  # the first folder wins: a user preset never shadows a bundled one
+                problems.append(
+                    f"{printable(file.name)}: skipped, {earlier.source} preset {earlier.id!r} has that name already; rename it"
+                )
+                continue
+            found.append(preset)
     return found, problems
 
 
 def find_preset(key: str, presets: list[Preset]) -> Preset:
-    """The preset whose id or display name is ``key`` (case-insensitive); user presets win."""
+    """The preset whose id or display name is ``key`` (case-insensitive); the first listed wins
+    (``list_presets`` keeps bundled ones before the user's and never lets a user preset shadow one)."""
     wanted = key.strip().lower()
     matches = [p for p in presets if wanted in (p.id.lower(), p.name.lower())]
     if not matches:
         names = ", ".join(sorted(p.id for p in presets)) or "none installed"
-        raise PresetError(f"unknown preset {key!r} (available: {names})")
-    return sorted(matches, key=lambda p: p.source != "user")[0]
+        raise PresetError(f"unknown preset {printable(key)[:80]!r} (available: {names})")
+    return matches[0]
 
 
 def installed_presets() -> tuple[list[Preset], list[str]]:

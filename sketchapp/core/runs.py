@@ -23,7 +23,7 @@ import torch
 from sketchapp.core.checkpoint import JointModel, load_model, read_file_record
 from sketchapp.core.data.datasets import split_names
 from sketchapp.core.engine import to_uint8
-from sketchapp.core.fileio import write_bytes_atomic
+from sketchapp.core.fileio import read_json, write_bytes_atomic
 from sketchapp.core.networks import JointGANConfig, sample_z
 from sketchapp.core.trainer import LOSSES_FILE, MODEL_FILE, SETTINGS_FILE, STATE_FILE, STATE_FORMAT, TrainingError, WeightAverage
 from sketchapp.core.training import (
@@ -208,12 +208,12 @@ def run_info(folder: str | os.PathLike[str]) -> RunInfo:
         raise TrainingError(f"{state}: training state is damaged ({exc})") from exc
     data = meta.get("data") or {}
     try:
-        recorded = json.loads((root / SETTINGS_FILE).read_text(encoding="utf-8")).get("data") or data
-    except (OSError, json.JSONDecodeError):
+        recorded = read_json(root / SETTINGS_FILE, TrainingError, "run record").get("data") or data
+    except (TrainingError, AttributeError):
         recorded = data
     try:
-        preset = json.loads((root / PRESET_FILE).read_text(encoding="utf-8")).get("preset")
-    except (OSError, json.JSONDecodeError, AttributeError):
+        preset = read_json(root / PRESET_FILE, TrainingError, "run record").get("preset") if (root / PRESET_FILE).exists() else None
+    except (TrainingError, AttributeError):
         preset = None
     return RunInfo(
         root, step, total, settings.epochs, float(meta.get("elapsed", 0.0)),

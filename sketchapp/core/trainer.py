@@ -39,7 +39,7 @@ from sketchapp.core.checkpoint import save_checkpoint
 from sketchapp.core.data.datasets import PairSet, split_names
 from sketchapp.core.engine import CancelToken
 from sketchapp.core.errors import SketchAppError
-from sketchapp.core.fileio import read_user_file, write_bytes_atomic
+from sketchapp.core.fileio import parse_json, read_json, read_user_file, write_bytes_atomic
 from sketchapp.core.images import save_image
 from sketchapp.core.prepare import typical_stroke_width
 
@@ -148,11 +148,11 @@ def read_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     try:
         tensors = st_load(data)
         size = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + size])
-        meta = json.loads(header["__metadata__"]["sketchapp"])
+        header = parse_json(data[8 : 8 + size], TrainingError, f"{path}: training state header")
+        meta = parse_json(header["__metadata__"]["sketchapp"], TrainingError, f"{path}: training state record")
     except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise TrainingError(f"{path}: training state is damaged ({exc})") from exc
-    if meta.get("format") != STATE_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path}: not a SketchApp training state")
     return meta, tensors
 
@@ -252,12 +252,12 @@ class RunFolder:
 def resume_record(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """settings.json of a run folder: what ``--resume`` needs to reload the same data."""
     path = Path(run_dir) / SETTINGS_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TrainingError(f"{run_dir}: not a training run folder ({exc.strerror or exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise TrainingError(f"{path}: damaged ({exc})") from exc
+    if not path.exists():
+        raise TrainingError(f"{run_dir}: not a training run folder (no {SETTINGS_FILE})")
+    record = read_json(path, TrainingError, "run record")
+    if not isinstance(record, dict):
+        raise TrainingError(f"{path}: damaged (not a JSON object)")
+    return record
 
 
 #: Columns every recipe's ``losses.csv`` starts and ends with; its own loss names go between.
@@ -366,7 +366,7 @@ def train_recipe(
         state_meta, state_tensors = read_state(run.path(STATE_FILE))
         if state_meta.get("engine", "contextual") != recipe.kind:
             raise TrainingError(f"{folder}: this run trains the {state_meta.get('engine', 'contextual')!r} engine, not {recipe.kind!r}")
-        splits = json.loads(run.path(SPLITS_FILE).read_text(encoding="utf-8"))
+        splits = read_json(run.path(SPLITS_FILE), TrainingError, "run record")
     elif run.path(STATE_FILE).exists():
         raise TrainingError(f"{folder}: already holds a training run; resume it or choose another folder")
     if splits is None:

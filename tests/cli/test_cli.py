@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from sketchapp.cli import main
+from tests.conftest import beside
 
 FAST = ["--iterations", "15", "--candidates", "3", "--seed", "1", "-q"]
 
@@ -138,7 +139,7 @@ def test_user_preset_is_listed_and_used(tmp_path, sketch_png, tiny_checkpoint, m
     presets = tmp_path / "data" / "presets"
     presets.mkdir(parents=True)
     (presets / "mine.json").write_text(
-        json.dumps({"name": "My style", "model": str(tiny_checkpoint), "sketch_style": "xdog", "settings": {"candidates": 2}})
+        json.dumps({"name": "My style", "model": beside(presets, tiny_checkpoint), "sketch_style": "xdog", "settings": {"candidates": 2}})
     )
     assert main(["presets"]) == 0
     listed = capsys.readouterr().out
@@ -155,7 +156,7 @@ def test_hints_let_a_short_preset_run_on_and_the_png_records_the_count(tmp_path,
     presets.mkdir(parents=True)
     settings = {"candidates": 2, "iterations": 5, "hint_iterations": 12, "patience": 0}
     (presets / "short.json").write_text(
-        json.dumps({"name": "Short", "model": str(tiny_checkpoint), "sketch_style": "xdog", "settings": settings})
+        json.dumps({"name": "Short", "model": beside(presets, tiny_checkpoint), "sketch_style": "xdog", "settings": settings})
     )
     hints = tmp_path / "hints.png"
     Image.new("RGBA", (30, 40), (255, 200, 0, 255)).save(hints)
@@ -235,7 +236,7 @@ def test_a_pix2pix_preset_completes_in_one_pass_with_hints(tmp_path, sketch_png,
     presets = tmp_path / "data" / "presets"
     presets.mkdir(parents=True)
     (presets / "live.json").write_text(json.dumps({
-        "name": "Live", "engine": "pix2pix", "model": str(tiny_pix2pix_checkpoint), "sketch_style": "outline",
+        "name": "Live", "engine": "pix2pix", "model": beside(presets, tiny_pix2pix_checkpoint), "sketch_style": "outline",
         "settings": {"candidates": 3},
     }))
     hints = np.zeros((120, 90, 4), np.uint8)
@@ -251,7 +252,7 @@ def test_a_pix2pix_preset_completes_in_one_pass_with_hints(tmp_path, sketch_png,
     err = capsys.readouterr().err
     assert "one pass" in err and "candidates differ by" in err
     (presets / "bad.json").write_text(json.dumps({
-        "name": "Bad", "engine": "pix2pix", "model": str(tiny_pix2pix_checkpoint), "sketch_style": "outline",
+        "name": "Bad", "engine": "pix2pix", "model": beside(presets, tiny_pix2pix_checkpoint), "sketch_style": "outline",
         "settings": {"iterations": 5},
     }))
     assert main(["presets"]) == 0

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from sketchapp.app import App, CoreServices
 from sketchapp.ui.main_window import MainWindow
+from tests.conftest import beside
 
 
 @pytest.fixture()
@@ -160,7 +161,7 @@ def user_preset(tmp_path, monkeypatch, tiny_checkpoint):
     data = tmp_path / "data"
     (data / "presets").mkdir(parents=True)
     (data / "presets" / "tiny.json").write_text(
-        json.dumps({"name": "Tiny", "model": str(tiny_checkpoint), "sketch_style": "test",
+        json.dumps({"name": "Tiny", "model": beside(data / "presets", tiny_checkpoint), "sketch_style": "test",
                     "settings": {"candidates": 3, "iterations": 30, "init_samples": 6}})
     )
     monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(data))
@@ -185,7 +186,7 @@ def pix2pix_preset(tmp_path, monkeypatch, tiny_pix2pix_checkpoint):
     data = tmp_path / "data"
     (data / "presets").mkdir(parents=True)
     (data / "presets" / "live.json").write_text(
-        json.dumps({"name": "Live", "engine": "pix2pix", "model": str(tiny_pix2pix_checkpoint), "sketch_style": "outline",
+        json.dumps({"name": "Live", "engine": "pix2pix", "model": beside(data / "presets", tiny_pix2pix_checkpoint), "sketch_style": "outline",
                     "settings": {"candidates": 1}})
     )
     monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(data))

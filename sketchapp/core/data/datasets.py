@@ -26,7 +26,7 @@ import numpy as np
 from sketchapp.core.data.styles import STYLES, apply_style, make_params, to_grey
 from sketchapp.core.engine import CancelToken
 from sketchapp.core.errors import SketchAppError
-from sketchapp.core.fileio import write_bytes_atomic
+from sketchapp.core.fileio import read_json, write_bytes_atomic
 from sketchapp.core.images import load_image, save_image
 from sketchapp.core.prepare import fit_square
 
@@ -422,12 +422,7 @@ def is_built_dataset(folder: str | os.PathLike[str]) -> bool:
 def load_dataset(folder: str | os.PathLike[str], progress: Progress | None = None, cancel: CancelToken | None = None) -> PairSet:
     """Read a data set written by ``write_dataset``, with its recorded splits."""
     root = Path(folder)
-    try:
-        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"{root / MANIFEST}: cannot read ({exc.strerror or exc})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{root / MANIFEST}: not valid JSON ({exc})") from exc
+    manifest = read_json(root / MANIFEST, DataError, "data set manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
         raise DataError(f"{root / MANIFEST}: not a SketchApp data set manifest")
     files = manifest.get("files")

@@ -26,7 +26,8 @@ from sketchapp.core.data.datasets import (
 )
 from sketchapp.core.engine import CancelToken
 from sketchapp.core.errors import SketchAppError
-from sketchapp.core.images import MAX_PIXELS
+from sketchapp.core.fileio import check_regular, read_user_file
+from sketchapp.core.images import MAX_ASPECT, MAX_PIXELS, MAX_SIDE, READ_FORMATS
 from sketchapp.core.svg import render_svg
 
 #: Fewer pictures than this train a model that mostly remembers them.
@@ -65,18 +66,19 @@ class ScanReport:
 def _probe(path: Path) -> tuple[int, int]:
     """(width, height) from the header alone; raises SketchAppError with a reason."""
     if path.suffix.lower() in (".svg", ".svgz"):
-        picture = render_svg(path.read_bytes(), path.name, 64)
+        picture = render_svg(read_user_file(path, SketchAppError, "image"), path.name, 64)
         return picture.shape[1], picture.shape[0]
+    check_regular(path, SketchAppError, "image")
     try:
-        if path.stat().st_size == 0:
-            raise SketchAppError("the file is empty (0 bytes)")
-        with Image.open(path) as image:
+        with Image.open(path, formats=READ_FORMATS) as image:
             width, height = image.size
             orientation = image.getexif().get(0x0112, 1) if hasattr(image, "getexif") else 1
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SketchAppError(f"not a readable image ({exc})") from exc
     if width * height > MAX_PIXELS:
         raise SketchAppError(f"{width}x{height} pixels, more than the {MAX_PIXELS // 1_000_000} megapixel limit")
+    if max(width, height) > MAX_SIDE or max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+        raise SketchAppError(f"{width}x{height} pixels: more than {MAX_SIDE} a side, or narrower than 1:{MAX_ASPECT}")
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 

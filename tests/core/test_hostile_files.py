@@ -1,0 +1,198 @@
+"""Files a careless or hostile user hands us: each is refused with one line, at once, and nothing else breaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sketchapp.core.checkpoint import read_checkpoint
+from sketchapp.core.engines import load_engine_model
+from sketchapp.core.errors import CheckpointError, ImageLoadError, PresetError
+from sketchapp.core.fileio import json_depth, read_json
+from sketchapp.core.images import load_image
+from sketchapp.core.presets import list_presets
+from tests.conftest import beside
+
+
+def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    message = str(exc.value)
+    assert "\n" not in message and "Traceback" not in message and len(message) < 400
+    return message
+
+
+def specials(tmp_path: Path) -> dict[str, Path]:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.png"
+    zero.symlink_to("/dev/zero")
+    return {"a pipe": fifo, "/dev/zero": zero, "/dev/urandom": Path("/dev/urandom"), "a folder": tmp_path,
+            "a path too long": tmp_path / ("x" * 300) / ("y" * 5000), "a missing file": tmp_path / "gone.png"}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_pipes_devices_folders_and_long_paths_are_refused_at_once(tmp_path):
+    for what, path in specials(tmp_path).items():
+        began = time.monotonic()
+        with pytest.raises(ImageLoadError) as exc:
+            load_image(path)
+        assert time.monotonic() - began < 2, what
+        one_line(exc)
+        with pytest.raises(CheckpointError) as exc:
+            read_checkpoint(path)
+        one_line(exc)
+
+
+def test_json_nested_thousands_deep_or_with_a_key_twice_is_refused(tmp_path):
+    assert json_depth(b'{"a": "[[[{{{", "b": [1, {"c": [2]}]}') == 4
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(PresetError, match="nested more than"):
+        read_json(deep, PresetError, "preset")
+    twice = tmp_path / "twice.json"
+    twice.write_text('{"name": "a", "name": "b"}')
+    with pytest.raises(PresetError, match="given twice") as exc:
+        read_json(twice, PresetError, "preset")
+    one_line(exc)
+
+
+def test_a_broken_user_preset_is_skipped_and_the_others_still_load(tmp_path, tiny_pix2pix_checkpoint):
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    good = {"name": "Good", "engine": "pix2pix", "model": beside(folder, tiny_pix2pix_checkpoint), "sketch_style": "outline"}
+    (folder / "good.json").write_text(json.dumps(good))
+    (folder / "deep.json").write_text('{"name": ' + "[" * 20_000 + "]" * 20_000 + "}")
+    (folder / "huge.json").write_bytes(b'{"name": "' + b"x" * (2 << 20) + b'"}')
+    presets, problems = list_presets([(folder, "user")])
+    assert [p.id for p in presets] == ["good"]
+    assert len(problems) == 2 and all("\n" not in p for p in problems)
+
+
+def safetensors(entries: dict[str, tuple[str, list[int], bytes]], metadata: dict[str, str], raw_header: str | None = None) -> bytes:
+    """A safetensors file written by hand, so that it can lie."""
+    header: dict[str, object] = {"__metadata__": metadata}
+    body = b""
+    for key, (dtype, shape, data) in entries.items():
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [len(body), len(body) + len(data)]}
+        body += data
+    text = raw_header if raw_header is not None else json.dumps(header)
+    encoded = text.encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
+    return struct.pack("<Q", len(encoded)) + encoded + body
+
+
+def rewritten(checkpoint: Path, change) -> tuple[dict[str, tuple[str, list[int], bytes]], dict[str, str]]:  # noqa: ANN001
+    from safetensors import safe_open
+
+    entries = {}
+    with safe_open(str(checkpoint), "np") as handle:
+        metadata = handle.metadata()
+        for key in handle.keys():
+            array = handle.get_tensor(key)
+            entries[key] = change(key, array)
+    return entries, metadata
+
+
+def encode(array: np.ndarray) -> tuple[str, list[int], bytes]:
+    dtype = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[array.dtype]
+    return dtype, list(array.shape), array.tobytes()
+
+
+@pytest.mark.parametrize("forgery, expected", [
+    ("nan", "NaN or infinite"),
+    ("negative variance", "negative variance"),
+    ("floats labelled I32", "where floating-point"),
+    ("size mismatch", "holds"),
+    ("unknown dtype", "never writes"),
+])
+def test_forged_weights_are_refused_naming_the_tensor(tmp_path, tiny_pix2pix_checkpoint, forgery, expected):
+    target = {"nan": "G.", "negative variance": "running_var"}
+
+    def change(key: str, array: np.ndarray):  # noqa: ANN202
+        if forgery == "nan" and key.startswith("G.") and key.endswith("weight") and array.dtype.kind == "f":
+            array = array.copy()
+            array.flat[0] = np.nan
+        if forgery == "negative variance" and key.endswith("running_var"):
+            array = -np.abs(array) - 1
+        dtype, shape, data = encode(array)
+        if forgery == "floats labelled I32" and key.endswith("weight") and dtype == "F32":
+            dtype = "I32"
+        if forgery == "size mismatch" and key.endswith("bias"):
+            shape = [shape[0] + 1]
+        if forgery == "unknown dtype" and key.endswith("bias"):
+            dtype = "C64"
+        return dtype, shape, data
+
+    entries, metadata = rewritten(tiny_pix2pix_checkpoint, change)
+    path = tmp_path / "forged.safetensors"
+    path.write_bytes(safetensors(entries, metadata))
+    with pytest.raises(CheckpointError, match=expected) as exc:
+        load_engine_model(path, "cpu")
+    message = one_line(exc)
+    if forgery in target:
+        assert target[forgery] in message
+
+
+def test_duplicate_overlapping_and_deeply_nested_headers_are_refused(tmp_path, tiny_pix2pix_checkpoint):
+    entries, metadata = rewritten(tiny_pix2pix_checkpoint, lambda key, array: encode(array))
+    first, second = list(entries)[:2]
+    text = json.dumps({"__metadata__": metadata, **{
+        k: {"dtype": d, "shape": s, "data_offsets": [0, len(b)]} for k, (d, s, b) in [(first, entries[first])]}})
+    twice = text[:-1] + ", " + json.dumps(first) + ": " + json.dumps(
+        {"dtype": entries[first][0], "shape": entries[first][1], "data_offsets": [0, len(entries[first][2])]}) + "}"
+    cases = {
+        "given twice": twice,
+        "nested more than": json.dumps({"__metadata__": metadata, "x": "y"})[:-1] + ', "deep": ' + "[" * 5000 + "]" * 5000 + "}",
+    }
+    for expected, header in cases.items():
+        path = tmp_path / "forged.safetensors"
+        path.write_bytes(safetensors({first: entries[first]}, metadata, raw_header=header) + entries[first][2])
+        with pytest.raises(CheckpointError, match=expected) as exc:
+            load_engine_model(path, "cpu")
+        one_line(exc)
+    # two tensors of the same size that claim the same bytes
+    by_size: dict[int, str] = {}
+    for key, (_, _, data) in entries.items():
+        if len(data) in by_size:
+            pair = (by_size[len(data)], key)
+            break
+        by_size[len(data)] = key
+    header: dict[str, object] = {"__metadata__": metadata}
+    body = b""
+    for key, (dtype, shape, data) in entries.items():
+        if key == pair[1]:
+            continue
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [len(body), len(body) + len(data)]}
+        body += data
+    header[pair[1]] = dict(header[pair[0]], dtype=entries[pair[1]][0], shape=entries[pair[1]][1])  # type: ignore[arg-type]
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path = tmp_path / "overlap.safetensors"
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + body)
+    with pytest.raises(CheckpointError, match="share bytes") as exc:
+        load_engine_model(path, "cpu")
+    one_line(exc)
+
+
+def test_presets_cannot_shadow_bundled_ones_reach_outside_or_print_control_characters(tmp_path, tiny_pix2pix_checkpoint):
+    bundled, user = tmp_path / "bundled", tmp_path / "user"
+    record = {"engine": "pix2pix", "sketch_style": "outline"}
+    (bundled / "style.json").parent.mkdir()
+    (bundled / "style.json").write_text(json.dumps({**record, "name": "Style", "model": beside(bundled, tiny_pix2pix_checkpoint)}))
+    user.mkdir()
+    (user / "style.json").write_text(json.dumps({**record, "name": "Mine", "model": beside(user, tiny_pix2pix_checkpoint)}))
+    (user / "other.json").write_text(json.dumps({**record, "name": "STYLE", "model": beside(user, tiny_pix2pix_checkpoint)}))
+    (user / "abs.json").write_text(json.dumps({**record, "name": "Abs", "model": str(tiny_pix2pix_checkpoint)}))
+    (user / "up.json").write_text(json.dumps({**record, "name": "Up", "model": "../bundled/" + tiny_pix2pix_checkpoint.name}))
+    (user / "evil.json").write_text(json.dumps({**record, "name": "Evil\u202eexe.\x1b[31m", "model": beside(user, tiny_pix2pix_checkpoint)}))
+    presets, problems = list_presets([(bundled, "bundled"), (user, "user")])
+    assert {p.id: p.source for p in presets} == {"style": "bundled", "evil": "user"}
+    assert sum("has that name already" in p for p in problems) == 2
+    assert sum("outside the preset's folder" in p for p in problems) == 2
+    evil = next(p for p in presets if p.id == "evil")
+    assert evil.name.isprintable() and "\\u202e" in evil.name and "\\x1b" in evil.name
