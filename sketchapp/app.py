@@ -31,7 +31,7 @@ class CoreServices:
         from sketchapp.core.prepare import fit_square
 
         try:
-            picture = load_image(path, "RGB")
+            picture = load_image(path, "RGB", max_side=2 * side)  # twice the sheet: enough for its lines
         except SketchAppError as exc:
             raise UserError(str(exc)) from exc
         grey = to_grey(picture)

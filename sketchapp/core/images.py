@@ -28,24 +28,28 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
 
 
 def load_image(
-    path: str | os.PathLike[str], mode: str = "RGB", max_pixels: int = MAX_PIXELS
+    path: str | os.PathLike[str], mode: str = "RGB", max_pixels: int = MAX_PIXELS, max_side: int | None = None
 ) -> np.ndarray:
     """Read an image file as a uint8 array in ``mode`` ("RGB", "RGBA" or "L").
 
     EXIF rotation is applied; transparency is composited on white for "RGB" and "L";
     16-bit and palette images are converted; SVG drawings are rasterised. Raises ImageLoadError with a one-line
-    message for a missing, empty, corrupt, non-image or oversized file.
+    message for a missing, empty, corrupt, non-image or oversized file. ``max_side`` reduces a larger
+    picture to that longest side while it is decoded (a JPEG at a fraction of its resolution, 8x
+    faster), for readers that need no more: filters then run on the reduced picture.
     """
     if mode not in ("RGB", "RGBA", "L"):
         raise ValueError(f"unsupported mode {mode!r}")
     data = read_user_file(path, ImageLoadError, "image")
-    return decode_image(data, Path(path).name, mode=mode, max_pixels=max_pixels)
+    return decode_image(data, Path(path).name, mode=mode, max_pixels=max_pixels, max_side=max_side)
 
 
-def decode_image(data: bytes, name: str, mode: str = "RGB", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(
+    data: bytes, name: str, mode: str = "RGB", max_pixels: int = MAX_PIXELS, max_side: int | None = None
+) -> np.ndarray:
     """Decode image bytes; see load_image. ``name`` is used in error messages."""
     if looks_like_svg(data, name):
-        return _to_mode(Image.fromarray(render_svg(data, name), "RGBA"), mode)
+        return _to_mode(Image.fromarray(render_svg(data, name, max_side), "RGBA"), mode)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -61,6 +65,8 @@ def decode_image(data: bytes, name: str, mode: str = "RGB", max_pixels: int = MA
                     f"{name}: image is {width}x{height} pixels; SketchApp takes up to {MAX_SIDE} pixels a side "
                     f"and a shape no narrower than 1:{MAX_ASPECT}"
                 )
+            if max_side is not None and max(width, height) > max_side:
+                img.draft(None, (max_side, max_side))  # JPEG: decoded at 1/2, 1/4 or 1/8 scale, still >= max_side
             img.load()
         except ImageLoadError:
             raise
@@ -71,6 +77,8 @@ def decode_image(data: bytes, name: str, mode: str = "RGB", max_pixels: int = MA
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageLoadError(f"{name}: corrupt or truncated image ({exc})") from exc
     img = ImageOps.exif_transpose(img)
+    if max_side is not None and max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.BOX)
     return _to_mode(img, mode)
 
 

@@ -188,6 +188,8 @@ class MainWindow(QMainWindow):
     preset_chosen = Signal(str)
     training_requested = Signal()
     autosave_failed = Signal(str)
+    import_finished = Signal(bool)  # an import ended: its picture is the base layer now (True) or it failed
+    _import_done = Signal(int, str, object)  # from the import thread: ticket, path, pixels or a UserError
 
     def __init__(self, services: Services, settings: QSettings | None = None, state_dir: Path | None = None) -> None:
         super().__init__()
@@ -252,6 +254,11 @@ class MainWindow(QMainWindow):
         self.result.hints_changed.connect(self._sketch_changed)
         self.result.hints_painting.connect(self._drawing)
 
+        # Imports decode and clean up photos of up to 64 megapixels: off the GUI thread, so the
+        # window keeps drawing; the newest import wins.
+        self._import_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
+        self._import_ticket = 0
+        self._import_done.connect(self._imported)
         self._autosave_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._autosave_job: Future | None = None
         self.autosave_failed.connect(lambda message: self.statusBar().showMessage(f"Autosave failed: {message}", 8000))
@@ -365,7 +372,13 @@ class MainWindow(QMainWindow):
         self.busy.setVisible(False)
         for widget in (self.preset_label, self.device_label):
             bar.addWidget(widget)
+        self.importing = QProgressBar()
+        self.importing.setRange(0, 0)
+        self.importing.setFixedWidth(80)
+        self.importing.setFormat("importing")
+        self.importing.setVisible(False)
         bar.addPermanentWidget(self.progress_label)
+        bar.addPermanentWidget(self.importing)
         bar.addPermanentWidget(self.busy)
 
     # -- tools ---------------------------------------------------------------------------
@@ -542,15 +555,40 @@ class MainWindow(QMainWindow):
         return self.services.ink(image, lines, lines.shape[0] if scale == 0 else image.shape[0] * scale)
 
     # -- files ------------------------------------------------------------------------------
-    def import_sketch(self, path: str) -> bool:
-        try:
-            pixels = self.services.load_sketch(path, self.document.side)
-        except UserError as exc:
-            QMessageBox.warning(self, "Import sketch", str(exc))
-            return False
-        self.document.set_base(array_to_qimage(pixels), f"Import {Path(path).name}")
+    def import_sketch(self, path: str) -> None:
+        """Read ``path`` as the new base layer on the import thread; ``import_finished`` tells the outcome.
+
+        The drawing stays as it is (and can still be drawn on) until the picture is ready;
+        a file that cannot be read changes nothing.
+        """
+        self._import_ticket += 1
+        ticket, side = self._import_ticket, self.document.side
+        self.importing.setVisible(True)
+        self.statusBar().showMessage(f"Importing {Path(path).name}…")
+
+        def work() -> None:
+            try:
+                result: Any = self.services.load_sketch(path, side)
+            except UserError as exc:
+                result = exc
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not take the window with it
+                result = UserError(f"{Path(path).name}: could not import ({type(exc).__name__}: {exc})"[:300])
+            self._import_done.emit(ticket, path, result)
+
+        self._import_pool.submit(work)
+
+    def _imported(self, ticket: int, path: str, result: Any) -> None:
+        if ticket != self._import_ticket:
+            return  # a newer import was asked for meanwhile
+        self.importing.setVisible(False)
+        self.statusBar().clearMessage()
+        if isinstance(result, UserError):
+            QMessageBox.warning(self, "Import sketch", str(result))
+            self.import_finished.emit(False)
+            return
+        self.document.set_base(array_to_qimage(result), f"Import {Path(path).name}")
         self._remember(path)
-        return True
+        self.import_finished.emit(True)
 
     def recent_files(self) -> list[str]:
         value = self.settings.value("recent", [])
@@ -714,6 +752,8 @@ class MainWindow(QMainWindow):
         self.autosave.stop()
         self.flush_autosave()
         self._autosave_pool.shutdown(wait=True)
+        self._import_ticket += 1  # an import still running is dropped when it ends
+        self._import_pool.shutdown(wait=False, cancel_futures=True)
         session.discard_session(self.state_dir)
         self.settings.setValue("geometry", self.saveGeometry())
         self.completion_cancelled.emit()

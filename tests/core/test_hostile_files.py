@@ -196,3 +196,57 @@ def test_presets_cannot_shadow_bundled_ones_reach_outside_or_print_control_chara
     assert sum("outside the preset's folder" in p for p in problems) == 2
     evil = next(p for p in presets if p.id == "evil")
     assert evil.name.isprintable() and "\\u202e" in evil.name and "\\x1b" in evil.name
+
+
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" {}>{}</svg>'
+
+
+@pytest.mark.parametrize("what, markup, expected", [
+    ("a huge width", SVG.format('width="10000000" height="10000000"', '<circle cx="5" cy="5" r="3"/>'), None),
+    ("a huge viewBox", SVG.format('viewBox="0 0 1e30 1e30"', '<circle cx="5" cy="5" r="3"/>'), None),
+    ("groups 100k deep", SVG.format("", "<g>" * 100_000 + "</g>" * 100_000), "nest more than"),
+    ("entities", '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'
+     '<svg xmlns="http://www.w3.org/2000/svg">&b;</svg>', "entities"),
+    ("a ribbon", SVG.format('width="100000" height="1"', ""), "narrower than"),
+    ("a size that is not a number", SVG.format('width="NaN" height="10"', ""), "not a length"),
+    ("no svg element", "<html><body/></html>", "no <svg>"),
+])
+def test_hostile_svg_is_refused_or_drawn_at_our_size_within_seconds(tmp_path, what, markup, expected):
+    path = tmp_path / "drawing.svg"
+    path.write_text(markup)
+    began = time.monotonic()
+    if expected is None:  # drawn at the app's size, never at the size the file claims
+        assert max(load_image(path).shape[:2]) <= 1024, what
+    else:
+        with pytest.raises(ImageLoadError, match=expected) as exc:
+            load_image(path)
+        one_line(exc)
+    assert time.monotonic() - began < 5, what
+
+
+def test_an_svgz_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    import gzip
+
+    path = tmp_path / "bomb.svgz"
+    path.write_bytes(gzip.compress(b'<svg xmlns="http://www.w3.org/2000/svg">' + b" " * (100 << 20) + b"</svg>"))
+    began = time.monotonic()
+    with pytest.raises(ImageLoadError, match="unpacks to more than"):
+        load_image(path)
+    assert time.monotonic() - began < 2
+
+
+def test_a_renderer_that_hangs_costs_the_drawing_not_the_app(tmp_path, monkeypatch):
+    from sketchapp.core import svg
+
+    monkeypatch.setattr(svg, "RENDER_SECONDS", 0.3)
+    monkeypatch.setattr(svg, "_RENDER", "import time\ntime.sleep(30)\n")  # a renderer stuck in a filter
+    path = tmp_path / "slow.svg"
+    path.write_text(SVG.format('viewBox="0 0 10 10"', '<circle cx="5" cy="5" r="3"/>'))
+    with pytest.raises(ImageLoadError, match="took more than") as exc:
+        load_image(path)
+    one_line(exc)
+    monkeypatch.setattr(svg, "RENDER_SECONDS", 5.0)
+    monkeypatch.setattr(svg, "_RENDER", "import os\nos.abort()\n")  # a renderer that crashes
+    with pytest.raises(ImageLoadError, match="renderer failed") as exc:
+        load_image(path)
+    one_line(exc)

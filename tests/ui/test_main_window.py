@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -108,16 +109,22 @@ def test_refine_sends_the_chosen_candidates_code(qtbot, window):
     assert asked.args[3].shape == (1, 8)
 
 
-def test_a_corrupt_import_changes_nothing(window, tmp_path):
+def imported(qtbot, window, path) -> bool:  # noqa: ANN001
+    with qtbot.waitSignal(window.import_finished, timeout=15000) as done:
+        window.import_sketch(str(path))
+    return done.args[0]
+
+
+def test_a_corrupt_import_changes_nothing(qtbot, window, tmp_path):
     draw(window)
     before = window.document.to_array(64)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG broken")
-    assert not window.import_sketch(str(bad))
+    assert not imported(qtbot, window, bad)
     assert np.array_equal(window.document.to_array(64), before)
     good = tmp_path / "good.svg"
     good.write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="3" fill="none" stroke="black"/></svg>')
-    assert window.import_sketch(str(good))
+    assert imported(qtbot, window, good)
     assert window.document.base is not None and window.document.undo_stack.count() == 2
     assert window.recent_files() == [str(good.resolve())]  # only files that opened are remembered
     window._fill_recent()
@@ -260,3 +267,39 @@ def test_colour_hints_painted_on_the_result_join_the_request(qtbot, window):
     assert hints[side // 2, side // 2, 0] > 200 and hints[5, 5, 3] == 0
     window.result.clear_hints()
     assert not window.result.has_hints()
+
+
+def hostile_files(folder: Path) -> list[Path]:
+    """One of each kind of file that once crashed, hung or froze the window on import."""
+    import gzip
+    import io
+    import os
+
+    from PIL import Image
+
+    folder.mkdir()
+    files = []
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "pipe.png")
+        files.append(folder / "pipe.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    strip = io.BytesIO()
+    Image.new("L", (60000, 10), 255).save(strip, "PNG")
+    (folder / "strip.png").write_bytes(strip.getvalue())
+    (folder / "postscript.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n/l { l } def l\n")
+    (folder / "deep.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg">' + "<g>" * 100_000 + "</g>" * 100_000 + "</svg>")
+    (folder / "bomb.svgz").write_bytes(gzip.compress(b'<svg xmlns="http://www.w3.org/2000/svg">' + b" " * (64 << 20) + b"</svg>"))
+    (folder / "empty.jpg").write_bytes(b"")
+    return [*files, *(folder / name for name in ("zero.png", "strip.png", "postscript.png", "deep.svg", "bomb.svgz", "empty.jpg"))]
+
+
+def test_the_window_survives_importing_hostile_files_with_the_drawing_intact(qtbot, window, tmp_path):
+    draw(window)
+    before = window.document.to_array(64)
+    for path in hostile_files(tmp_path / "hostile"):
+        began = time.perf_counter()
+        assert not imported(qtbot, window, path), path.name
+        assert time.perf_counter() - began < 8, path.name
+        assert np.array_equal(window.document.to_array(64), before), path.name
+    draw(window)  # still drawing
+    assert window.document.undo_stack.count() == 2
