@@ -105,6 +105,7 @@ class ResultView(QWidget):
         self.hint_size = 28.0
         self._last: QPointF | None = None
         self._painted = False  # kept, not recomputed: a 512 px scan on every request is wasted work
+        self.revision = 0  # grows with every change of the hints (autosave writes them when it moved)
         self.setMinimumSize(200, 200)
 
     def set_image(self, image: QImage | None) -> None:
@@ -121,9 +122,19 @@ class ResultView(QWidget):
     def clear_hints(self) -> None:
         if self._painted:
             self._painted = False
+            self.revision += 1
             self.hints.fill(Qt.GlobalColor.transparent)
             self.update()
             self.hints_changed.emit()
+
+    def set_hints(self, image: QImage) -> None:
+        """Hints saved earlier (an autosave): scaled to the hint layer."""
+        self.hints = image.convertToFormat(QImage.Format.Format_ARGB32).scaled(
+            self.HINT_SIDE, self.HINT_SIDE, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        self._painted = True
+        self.revision += 1
+        self.update()
 
     def hints_array(self, side: int) -> np.ndarray:
         """RGBA uint8 (side, side): the colours painted so far, alpha where painted."""
@@ -138,10 +149,14 @@ class ResultView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         pen = QPen(self.hint_colour, self.hint_size, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
         painter.setPen(pen)
-        painter.drawLine(self._last if self._last is not None else point, point)
+        if self._last is None:
+            painter.drawPoint(point)  # a click leaves a dab (a line of length 0 draws nothing)
+        else:
+            painter.drawLine(self._last, point)
         painter.end()
         self._last = point
         self._painted = True
+        self.revision += 1
         self.update()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -195,7 +210,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.services = services
         self.state_dir = state_dir or user_state_dir()
-        self.saved_revision = 0
+        self.slot = session.Slot(self.state_dir)  # this window's own autosave folder, locked while it runs
+        self.saved_revision: tuple[int, int] = (0, 0)  # (document, hints) revisions last autosaved
         self.settings = settings or QSettings("SketchApp", "SketchApp")
         self.generation = 0
         self.model_side = 64
@@ -707,18 +723,22 @@ class MainWindow(QMainWindow):
             QGuiApplication.clipboard().setImage(array_to_qimage(self._picture(self.chosen, 4)))
 
     # -- session safety -----------------------------------------------------------------------
+    def _revisions(self) -> tuple[int, int]:
+        return self.document.revision, self.result.revision
+
     def save_session(self) -> None:
-        """Autosave: copy the sketch here, write it (with its fsync) on a background thread."""
-        if self.document.revision == self.saved_revision or (self._autosave_job and not self._autosave_job.done()):
+        """Autosave: copy the sketch and hints here, write them (with an fsync) on a background thread."""
+        folder = self.slot.folder
+        if folder is None or self._revisions() == self.saved_revision or (self._autosave_job and not self._autosave_job.done()):
             return
-        record, base = session.snapshot(self.document)
-        self.saved_revision = self.document.revision
-        self._autosave_job = self._autosave_pool.submit(session.write, self.state_dir, record, base)
+        record, base, hints = session.snapshot(self.document, self.result.hints if self.result.has_hints() else None)
+        self.saved_revision = self._revisions()
+        self._autosave_job = self._autosave_pool.submit(session.write, folder, record, base, hints)
         self._autosave_job.add_done_callback(self._autosave_done)
 
     def _autosave_done(self, job: Future) -> None:
         if job.exception() is not None:
-            self.saved_revision = -1  # try again at the next tick
+            self.saved_revision = (-1, -1)  # try again at the next tick
             self.autosave_failed.emit(str(job.exception()))
 
     def flush_autosave(self) -> None:
@@ -727,18 +747,34 @@ class MainWindow(QMainWindow):
             self._autosave_job.exception()
 
     def offer_recovery(self) -> bool:
-        """After a crash the last autosave is still there: offer it back."""
-        if not session.has_session(self.state_dir):
+        """After a crash the autosave of the app that crashed is still there: offer it back.
+
+        Only autosaves no running SketchApp holds are offered (one per start, the newest);
+        a second window open beside the first says so and keeps its own.
+        """
+        if self.slot.folder is None:
+            self.statusBar().showMessage("Autosave is off: the state folder cannot be written", 15000)
+        elif self.slot.shared:
+            self.statusBar().showMessage("Another SketchApp window is open: this one autosaves separately", 8000)
+        left = session.orphans(self.slot)
+        if not left:
             return False
+        newest = max(left, key=lambda folder: (folder / session.AUTOSAVE).stat().st_mtime)
         answer = QMessageBox.question(
             self, "Recover sketch", "SketchApp did not close properly last time. Recover the sketch you were drawing?"
         )
         if answer != QMessageBox.StandardButton.Yes:
-            session.discard_session(self.state_dir)
+            session.discard_session(newest)
             return False
-        recovered = session.load_session(self.state_dir, self.document)
-        self.saved_revision = self.document.revision
-        return recovered
+        recovered = session.load_session(newest, self.document)
+        if isinstance(recovered, QImage):
+            self.result.set_hints(recovered)
+        if recovered is not False and newest != self.slot.folder:
+            self.save_session()  # kept in this window's own folder before the other one goes
+            self.flush_autosave()
+            session.discard_session(newest)
+        self.saved_revision = self._revisions()
+        return recovered is not False
 
     # -- shutdown ---------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -754,7 +790,9 @@ class MainWindow(QMainWindow):
         self._autosave_pool.shutdown(wait=True)
         self._import_ticket += 1  # an import still running is dropped when it ends
         self._import_pool.shutdown(wait=False, cancel_futures=True)
-        session.discard_session(self.state_dir)
+        if self.slot.folder is not None:
+            session.discard_session(self.slot.folder)
+        self.slot.release()
         self.settings.setValue("geometry", self.saveGeometry())
         self.completion_cancelled.emit()
         super().closeEvent(event)

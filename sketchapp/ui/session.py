@@ -1,8 +1,11 @@
 """Autosave of the sketch, so a crash never loses a drawing.
 
-The document (strokes as vectors, the imported base layer as PNG) is written every few
-seconds while it changes, atomically, to the state folder. A clean exit removes it; if
-it is there at start-up, the last session ended badly and the app offers it back.
+The document (strokes as vectors, the imported base layer and the colour hints as PNG)
+is written every few seconds while it changes, atomically. Each running app has its own
+folder (``sessions/N``), held with a lock file: a second instance takes the next one, so
+neither is offered the other's live drawing nor deletes it on exit. A clean exit removes
+its own autosave; one whose lock is free at start-up was left by an app that ended badly,
+and is offered back.
 """
 
 from __future__ import annotations
@@ -10,14 +13,73 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QIODevice, QSaveFile
+from PySide6.QtCore import QIODevice, QLockFile, QSaveFile
 from PySide6.QtGui import QImage
 
 from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke
 
 AUTOSAVE = "autosave.json"
 BASE = "autosave-base.png"
+HINTS = "autosave-hints.png"
 FORMAT = "sketchapp.sketch"
+SESSIONS = "sessions"
+LOCK = "lock"
+MAX_SLOTS = 64
+MAX_RECORD_BYTES = 256 << 20
+
+
+class Slot:
+    """This app's own autosave folder under ``root``, locked while the app runs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.folder: Path | None = None
+        self.number = -1
+        self._lock: QLockFile | None = None
+        for number in range(MAX_SLOTS):
+            folder = root / SESSIONS / str(number)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                break
+            lock = QLockFile(str(folder / LOCK))
+            lock.setStaleLockTime(0)  # a lock is stale only when the app that holds it is gone
+            if lock.tryLock(0):
+                self.folder, self._lock, self.number = folder, lock, number
+                break
+        self.shared = self.folder is not None and self.number > 0 and any(
+            held(root / SESSIONS / str(n)) for n in range(self.number)
+        )
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.unlock()
+            self._lock = None
+
+
+def held(folder: Path) -> bool:
+    """Whether a running app holds ``folder``'s lock."""
+    lock = QLockFile(str(folder / LOCK))
+    lock.setStaleLockTime(0)
+    if lock.tryLock(0):
+        lock.unlock()
+        return False
+    return (folder / LOCK).exists()
+
+
+def orphans(slot: Slot) -> list[Path]:
+    """Autosaves left by apps that ended without a clean exit: this app's own folder first,
+    then other folders whose lock no running app holds, then the single autosave of
+    SketchApp versions before per-app folders."""
+    found = [slot.folder] if slot.folder is not None and has_session(slot.folder) else []
+    sessions = slot.root / SESSIONS
+    if sessions.is_dir():
+        for folder in sorted(sessions.iterdir()):
+            if folder != slot.folder and has_session(folder) and not held(folder):
+                found.append(folder)
+    if has_session(slot.root):
+        found.append(slot.root)
+    return found
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -28,43 +90,54 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise OSError(f"cannot write {path}: {file.errorString()}")
 
 
-def snapshot(document: SketchDocument) -> tuple[dict, QImage | None]:
+def snapshot(document: SketchDocument, hints: QImage | None = None) -> tuple[dict, QImage | None, QImage | None]:
     """What to save, copied on the GUI thread (cheap); ``write`` may then run on any thread."""
     record = {
         "format": FORMAT,
         "version": 1,
         "side": document.side,
         "base": BASE if document.base is not None else None,
+        "hints": HINTS if hints is not None else None,
         "strokes": [{"tool": s.tool, "size": s.size, "points": [list(p) for p in s.points]} for s in document.strokes],
     }
-    return record, (document.base.copy() if document.base is not None else None)
+    return record, (document.base.copy() if document.base is not None else None), (hints.copy() if hints is not None else None)
 
 
-def write(folder: Path, record: dict, base: QImage | None) -> None:
-    """Write a snapshot to ``folder`` (strokes JSON, base PNG), atomically. Raises OSError."""
+def _write_image(path: Path, image: QImage) -> None:
+    file = QSaveFile(str(path))
+    if not file.open(QIODevice.OpenModeFlag.WriteOnly) or not image.save(file, "PNG") or not file.commit():
+        file.cancelWriting()
+        raise OSError(f"cannot write {path}: {file.errorString()}")
+
+
+def write(folder: Path, record: dict, base: QImage | None, hints: QImage | None = None) -> None:
+    """Write a snapshot to ``folder`` (strokes JSON, base and hints PNG), atomically. Raises OSError."""
     folder.mkdir(parents=True, exist_ok=True)
     if base is not None:
-        file = QSaveFile(str(folder / BASE))
-        if not file.open(QIODevice.OpenModeFlag.WriteOnly) or not base.save(file, "PNG") or not file.commit():
-            file.cancelWriting()
-            raise OSError(f"cannot write {folder / BASE}: {file.errorString()}")
+        _write_image(folder / BASE, base)
+    if hints is not None:
+        _write_image(folder / HINTS, hints)
     _write_atomic(folder / AUTOSAVE, json.dumps(record).encode("utf-8"))
 
 
-def save_session(folder: Path, document: SketchDocument) -> None:
+def save_session(folder: Path, document: SketchDocument, hints: QImage | None = None) -> None:
     """Snapshot and write at once (on the calling thread)."""
-    write(folder, *snapshot(document))
+    write(folder, *snapshot(document, hints))
 
 
 def has_session(folder: Path) -> bool:
     return (folder / AUTOSAVE).is_file()
 
 
-def load_session(folder: Path, document: SketchDocument) -> bool:
-    """Restore a saved session into ``document``; False (and nothing changed) if it is unreadable."""
+def load_session(folder: Path, document: SketchDocument) -> QImage | bool:
+    """Restore a saved session into ``document``: its hints (a QImage) or True when it had none;
+    False (and nothing changed) if it is unreadable."""
     try:
-        record = json.loads((folder / AUTOSAVE).read_text(encoding="utf-8"))
-        if record.get("format") != FORMAT:
+        file = folder / AUTOSAVE
+        if not file.is_file() or file.stat().st_size > MAX_RECORD_BYTES:
+            return False
+        record = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
             return False
         scale = document.side / float(record["side"])
         strokes = []
@@ -76,12 +149,13 @@ def load_session(folder: Path, document: SketchDocument) -> bool:
         if record.get("base"):
             image = QImage(str(folder / BASE))
             base = None if image.isNull() else image.scaled(document.side, document.side)
-    except (OSError, ValueError, KeyError, TypeError):
+        hints = QImage(str(folder / HINTS)) if record.get("hints") else QImage()
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return False
     document.restore(strokes, base)
-    return True
+    return True if hints.isNull() else hints
 
 
 def discard_session(folder: Path) -> None:
-    for name in (AUTOSAVE, BASE):
+    for name in (AUTOSAVE, BASE, HINTS):
         (folder / name).unlink(missing_ok=True)

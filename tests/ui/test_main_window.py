@@ -224,23 +224,50 @@ def test_autosave_is_offered_back_after_a_crash_and_removed_after_a_clean_exit(q
     draw(window)
     window.document.set_base(window.document.render(64))
     draw(window)
+    window.result.hint_mode = True
+    QTest.mouseClick(window.result, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, window.result.rect().center())
     window.save_session()
     window.flush_autosave()
-    assert (tmp_path / "state" / "autosave.json").is_file()
+    autosave = tmp_path / "state" / "sessions" / "0" / "autosave.json"
+    assert autosave.is_file()
     expected = window.document.to_array(128)
 
-    # the first window "crashed": a new one finds the autosave and offers it
+    # the first window "crashed" (its process, and so its lock, is gone): a new one finds the autosave and offers it
+    window.slot.release()
     monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
     second = MainWindow(CoreServices(), window.settings, tmp_path / "state")
     qtbot.addWidget(second)
     assert second.offer_recovery()
     assert len(second.document.strokes) == 1 and second.document.base is not None
     assert np.abs(second.document.to_array(128).astype(int) - expected).mean() < 2
+    assert second.result.has_hints() and second.result.hints_array(64)[..., 3].max() == 255  # the hints came back too
     second.close()
-    assert not (tmp_path / "state" / "autosave.json").exists()
+    assert not autosave.exists()
     third = MainWindow(CoreServices(), window.settings, tmp_path / "state")
     qtbot.addWidget(third)
     assert not third.offer_recovery()
+
+
+def test_a_second_instance_keeps_its_own_autosave_and_never_costs_the_first_its_drawing(qtbot, window, tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: asked.append(1) or QMessageBox.StandardButton.Yes)
+    draw(window)
+    window.save_session()
+    window.flush_autosave()
+    second = MainWindow(CoreServices(), window.settings, tmp_path / "state")
+    qtbot.addWidget(second)
+    assert not second.offer_recovery() and not asked  # the first one's live sketch is not offered
+    assert second.slot.folder != window.slot.folder and second.slot.shared
+    assert "Another SketchApp window is open" in second.statusBar().currentMessage()
+    draw(second)
+    second.save_session()
+    second.flush_autosave()
+    second.close()  # its clean exit removes its own autosave only
+    assert (window.slot.folder / "autosave.json").is_file() and not (second.slot.folder / "autosave.json").exists()
+    window.slot.release()  # now the first one crashes: its strokes are still there to recover
+    third = MainWindow(CoreServices(), window.settings, tmp_path / "state")
+    qtbot.addWidget(third)
+    assert third.offer_recovery() and len(third.document.strokes) == 1
 
 
 def test_a_damaged_autosave_is_ignored(qtbot, tmp_path, monkeypatch):
