@@ -486,6 +486,10 @@ class MainWindow(QMainWindow):
         self.generation += 1
         self.busy.setVisible(True)
         side = self.model_side * 4
+        if stroke is not None and side > self.document.side:
+            # while the pen moves, the sheet as it is kept (still twice a 256 px model's side)
+            # instead of a redraw of every stroke at four times it on each pen event
+            side = self.document.side
         hints = self.result.hints_array(side) if self.result.has_hints() else None
         self.completion_requested.emit(
             self.generation, self.document.to_array(side, stroke), hints, z if isinstance(z, np.ndarray) else None
