@@ -48,6 +48,15 @@ class CoreServices:
         except SketchAppError as exc:
             raise UserError(str(exc)) from exc
 
+    def save_images(self, items: list[tuple[str, np.ndarray, dict[str, str]]]) -> None:
+        from sketchapp.core.errors import SketchAppError
+        from sketchapp.core.images import save_images
+
+        try:
+            save_images(items)
+        except SketchAppError as exc:
+            raise UserError(str(exc)) from exc
+
     def upscale(self, pixels: np.ndarray, factor: int) -> np.ndarray:
         import cv2
 

@@ -227,14 +227,16 @@ def _save_frame(folder: Path, snapshot) -> None:  # noqa: ANN001 - core type imp
 
 
 def _write_results(output: Path, snapshot, text: dict[str, str]) -> None:  # noqa: ANN001
-    from sketchapp.core.images import save_image
+    """The best picture and every candidate, all written or none (a full disk or Ctrl-C half way leaves nothing new)."""
+    from sketchapp.core.images import save_images
 
     images = snapshot.results()
     losses = snapshot.losses["total"]
-    save_image(output, images[snapshot.best], {**text, "candidate": str(snapshot.best + 1)})
+    items = [(output, images[snapshot.best], {**text, "candidate": str(snapshot.best + 1)})]
     for index, image in enumerate(images):
         path = output.with_name(f"{output.stem}-{index + 1}{output.suffix}")
-        save_image(path, image, {**text, "candidate": str(index + 1), "loss": f"{losses[index]:.6f}"})
+        items.append((path, image, {**text, "candidate": str(index + 1), "loss": f"{losses[index]:.6f}"}))
+    save_images(items)
 
 
 class _Progress:

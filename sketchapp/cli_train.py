@@ -367,8 +367,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.engines import REGISTRY, load_engine_model
     from sketchapp.core.evaluation import EvalReport, evaluate
-    from sketchapp.core.fileio import write_bytes_atomic
-    from sketchapp.core.images import save_image
+    from sketchapp.core.errors import ImageSaveError
+    from sketchapp.core.fileio import write_all_or_nothing
+    from sketchapp.core.images import encode_image
     from sketchapp.core.presets import find_preset, installed_presets
 
     try:
@@ -433,10 +434,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"Model: {label}; data: {args.data} ({report.cases} {split} pairs); {report.candidates} candidates; "
             f"device: {device.type}; convergence stop off so every column runs its full count.\n\n"
         )
-        write_bytes_atomic(out / "report.md", (header + table + "\n").encode("utf-8"))
-        write_bytes_atomic(out / "report.json", json.dumps(report.to_dict(), indent=1).encode("utf-8"))
+        files = [(out / "report.md", (header + table + "\n").encode("utf-8")),
+                 (out / "report.json", json.dumps(report.to_dict(), indent=1).encode("utf-8"))]
         if report.sheet is not None:
-            save_image(out / "contact-sheet.png", report.sheet)
+            files.append((out / "contact-sheet.png", encode_image(out / "contact-sheet.png", report.sheet)))
+        write_all_or_nothing(files, ImageSaveError)  # the three files of one report, or none
         if not quiet:
             print(f"wrote {out / 'report.md'}, report.json and contact-sheet.png", file=sys.stderr)
     return 0

@@ -71,6 +71,45 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         handle.write(data)
 
 
+def write_all_or_nothing(files: list[tuple[Path, bytes]], error: type[SketchAppError]) -> None:
+    """Write every (path, bytes) or none: each goes to a temp file beside its target first, and
+    the renames happen only when all were written. A failure or an interruption (Ctrl-C) on the
+    way removes the temp files and whatever this call had already put in place that was not
+    there before, so it leaves nothing new; a target that is a folder is refused before any
+    byte is written."""
+    for path, _data in files:
+        if path.is_dir():
+            raise error(f"{_shown(path)}: is a folder; nothing was written")
+    staged: list[tuple[str, Path]] = []
+    placed: list[Path] = []
+    try:
+        for path, data in files:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((tmp_name, path))
+            os.chmod(tmp_name, _mode_for(path))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        existed = {path for _tmp, path in staged if path.exists()}
+        for tmp_name, path in staged:
+            os.replace(tmp_name, path)
+            if path not in existed:
+                placed.append(path)
+        for folder in {path.parent for _tmp, path in staged}:
+            _fsync_dir(folder)
+    except BaseException as exc:
+        for tmp_name, _path in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        for path in placed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if isinstance(exc, OSError):
+            raise error(f"{_shown(getattr(exc, 'filename', None) or files[0][0])}: cannot write ({_os_reason(exc)}); nothing was written") from None
+        raise
+
+
 MB = 1 << 20
 #: the most bytes read of each kind of file; anything larger is refused before it is read
 READ_LIMITS = {

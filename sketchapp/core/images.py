@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401 - registers READ_FORMATS
 
 from sketchapp.core.errors import ImageLoadError, ImageSaveError
-from sketchapp.core.fileio import atomic_write, read_user_file
+from sketchapp.core.fileio import read_user_file, write_all_or_nothing, write_bytes_atomic
 from sketchapp.core.svg import looks_like_svg, render_svg
 
 #: Largest image accepted, in pixels (about 8000 x 8000): beyond this a sketch is
@@ -112,6 +112,23 @@ def save_image(
     ``text`` becomes PNG text chunks (ignored by other formats).
     """
     file = Path(path)
+    try:
+        write_bytes_atomic(file, encode_image(file, pixels, text, quality))
+    except OSError as exc:
+        raise ImageSaveError(f"{file}: cannot write image ({exc.strerror or exc})") from exc
+
+
+def save_images(items: Sequence[tuple[str | os.PathLike[str], np.ndarray, Mapping[str, str] | None]]) -> None:
+    """Write every (path, pixels, text) or none of them (see ``write_all_or_nothing``)."""
+    encoded = [(Path(path), encode_image(path, pixels, text)) for path, pixels, text in items]
+    write_all_or_nothing(encoded, ImageSaveError)
+
+
+def encode_image(
+    path: str | os.PathLike[str], pixels: np.ndarray, text: Mapping[str, str] | None = None, quality: int = 95
+) -> bytes:
+    """The file bytes of ``pixels`` in the format of ``path``'s extension (PNG text chunks from ``text``)."""
+    file = Path(path)
     fmt = SAVE_FORMATS.get(file.suffix.lower())
     if fmt is None:
         raise ImageSaveError(
@@ -128,11 +145,9 @@ def save_image(
         options["quality"] = quality
         if img.mode == "RGBA" and fmt == "JPEG":
             img = img.convert("RGB")
-    try:
-        with atomic_write(file) as handle:
-            img.save(handle, format=fmt, **options)
-    except OSError as exc:
-        raise ImageSaveError(f"{file}: cannot write image ({exc.strerror or exc})") from exc
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
 
 
 def contact_grid(pictures: np.ndarray, columns: int, gap: int = 2, fill: int = 255) -> np.ndarray:

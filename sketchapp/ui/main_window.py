@@ -73,6 +73,8 @@ class Services(Protocol):
 
     def save_image(self, path: str, pixels: np.ndarray, text: dict[str, str]) -> None: ...  # raises UserError
 
+    def save_images(self, items: list[tuple[str, np.ndarray, dict[str, str]]]) -> None: ...  # all or none; UserError
+
     def upscale(self, pixels: np.ndarray, factor: int) -> np.ndarray: ...
 
     def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray: ...  # lines over pixels, side x side
@@ -665,10 +667,16 @@ class MainWindow(QMainWindow):
         if self.frame is None:
             return False
         target = Path(path)
-        for index in range(len(self.frame.images)):
-            name = target.with_name(f"{target.stem}-{index + 1}{target.suffix}")
-            if not self._save(str(name), self._picture(index, max(1, scale)), self._metadata(index)):
-                return False
+        items = [
+            (str(target.with_name(f"{target.stem}-{index + 1}{target.suffix}")), self._picture(index, max(1, scale)), self._metadata(index))
+            for index in range(len(self.frame.images))
+        ]
+        try:
+            self.services.save_images(items)  # every candidate or none: a failure half way leaves no partial set
+        except UserError as exc:
+            QMessageBox.warning(self, "Export", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved {len(items)} pictures as {target.stem}-N{target.suffix}", 5000)
         return True
 
     def export_sheet(self, path: str) -> bool:

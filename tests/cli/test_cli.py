@@ -199,8 +199,8 @@ def test_unwritable_output_exits_1(tmp_path, sketch_png, tiny_checkpoint, capsys
     monkeypatch.setattr(fileio.os, "replace", disk_full)
     assert complete(sketch_png, "-o", tmp_path / "r.png", "--model", tiny_checkpoint, *FAST) == 1
     err = capsys.readouterr().err
-    assert "cannot write image (No space left on device)" in err
-    assert list(tmp_path.glob("r*.png")) == []
+    assert "cannot write (No space left on device); nothing was written" in err
+    assert list(tmp_path.glob("r*.png")) == [] and list(tmp_path.glob(".r*")) == []
 
 
 def test_output_that_is_a_folder_fails_before_the_run(tmp_path, sketch_png, tiny_checkpoint, capsys):

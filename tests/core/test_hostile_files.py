@@ -250,3 +250,37 @@ def test_a_renderer_that_hangs_costs_the_drawing_not_the_app(tmp_path, monkeypat
     with pytest.raises(ImageLoadError, match="renderer failed") as exc:
         load_image(path)
     one_line(exc)
+
+
+def test_a_set_of_results_is_written_all_or_nothing(tmp_path, monkeypatch):
+    from sketchapp.core import fileio
+    from sketchapp.core.errors import ImageSaveError
+    from sketchapp.core.images import save_images
+
+    picture = np.full((8, 8, 3), 200, np.uint8)
+    items = [(tmp_path / f"r-{i}.png", picture, {"candidate": str(i)}) for i in range(1, 5)]
+    (tmp_path / "r-3.png").mkdir()  # a folder where a result should go
+    with pytest.raises(ImageSaveError, match="is a folder") as exc:
+        save_images(items)
+    one_line(exc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r-3.png"]
+    (tmp_path / "r-3.png").rmdir()
+    (tmp_path / "r-1.png").write_bytes(b"the user's own file")
+    calls = []
+    real = fileio.os.replace
+
+    def failing(src, dst):  # noqa: ANN001 - the disk fills up at the third rename
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", failing)
+    with pytest.raises(ImageSaveError, match="No space left") as exc:
+        save_images(items)
+    one_line(exc)
+    # nothing new is left: r-2 (placed before the failure) is gone again, no temp files stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r-1.png"]
+    monkeypatch.setattr(fileio.os, "replace", real)
+    save_images(items)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r-1.png", "r-2.png", "r-3.png", "r-4.png"]
