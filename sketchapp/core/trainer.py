@@ -14,6 +14,7 @@ run resumed from its state continues exactly as if it had never stopped.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import csv
 import io
@@ -218,6 +219,19 @@ class RunFolder:
     def path(self, name: str) -> Path:
         return self.folder / name
 
+    def remove_stale_temps(self) -> int:
+        """Delete the temp files of saves a kill interrupted (``.NAME.XXXX.tmp``, atomic_write's); how many."""
+        if self.rank != 0:
+            return 0
+        removed = 0
+        for folder in (self.folder, self.folder / SAMPLES_DIR, self.folder / EPOCHS_DIR):
+            if folder.is_dir():
+                for stale in folder.glob(".*.tmp"):
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
+                        removed += 1
+        return removed
+
     def write_json(self, name: str, data: Any) -> None:
         if self.rank == 0:
             write_bytes_atomic(self.path(name), json.dumps(data, indent=1).encode("utf-8"))
@@ -356,6 +370,7 @@ def train_recipe(
     folder = Path(run_dir)
     rank, world = distributed_world()
     run = RunFolder(folder, rank, loss_columns(recipe))
+    stale = run.remove_stale_temps()  # what kills during earlier saves left
     cancel = cancel or CancelToken()
     settings = recipe.settings
     state_meta: dict[str, Any] | None = None
@@ -410,6 +425,9 @@ def train_recipe(
                 f"{folder}: the data changed since this run started "
                 f"({state_meta['steps_per_epoch']} steps per epoch then, {steps_per_epoch} now)"
             )
+        recorded_threads = state_meta.get("threads")
+        if device.type == "cpu" and type(recorded_threads) is int and 1 <= recorded_threads <= 4096:
+            torch.set_num_threads(recorded_threads)  # the same thread count, or a resumed run is not exact
         start_step = int(state_meta["step"])
         finished = int(state_meta.get("epoch_steps", state_meta.get("gan_steps", epoch_steps)))
         if start_step > finished and epoch_steps > finished:
@@ -449,6 +467,7 @@ def train_recipe(
         "epoch_steps": epoch_steps,
         "total_steps": total_steps,
         "world_size": world,
+        "threads": torch.get_num_threads() if device.type == "cpu" else None,
         # what completion thickens a drawing's thinner lines to (prepare.match_stroke_width)
         "sketch_line_width": typical_stroke_width(train_pairs.sketches),
     }
@@ -510,7 +529,9 @@ def train_recipe(
     yield TrainEvent(
         "start", step, total_steps, epoch_of(step), settings.epochs, phases[phase_at(step)][0], elapsed=elapsed(),
         message=f"{len(train_pairs)} training pairs, batch {batch}, {steps_per_epoch} steps per epoch"
-        + (f", {world} processes" if world > 1 else ""),
+        + (f", {world} processes" if world > 1 else "")
+        + (f", on {torch.get_num_threads()} threads as when it started" if state_meta is not None and device.type == "cpu" else "")
+        + (f"; removed {stale} unfinished save{'s' if stale != 1 else ''} of an earlier kill" if stale else ""),
     )
     current = -1
     try:
@@ -549,6 +570,8 @@ def train_recipe(
             })
             kind = "step" if first else phase
             yield TrainEvent(kind, step, total_steps, shown_epoch, settings.epochs, phase, losses, elapsed(), eta())
+            if not first and (step - ends[index - 1]) % steps_per_epoch == 0 and step < total_steps:
+                yield save("saved")  # later phases save as often as the first, not only every few minutes
             if first and step % steps_per_epoch == 0:
                 done = step // steps_per_epoch
                 sample = None

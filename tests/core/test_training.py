@@ -510,3 +510,29 @@ def test_fine_tuning_keeps_the_recipe_that_made_the_model(tmp_path):
     assert inherited.r1_gamma == 2.0 and inherited.line_jitter == 0.5 and inherited.ema == 0.99
     assert inherited.diff_augment
     assert not fine_tune_settings(tmp_path / "run" / "model.safetensors", judge_redrawn=False).judge_redrawn
+
+
+def test_a_resumed_run_cleans_up_interrupted_saves_keeps_its_thread_count_and_saves_often_in_every_phase(tmp_path, monkeypatch):
+    settings = replace(FAST, encoder_steps=12)
+    stream = train(tmp_path / "run", tiny_pairs(), settings)
+    for event in stream:
+        if event.kind == "epoch":
+            break
+    stream.close()
+    (tmp_path / "run" / ".state.safetensors.abc123.tmp").write_bytes(b"half a save")  # a kill mid-save
+    (tmp_path / "run" / "samples" / ".epoch-002.png.x.tmp").write_bytes(b"half a picture")
+    meta = trainer.read_state(tmp_path / "run" / trainer.STATE_FILE)[0]
+    assert meta["threads"] == torch.get_num_threads()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - 1) if threads > 1 else 2)  # resumed on another thread count
+    try:
+        events = list(train(tmp_path / "run", tiny_pairs(), settings, resume=True))
+        assert torch.get_num_threads() == threads  # the recorded count is used again
+    finally:
+        torch.set_num_threads(threads)
+    assert "removed 2 unfinished saves" in events[0].message and "threads as when it started" in events[0].message
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+    per_epoch = int(meta["steps_per_epoch"])
+    encoder_saves = [e.step for e in events if e.kind == "saved" and e.phase == "encoder"]
+    gan_end = int(meta["epoch_steps"])
+    assert encoder_saves == [gan_end + k for k in range(per_epoch, 12, per_epoch)]
