@@ -148,6 +148,22 @@ def test_stopping_during_a_run_ends_the_thread_within_a_second(qtbot, tiny_check
     assert time.perf_counter() - began < 1.0 and holder.thread.isFinished()
 
 
+def test_the_first_stop_of_a_shipped_contextual_preset_is_quick(qtbot):
+    """The first optimisation step of a process once took 0.9 s (kernels built), and a stop waited for it."""
+    from sketchapp.core.presets import find_preset, installed_presets
+
+    preset = find_preset("emoji-colour", installed_presets()[0])
+    holder = CompletionThread(device="cpu", threads=1)
+    got = Collector(holder)
+    holder.worker.load(preset.model, preset.name, preset.settings)
+    qtbot.waitUntil(lambda: bool(got.loaded), timeout=30000)
+    holder.worker.request(Request(1, SKETCH, settings={"iterations": 100000, "patience": 0}))
+    qtbot.waitUntil(lambda: len(got.frames) > 0, timeout=10000)
+    began = time.perf_counter()
+    assert holder.stop(1000)
+    assert time.perf_counter() - began < 0.5
+
+
 def test_stop_waits_for_a_model_that_is_still_loading(qtbot, tiny_checkpoint, monkeypatch):
     from sketchapp.workers import completion
 
