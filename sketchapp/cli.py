@@ -125,11 +125,25 @@ def main(argv: list[str]) -> int:
             return run_evaluate(args)
         return _presets()
     except SketchAppError as exc:
-        print(f"sketchapp: error: {exc}", file=sys.stderr)
+        print(f"sketchapp: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as exc:  # the machine's, not the input's: still one line, never a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"sketchapp: error: {_one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return EXIT_INPUT
+    except MemoryError:
+        print("sketchapp: error: out of memory", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("\nsketchapp: cancelled", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _one_line(text: str) -> str:
+    """A message as one printable line: names from files cannot break it or steer the terminal."""
+    from sketchapp.core.fileio import printable
+
+    return printable(" ".join(text.splitlines()))[:1000]
 
 
 def _presets() -> int:

@@ -167,10 +167,20 @@ def _report_dataset(folder: Path) -> None:
     skipped = manifest.get("skipped") or []
     if skipped:
         print(f"skipped {len(skipped)}:", file=sys.stderr)
-        for entry in skipped[:20]:
-            print(f"  {entry['path']}: {entry['reason']}", file=sys.stderr)
-        if len(skipped) > 20:
-            print(f"  ... and {len(skipped) - 20} more (listed in dataset.json)", file=sys.stderr)
+        _print_skipped([(entry["path"], entry["reason"]) for entry in skipped], "listed in dataset.json")
+
+
+SKIPPED_SHOWN = 20
+
+
+def _print_skipped(entries: list[tuple[str, str]], where: str = "") -> None:
+    """The first SKIPPED_SHOWN skipped files with their reasons, then how many more there are."""
+    from sketchapp.core.fileio import printable
+
+    for path, why in entries[:SKIPPED_SHOWN]:
+        print(f"  {printable(str(path))}: {printable(str(why))}", file=sys.stderr)
+    if len(entries) > SKIPPED_SHOWN:
+        print(f"  ... and {len(entries) - SKIPPED_SHOWN} more" + (f" ({where})" if where else ""), file=sys.stderr)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -215,8 +225,7 @@ def run_train(args: argparse.Namespace) -> int:
     bar.close()
     if pairs.skipped and not quiet:
         print(f"skipped {len(pairs.skipped)} unreadable files:", file=sys.stderr)
-        for entry in pairs.skipped[:20]:
-            print(f"  {entry.path}: {entry.reason}", file=sys.stderr)
+        _print_skipped([(entry.path, entry.reason) for entry in pairs.skipped])
     record = {**pairs.info, "spec": spec}
 
     cancel = CancelToken()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,7 @@ def decode_image(
     if looks_like_svg(data, name):
         return _to_mode(Image.fromarray(render_svg(data, name, max_side), "RGBA"), mode)
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # decoders' own warnings (corrupt EXIF, ...) never reach the terminal
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data), formats=READ_FORMATS)
@@ -67,7 +70,11 @@ def decode_image(
                 )
             if max_side is not None and max(width, height) > max_side:
                 img.draft(None, (max_side, max_side))  # JPEG: decoded at 1/2, 1/4 or 1/8 scale, still >= max_side
-            img.load()
+            if img.format == "TIFF":
+                with _quiet_stderr():  # libtiff prints its complaints straight to the terminal
+                    img.load()
+            else:
+                img.load()
         except ImageLoadError:
             raise
         except UnidentifiedImageError as exc:
@@ -76,10 +83,32 @@ def decode_image(
             raise ImageLoadError(f"{name}: image is too large to open safely") from exc
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageLoadError(f"{name}: corrupt or truncated image ({exc})") from exc
-    img = ImageOps.exif_transpose(img)
-    if max_side is not None and max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.BOX)
-    return _to_mode(img, mode)
+        img = ImageOps.exif_transpose(img)
+        if max_side is not None and max(img.size) > max_side:
+            img.thumbnail((max_side, max_side), Image.Resampling.BOX)
+        return _to_mode(img, mode)
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Standard error (file descriptor 2) sent to the null device meanwhile: C libraries write there
+    directly, past Python's warnings. Brief, and under a lock, since it is the whole process's."""
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _to_mode(img: Image.Image, mode: str) -> np.ndarray:
