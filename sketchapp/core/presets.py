@@ -19,7 +19,7 @@ from typing import Any
 
 from sketchapp.core.engines import REGISTRY
 from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
-from sketchapp.core.fileio import printable, read_json, read_user_file, write_bytes_atomic
+from sketchapp.core.fileio import check_regular, printable, read_json, read_user_file, write_bytes_atomic
 
 _FIELDS = {"name", "engine", "model", "sketch_style", "settings", "thumbnail", "description"}
 #: the preset the app starts with and ``sketchapp complete`` uses when given none (chosen by docs/evaluation.md)
@@ -68,10 +68,21 @@ def load_preset(path: str | os.PathLike[str], model_dirs: tuple[Path, ...] = (),
         model=_locate(file, data["model"], (file.parent, *model_dirs)),
         sketch_style=printable(data["sketch_style"])[:80],
         settings=settings,
-        thumbnail=_locate(file, thumbnail, (file.parent,)) if thumbnail else None,
+        thumbnail=_thumbnail(file, thumbnail) if thumbnail else None,
         description=printable(str(data.get("description", "")))[:2000],
         source=source,
     )
+
+
+def _thumbnail(preset: Path, name: str) -> Path | None:
+    """The preset's picture, or None when it is missing, not a regular file (a pipe would block the
+    window's preset list) or too large; the preset itself stays usable."""
+    path = _locate(preset, name, (preset.parent,))
+    try:
+        check_regular(path, PresetError, "thumbnail")
+    except PresetError:
+        return None
+    return path
 
 
 def _locate(preset: Path, name: str, folders: tuple[Path, ...]) -> Path:

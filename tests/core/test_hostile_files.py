@@ -284,3 +284,14 @@ def test_a_set_of_results_is_written_all_or_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(fileio.os, "replace", real)
     save_images(items)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r-1.png", "r-2.png", "r-3.png", "r-4.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_preset_whose_thumbnail_is_a_pipe_keeps_working_without_it(tmp_path, tiny_pix2pix_checkpoint):
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.png")
+    (folder / "p.json").write_text(json.dumps({"name": "P", "engine": "pix2pix", "sketch_style": "outline",
+                                               "model": beside(folder, tiny_pix2pix_checkpoint), "thumbnail": "pipe.png"}))
+    presets, problems = list_presets([(folder, "user")])
+    assert [p.thumbnail for p in presets] == [None] and problems == []
