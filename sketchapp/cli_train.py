@@ -25,6 +25,15 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     folder = kinds.add_parser("folder", help="your folder of pictures, with automatic sketches")
     folder.add_argument("folder", metavar="FOLDER")
     folder.add_argument("--style", choices=STYLE_CHOICES, default="xdog", help="sketch style (default xdog)")
+    unpaired = kinds.add_parser(
+        "unpaired", help="unpaired folders (sketches, pictures) from disjoint halves of a built data set's training split",
+        description="Write OUT/sketches and OUT/pictures: the sketches of one half of DATASET's training pairs and the "
+        "pictures of the other half, so CycleGAN learns without pairs and is evaluated on DATASET's test split.",
+    )
+    unpaired.add_argument("dataset", metavar="DATASET", help="a data set built by 'sketchapp data'")
+    unpaired.add_argument("output", metavar="OUT", help="folder to write sketches/ and pictures/ into")
+    unpaired.add_argument("--seed", type=seed, default=0, help="seed of the halving (default 0)")
+    unpaired.set_defaults(usage_error=unpaired.error)
     for parser in (openmoji, fluent, folder):
         parser.add_argument("output", metavar="OUT", help="folder to write the data set into")
         parser.add_argument("--size", type=positive, default=64, help="pixels per side (default 64)")
@@ -39,14 +48,17 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
         "Ctrl-C saves and stops; --resume continues exactly where it stopped.",
     )
     train.add_argument("run", metavar="RUN", help="run folder (created)")
-    train.add_argument("--engine", choices=("contextual", "pix2pix"),
+    train.add_argument("--engine", choices=("contextual", "pix2pix", "cyclegan"),
                        help="what to train: pix2pix (a U-Net that draws the picture from the lines: follows any drawing, "
-                       "live, with colour hints) or contextual (the joint GAN of latent search; the default, or the "
-                       "engine of --init-from)")
+                       "live, with colour hints), cyclegan (two generators learnt from unpaired folders: sketch to "
+                       "picture and back; the default with --unpaired) or contextual (the joint GAN of latent search; "
+                       "the default otherwise, or the engine of --init-from)")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="DIR", help="a folder of pictures, or a data set built by 'sketchapp data'")
     source.add_argument("--side-by-side", metavar="DIR", help="pictures holding sketch and image side by side")
     source.add_argument("--sketches", metavar="DIR", help="sketch folder, paired by file name with --images")
+    source.add_argument("--unpaired", nargs=2, metavar=("SKETCHES", "PICTURES"),
+                        help="a folder of sketches and a folder of pictures that do not correspond (CycleGAN)")
     train.add_argument("--images", metavar="DIR", help="image folder paired with --sketches")
     train.add_argument("--sketch-side", choices=("left", "right"), default="left", help="with --side-by-side")
     train.add_argument("--style", choices=STYLE_CHOICES, default="xdog", help="automatic sketch style for --data")
@@ -55,7 +67,13 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--size", type=positive, help="image size H (default 64)")
     train.add_argument("--epochs", type=positive, help="epochs (default 25; with --resume, may be raised)")
     train.add_argument("--decay-epochs", type=non_negative, metavar="N",
-                       help="pix2pix: the learning rate falls linearly to zero over the last N epochs (default 0: constant)")
+                       help="pix2pix and cyclegan: the learning rate falls linearly to zero over the last N epochs "
+                       "(default 0, constant, for pix2pix; 10 for cyclegan)")
+    train.add_argument("--cycle", type=float, metavar="WEIGHT", help="cyclegan: weight of the cycle loss, both ways (default 10)")
+    train.add_argument("--identity", type=float, metavar="SHARE",
+                       help="cyclegan: weight of the identity loss, times the cycle weight (default 0.5)")
+    train.add_argument("--pool", type=non_negative, metavar="N", help="cyclegan: generated pictures kept for the discriminators (default 50)")
+    train.add_argument("--blocks", type=positive, metavar="N", help="cyclegan: residual blocks (default 6 below 256 px, else 9)")
     train.add_argument("--batch-size", type=_batch, help="batch size or 'auto' (default 64)")
     train.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
     train.add_argument("--beta1", type=float, help="Adam beta1 (default 0.5)")
@@ -136,6 +154,10 @@ def run_data(args: argparse.Namespace) -> int:
     from sketchapp.core.data.datasets import load_folder, split_names, write_dataset
 
     out = Path(args.output)
+    if args.source == "unpaired":
+        sketches, pictures = builders.build_unpaired(args.dataset, out, args.seed)
+        print(f"wrote {sketches} sketches to {out / 'sketches'} and {pictures} unrelated pictures to {out / 'pictures'}")
+        return 0
     if (out / "dataset.json").exists():
         args.usage_error(f"{out} already holds a data set; choose another folder")
     bar = _Bar(sys.stderr, "reading")
@@ -193,13 +215,15 @@ def run_train(args: argparse.Namespace) -> int:
     run = Path(args.run)
     init_from = _model_path(args.init_from) if args.init_from else None
     if args.resume:
-        if args.data or args.side_by_side or args.sketches:
+        if args.data or args.side_by_side or args.sketches or args.unpaired:
             args.usage_error("--resume reloads the data the run was started with; do not give data")
         spec_of_engine, settings, recorded = resumed_training(run, args.epochs)
         _train_overrides(args, spec_of_engine.kind)  # options of the other engine are still refused
         spec = recorded["data"]["spec"]
     else:
-        kind = args.engine or (model_kind(init_from) if init_from is not None else "contextual")
+        kind = args.engine or (model_kind(init_from) if init_from is not None else "cyclegan" if args.unpaired else "contextual")
+        if args.unpaired and kind != "cyclegan":
+            args.usage_error(f"unpaired folders train the CycleGAN engine, not {kind} (use --engine cyclegan)")
         spec_of_engine = engine_spec(kind)
         spec = _data_spec(args)
         # fine-tuning keeps the base model's networks unless told otherwise
@@ -226,6 +250,9 @@ def run_train(args: argparse.Namespace) -> int:
     if pairs.skipped and not quiet:
         print(f"skipped {len(pairs.skipped)} unreadable files:", file=sys.stderr)
         _print_skipped([(entry.path, entry.reason) for entry in pairs.skipped])
+    if not quiet:
+        for warning in getattr(pairs, "warnings", lambda: [])():
+            print(f"warning: {warning}", file=sys.stderr)
     record = {**pairs.info, "spec": spec}
 
     cancel = CancelToken()
@@ -272,23 +299,29 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "beta1": args.beta1, "gf": args.gf,
         "df": args.df, "keep_every": args.keep_every, "seed": args.seed, "line_jitter": args.line_jitter, "ema": args.ema,
     }
+    contextual_only = (("--g-steps", args.g_steps), ("--ef", args.ef), ("--encoder-steps", args.encoder_steps),
+                       ("--recon", args.recon), ("--r1", args.r1), ("--judge-redrawn", args.judge_redrawn or None),
+                       ("--diff-augment", args.diff_augment or None))
+    pix2pix_only = (("--l1", args.l1), ("--no-hints", args.no_hints or None))
+    cyclegan_only = (("--cycle", args.cycle), ("--identity", args.identity), ("--pool", args.pool), ("--blocks", args.blocks))
+    others = {"contextual": (pix2pix_only, cyclegan_only, (("--decay-epochs", args.decay_epochs),)),
+              "pix2pix": (contextual_only, cyclegan_only), "cyclegan": (contextual_only, pix2pix_only)}
+    given = [flag for group in others[kind] for flag, value in group if value is not None]
+    if given:
+        args.usage_error(f"{', '.join(given)}: not options of the {kind} engine")
     if kind == "contextual":
         own = {
             "half_size": args.size, "g_steps": args.g_steps, "ef": args.ef, "encoder_steps": args.encoder_steps,
             "recon_weight": args.recon, "r1_gamma": args.r1,
             "judge_redrawn": True if args.judge_redrawn else None, "diff_augment": True if args.diff_augment else None,
         }
-        if args.l1 is not None or args.no_hints or args.decay_epochs is not None:
-            args.usage_error("--l1, --no-hints and --decay-epochs are pix2pix options (add --engine pix2pix)")
-    else:
+    elif kind == "pix2pix":
         own = {"size": args.size, "l1_weight": args.l1, "hints": False if args.no_hints else None, "decay_epochs": args.decay_epochs}
-        given = [flag for flag, value in (("--g-steps", args.g_steps), ("--ef", args.ef), ("--encoder-steps", args.encoder_steps),
-                 ("--recon", args.recon), ("--r1", args.r1), ("--judge-redrawn", args.judge_redrawn or None),
-                 ("--diff-augment", args.diff_augment or None)) if value is not None]
-        if given:
-            args.usage_error(f"{', '.join(given)}: options of the contextual engine, not pix2pix")
-        if shared["batch_size"] == 0:
-            args.usage_error("pix2pix takes a batch size (a number), not 'auto'")
+    else:
+        own = {"size": args.size, "decay_epochs": args.decay_epochs, "cycle_weight": args.cycle,
+               "identity_weight": args.identity, "pool": args.pool, "blocks": args.blocks}
+    if kind != "contextual" and shared["batch_size"] == 0:
+        args.usage_error(f"{kind} takes a batch size (a number), not 'auto'")
     overrides = {k: v for k, v in {**shared, **own}.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = False
@@ -304,7 +337,10 @@ def _data_spec(args: argparse.Namespace) -> dict[str, Any]:
         if not args.images:
             args.usage_error("--sketches needs --images")
         return {"kind": "paired", "sketches": str(Path(args.sketches).resolve()), "images": str(Path(args.images).resolve())}
-    args.usage_error("give training data: --data DIR, --side-by-side DIR, or --sketches DIR --images DIR")
+    if args.unpaired:
+        sketches, pictures = (str(Path(folder).resolve()) for folder in args.unpaired)
+        return {"kind": "unpaired", "sketches": sketches, "pictures": pictures}
+    args.usage_error("give training data: --data DIR, --side-by-side DIR, --sketches DIR --images DIR, or --unpaired SKETCHES PICTURES")
     raise AssertionError("unreachable")
 
 

@@ -13,6 +13,7 @@ Both builders are run once, at build time (``sketchapp data openmoji|fluent3d``)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tarfile
@@ -30,13 +31,15 @@ from sketchapp.core.data.datasets import (
     Progress,
     Skipped,
     fit_image,
+    load_dataset,
     reason,
     sketch_from_image,
     split_names,
     write_dataset,
 )
 from sketchapp.core.errors import SketchAppError
-from sketchapp.core.images import decode_image
+from sketchapp.core.fileio import write_bytes_atomic
+from sketchapp.core.images import decode_image, save_image
 from sketchapp.core.prepare import as_rgb
 from sketchapp.core.svg import render_svg
 
@@ -207,3 +210,39 @@ def _write(
     splits = split_names(names, seed=seed)
     return write_dataset(out, pairs, splits, info)
 
+
+
+UNPAIRED_RECORD = "unpaired.json"
+
+
+def build_unpaired(source: str | os.PathLike[str], out: str | os.PathLike[str], seed: int = 0) -> tuple[int, int]:
+    """Two unpaired folders from a built data set: ``out/sketches`` and ``out/pictures``.
+
+    The training split's names are shuffled by ``seed`` and halved: the sketches of one
+    half and the pictures of the other, so no picture has its own sketch on the other
+    side and the pairs are never seen. Validation and test pairs are left out of both, so
+    a CycleGAN trained here can be evaluated on the data set's test split beside pix2pix.
+    Returns (sketches, pictures) written; ``out/unpaired.json`` records what was used.
+    """
+    root = Path(out)
+    if (root / UNPAIRED_RECORD).exists():
+        raise DataError(f"{root} already holds unpaired folders; choose another folder")
+    pairs = load_dataset(source)
+    train = sorted(pairs.splits["train"] if pairs.splits else pairs.names)
+    if len(train) < 2:
+        raise DataError(f"{source}: its training split has {len(train)} pairs; halving it needs at least 2")
+    order = [train[i] for i in np.random.default_rng(seed).permutation(len(train))]
+    half = len(order) // 2
+    sketch_names, picture_names = sorted(order[:half]), sorted(order[half:])
+    index = {name: i for i, name in enumerate(pairs.names)}
+    for folder, names, take in (("sketches", sketch_names, lambda i: pairs.sketches[i]), ("pictures", picture_names, lambda i: pairs.images[i])):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            save_image(root / folder / f"{name.replace('/', '__')}.png", take(index[name]))
+    info = {
+        "source": str(Path(source).resolve()), "seed": seed, "sketches": len(sketch_names), "pictures": len(picture_names),
+        "note": "disjoint halves of the source's training split; its val and test pairs are in neither",
+        **{k: pairs.info[k] for k in ("name", "licence", "attribution", "sketch_style") if k in pairs.info},
+    }
+    write_bytes_atomic(root / UNPAIRED_RECORD, json.dumps(info, indent=1, ensure_ascii=False).encode("utf-8"))
+    return len(sketch_names), len(picture_names)

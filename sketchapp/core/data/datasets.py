@@ -99,13 +99,73 @@ class PairSet:
 
 @dataclass
 class UnpairedSet:
-    """Two unrelated collections (domain A and domain B), each (N, S, S, 3) uint8 RGB."""
+    """Two unrelated collections (domain A, e.g. sketches, and domain B, e.g. paintings), each (N, S, S, 3) uint8 RGB.
+
+    It has the shape of a PairSet where the training loop looks: ``names`` (every
+    picture's, ``A/`` or ``B/`` in front), ``subset``, ``splits``, ``size``, ``info`` and
+    ``sketches`` (domain A in grey). Its length is the larger collection's, as in
+    CycleGAN's code: an epoch visits every picture of the larger one once.
+    """
 
     a: np.ndarray
     b: np.ndarray
     names_a: list[str]
     names_b: list[str]
     skipped: list[Skipped] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    splits: dict[str, list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.a.shape[:1] != (len(self.names_a),) or self.b.shape[:1] != (len(self.names_b),):
+            raise ValueError("each collection needs one name per picture")
+
+    def __len__(self) -> int:
+        return max(len(self.names_a), len(self.names_b)) if self.names_a and self.names_b else 0
+
+    @property
+    def size(self) -> int:
+        return int(self.a.shape[1])
+
+    @property
+    def names(self) -> list[str]:
+        return [f"A/{n}" for n in self.names_a] + [f"B/{n}" for n in self.names_b]
+
+    @property
+    def sketches(self) -> np.ndarray:
+        """Domain A in grey (N, S, S): what a sketch of this data looks like."""
+        if not len(self.a):
+            return np.zeros((0, self.size, self.size), np.uint8)
+        return np.stack([to_grey(picture) for picture in self.a])
+
+    def subset(self, names: Iterable[str]) -> UnpairedSet:
+        wanted = set(names)
+        keep_a = [i for i, n in enumerate(self.names_a) if f"A/{n}" in wanted]
+        keep_b = [i for i, n in enumerate(self.names_b) if f"B/{n}" in wanted]
+        return UnpairedSet(
+            self.a[keep_a], self.b[keep_b], [self.names_a[i] for i in keep_a], [self.names_b[i] for i in keep_b],
+            [], dict(self.info),
+        )
+
+    def warnings(self) -> list[str]:
+        """What a user should know before training on it: a collection under ``FEW_UNPAIRED`` pictures."""
+        return [
+            f"domain {label} has only {count} pictures; CycleGAN wants a few hundred (under {FEW_UNPAIRED} it learns little)"
+            for label, count in (("A", len(self.names_a)), ("B", len(self.names_b))) if count < FEW_UNPAIRED
+        ]
+
+
+#: fewer unpaired pictures than this in a collection gets a warning
+FEW_UNPAIRED = 100
+
+
+def as_unpaired(pairs: PairSet) -> UnpairedSet:
+    """Paired data as two collections (sketches as A, pictures as B), the pairing ignored: unpaired training on it."""
+    sketches = np.repeat(pairs.sketches[..., None], 3, axis=3)
+    names = list(pairs.names)
+    unpaired = UnpairedSet(sketches, pairs.images, names, names, list(pairs.skipped), dict(pairs.info))
+    if pairs.splits:
+        unpaired.splits = {part: [f"{d}/{n}" for d in "AB" for n in pairs.splits.get(part, [])] for part in SPLITS}
+    return unpaired
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -343,7 +403,8 @@ def load_unpaired(
         loaded.append((pictures, names))
     _tick(progress, cancel, total, total)
     (a, names_a), (b, names_b) = loaded
-    return UnpairedSet(np.stack(a), np.stack(b), names_a, names_b, skipped)
+    info = {"kind": "unpaired", "source": f"{roots[0]} + {roots[1]}", "sketch_style": "unpaired", "count": len(a) + len(b)}
+    return UnpairedSet(np.stack(a), np.stack(b), names_a, names_b, skipped, info)
 
 
 def split_names(
@@ -477,12 +538,12 @@ def _resize(pairs: PairSet, size: int) -> PairSet:
 
 def load_spec(
     spec: dict[str, Any], size: int, progress: Progress | None = None, cancel: CancelToken | None = None
-) -> PairSet:
+) -> PairSet | UnpairedSet:
     """Load what a data ``spec`` names; specs are recorded with a training run so it can resume.
 
     {"kind": "folder", "folder", "style", "style_params"} (a built data set is recognised
     there too), {"kind": "paired", "sketches", "images"}, {"kind": "side-by-side",
-    "folder", "sketch_side"}.
+    "folder", "sketch_side"}, {"kind": "unpaired", "sketches", "pictures"} (an UnpairedSet).
     """
     kind = spec.get("kind")
     if kind == "folder":
@@ -491,4 +552,6 @@ def load_spec(
         return load_paired(spec["sketches"], spec["images"], size, progress, cancel)
     if kind == "side-by-side":
         return load_side_by_side(spec["folder"], size, spec.get("sketch_side", "left"), progress, cancel)
+    if kind == "unpaired":
+        return load_unpaired(spec["sketches"], spec["pictures"], size, progress, cancel)
     raise DataError(f"unknown data kind {kind!r}")

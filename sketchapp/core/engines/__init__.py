@@ -18,6 +18,10 @@ import torch
 
 from sketchapp.core.checkpoint import build_joint_model, read_checkpoint
 from sketchapp.core.completion import CompletionSettings, ContextualEngine
+from sketchapp.core.engines.cyclegan import recipe as cyclegan_recipe
+from sketchapp.core.engines.cyclegan.engine import CycleGANEngine, CycleGANSettings
+from sketchapp.core.engines.cyclegan.model import CYCLEGAN, build_cyclegan_model
+from sketchapp.core.engines.cyclegan.recipe import CycleGANRecipe, CycleGANTrainSettings
 from sketchapp.core.engines.pix2pix.engine import Pix2PixEngine, Pix2PixSettings
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, build_pix2pix_model
 from sketchapp.core.engines.pix2pix import recipe as pix2pix_recipe
@@ -48,6 +52,10 @@ def _train_pix2pix(run_dir: str | os.PathLike[str], pairs: Any, settings: Pix2Pi
     return train_recipe(run_dir, Pix2PixRecipe(settings), pairs, *args, **kwargs)
 
 
+def _train_cyclegan(run_dir: str | os.PathLike[str], data: Any, settings: CycleGANTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
+    return train_recipe(run_dir, CycleGANRecipe(settings), data, *args, **kwargs)
+
+
 REGISTRY: dict[str, EngineSpec] = {
     "contextual": EngineSpec(
         "contextual", "Contextual GAN",
@@ -62,6 +70,14 @@ REGISTRY: dict[str, EngineSpec] = {
         Pix2PixSettings, build_pix2pix_model, Pix2PixEngine, Pix2PixTrainSettings, _train_pix2pix,
         pix2pix_recipe.fine_tune_settings, pix2pix_recipe.estimate_training, pix2pix_recipe.thumbnails,
         Pix2PixRecipe.loss_names,
+    ),
+    CYCLEGAN: EngineSpec(
+        CYCLEGAN, "CycleGAN",
+        "learns from a folder of sketches and an unrelated folder of pictures: draws from your lines in one pass, "
+        "and sketches a picture the other way",
+        CycleGANSettings, build_cyclegan_model, CycleGANEngine, CycleGANTrainSettings, _train_cyclegan,
+        cyclegan_recipe.fine_tune_settings, cyclegan_recipe.estimate_training, cyclegan_recipe.thumbnails,
+        CycleGANRecipe.loss_names,
     ),
 }
 

@@ -169,11 +169,14 @@ class PatchDiscriminator(nn.Module):
 
     C64-C128-C256-C512 (4x4, stride 2, 2, 2, 1) and a 1-channel 4x4 convolution: each
     output sees a 70x70 patch of the input, so D judges texture and local structure and
-    leaves the layout to the L1 term, as in the paper.
+    leaves the layout to the L1 term, as in the paper. CycleGAN uses the same network on
+    pictures alone (``in_channels`` 3) with instance norm (``norm="instance"``).
     """
 
-    def __init__(self, df: int, in_channels: int = SKETCH_CHANNELS + PICTURE_CHANNELS) -> None:
+    def __init__(self, df: int, in_channels: int = SKETCH_CHANNELS + PICTURE_CHANNELS, norm: str = "batch") -> None:
         super().__init__()
+        if norm not in ("batch", "instance"):
+            raise ValueError(f"norm must be 'batch' or 'instance', not {norm!r}")
         widths = [df * min(2**i, MAX_WIDTH_MULT) for i in range(4)]
         layers: list[nn.Module] = []
         previous = in_channels
@@ -181,7 +184,7 @@ class PatchDiscriminator(nn.Module):
             stride = 2 if i < 3 else 1
             layers.append(nn.Conv2d(previous, w, 4, stride=stride, padding=1, bias=i == 0))
             if i > 0:
-                layers.append(nn.BatchNorm2d(w))
+                layers.append(nn.BatchNorm2d(w) if norm == "batch" else nn.InstanceNorm2d(w))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             previous = w
         layers.append(nn.Conv2d(previous, 1, 4, stride=1, padding=1))
