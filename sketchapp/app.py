@@ -39,6 +39,15 @@ class CoreServices:
             grey = cleanup(grey)
         return fit_square(grey, side, 255)
 
+    def load_picture(self, path: str, side: int) -> np.ndarray:
+        from sketchapp.core.errors import SketchAppError
+        from sketchapp.core.images import load_image
+
+        try:
+            return load_image(path, "RGB", max_side=2 * side)
+        except SketchAppError as exc:
+            raise UserError(str(exc)) from exc
+
     def save_image(self, path: str, pixels: np.ndarray, text: dict[str, str]) -> None:
         from sketchapp.core.errors import SketchAppError
         from sketchapp.core.images import save_image
@@ -99,6 +108,9 @@ class App:
         worker.load_failed.connect(window.model_failed)
         worker.frame.connect(window.show_frame)
         worker.failed.connect(window.completion_failed)
+        worker.sketched.connect(window.picture_sketched)
+        worker.sketch_failed.connect(window.picture_sketch_failed)
+        window.sketch_requested.connect(worker.sketch_picture, Qt.ConnectionType.DirectConnection)
         window.completion_requested.connect(self.complete)
         # cancel() only sets a flag under a lock: run it at once, not queued behind the running job
         window.completion_cancelled.connect(worker.cancel, Qt.ConnectionType.DirectConnection)

@@ -68,7 +68,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--epochs", type=positive, help="epochs (default 25; with --resume, may be raised)")
     train.add_argument("--decay-epochs", type=non_negative, metavar="N",
                        help="pix2pix and cyclegan: the learning rate falls linearly to zero over the last N epochs "
-                       "(default 0, constant, for pix2pix; 10 for cyclegan)")
+                       "(default 0, constant, for pix2pix; the last half of the epochs for cyclegan)")
     train.add_argument("--cycle", type=float, metavar="WEIGHT", help="cyclegan: weight of the cycle loss, both ways (default 10)")
     train.add_argument("--identity", type=float, metavar="SHARE",
                        help="cyclegan: weight of the identity loss, times the cycle weight (default 0.5)")
@@ -209,7 +209,7 @@ def run_train(args: argparse.Namespace) -> int:
     from sketchapp.core.data.datasets import load_spec
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.engine import CancelToken
-    from sketchapp.core.engines import engine_spec, model_kind, resumed_training, training_settings
+    from sketchapp.core.engines import check_data, engine_spec, model_kind, resumed_training, training_settings
     from sketchapp.core.trainer import init_distributed
 
     run = Path(args.run)
@@ -222,9 +222,9 @@ def run_train(args: argparse.Namespace) -> int:
         spec = recorded["data"]["spec"]
     else:
         kind = args.engine or (model_kind(init_from) if init_from is not None else "cyclegan" if args.unpaired else "contextual")
-        if args.unpaired and kind != "cyclegan":
-            args.usage_error(f"unpaired folders train the CycleGAN engine, not {kind} (use --engine cyclegan)")
         spec_of_engine = engine_spec(kind)
+        if args.unpaired and not spec_of_engine.unpaired:
+            args.usage_error(f"unpaired folders train the CycleGAN engine, not {kind} (use --engine cyclegan)")
         spec = _data_spec(args)
         # fine-tuning keeps the base model's networks unless told otherwise
         settings = training_settings(kind, _train_overrides(args, kind), init_from)
@@ -250,6 +250,7 @@ def run_train(args: argparse.Namespace) -> int:
     if pairs.skipped and not quiet:
         print(f"skipped {len(pairs.skipped)} unreadable files:", file=sys.stderr)
         _print_skipped([(entry.path, entry.reason) for entry in pairs.skipped])
+    check_data(spec_of_engine, pairs)
     if not quiet:
         for warning in getattr(pairs, "warnings", lambda: [])():
             print(f"warning: {warning}", file=sys.stderr)

@@ -37,7 +37,7 @@ from torch import nn
 
 from sketchapp import __version__
 from sketchapp.core.checkpoint import save_checkpoint
-from sketchapp.core.data.datasets import PairSet, split_names
+from sketchapp.core.data.datasets import PairSet, UnpairedSet, split_names
 from sketchapp.core.engine import CancelToken
 from sketchapp.core.errors import SketchAppError
 from sketchapp.core.fileio import parse_json, read_json, read_user_file, write_bytes_atomic
@@ -349,10 +349,16 @@ def learning_rate(settings: Any, step: int, steps_per_epoch: int) -> float:
     return settings.lr * min(1.0, left / decay)
 
 
+def _described(data: PairSet | UnpairedSet) -> str:
+    if isinstance(data, UnpairedSet):
+        return f"{len(data.names_a)} sketches and {len(data.names_b)} pictures without pairs"
+    return f"{len(data)} training pairs"
+
+
 def train_recipe(
     run_dir: str | os.PathLike[str],
     recipe: Recipe,
-    pairs: PairSet,
+    pairs: PairSet | UnpairedSet,
     device: torch.device | str = "cpu",
     cancel: CancelToken | None = None,
     resume: bool = False,
@@ -528,7 +534,7 @@ def train_recipe(
 
     yield TrainEvent(
         "start", step, total_steps, epoch_of(step), settings.epochs, phases[phase_at(step)][0], elapsed=elapsed(),
-        message=f"{len(train_pairs)} training pairs, batch {batch}, {steps_per_epoch} steps per epoch"
+        message=f"{_described(train_pairs)}, batch {batch}, {steps_per_epoch} steps per epoch"
         + (f", {world} processes" if world > 1 else "")
         + (f", on {torch.get_num_threads()} threads as when it started" if state_meta is not None and device.type == "cpu" else "")
         + (f"; removed {stale} unfinished save{'s' if stale != 1 else ''} of an earlier kill" if stale else ""),

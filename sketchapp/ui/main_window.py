@@ -71,6 +71,8 @@ class UserError(Exception):
 class Services(Protocol):
     def load_sketch(self, path: str, side: int) -> np.ndarray: ...  # grey uint8 side x side; raises UserError
 
+    def load_picture(self, path: str, side: int) -> np.ndarray: ...  # RGB uint8, at most 2 x side; raises UserError
+
     def save_image(self, path: str, pixels: np.ndarray, text: dict[str, str]) -> None: ...  # raises UserError
 
     def save_images(self, items: list[tuple[str, np.ndarray, dict[str, str]]]) -> None: ...  # all or none; UserError
@@ -207,6 +209,7 @@ class MainWindow(QMainWindow):
     autosave_failed = Signal(str)
     import_finished = Signal(bool)  # an import ended: its picture is the base layer now (True) or it failed
     _import_done = Signal(int, str, object)  # from the import thread: ticket, path, pixels or a UserError
+    sketch_requested = Signal(int, object)  # ticket, an RGB picture the engine should draw a sketch of
 
     def __init__(self, services: Services, settings: QSettings | None = None, state_dir: Path | None = None) -> None:
         super().__init__()
@@ -276,6 +279,7 @@ class MainWindow(QMainWindow):
         # window keeps drawing; the newest import wins.
         self._import_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
         self._import_ticket = 0
+        self._sketching: tuple[int, str] | None = None  # (ticket, file name) of a picture the model is sketching
         self._import_done.connect(self._imported)
         self._autosave_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._autosave_job: Future | None = None
@@ -315,6 +319,9 @@ class MainWindow(QMainWindow):
         self.clear_action = self._action("fa5s.trash-alt", "Clear", self.document.clear, "Ctrl+Backspace")
         self.ghost_action = self._action("fa5s.ghost", "Ghost guide", self.canvas.show_ghost, "G", checkable=True)
         self.import_action = self._action("fa5s.folder-open", "Import sketch…", self.import_dialog, QKeySequence.StandardKey.Open)
+        self.sketch_of_action = self._action("fa5s.drafting-compass", "Sketch from a picture…", self.sketch_of_dialog)
+        self.sketch_of_action.setToolTip("The preset's model draws a sketch of a photo or picture, to draw on (CycleGAN presets)")
+        self.sketch_of_action.setVisible(False)
         self.export_action = self._action("fa5s.file-export", "Export result…", self.export_dialog, "Ctrl+E")
         self.export_all_action = self._action("fa5s.images", "Export all candidates…", self.export_all_dialog)
         self.sheet_action = self._action("fa5s.columns", "Export sketch | result sheet…", self.export_sheet_dialog)
@@ -360,6 +367,7 @@ class MainWindow(QMainWindow):
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
         file_menu.addAction(self.import_action)
+        file_menu.addAction(self.sketch_of_action)
         self.recent_menu = file_menu.addMenu(qta.icon("fa5s.history"), "Open recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         for action in (None, self.export_action, self.export_all_action, self.sheet_action, None, quit_action):
@@ -454,6 +462,7 @@ class MainWindow(QMainWindow):
         if not ghost:
             self.canvas.set_ghost(None)
         self.refine_action.setVisible(bool(self.capabilities.get("refine", True)))
+        self.sketch_of_action.setVisible(bool(self.capabilities.get("sketch_of", False)))
         self.gallery.setVisible(int(info.get("candidates", 2)) > 1)
         current = self.presets.currentItem()
         preset = current.data(Qt.ItemDataRole.UserRole) if current is not None else str(info.get("name", ""))
@@ -577,40 +586,69 @@ class MainWindow(QMainWindow):
         return self.services.ink(image, lines, lines.shape[0] if scale == 0 else image.shape[0] * scale)
 
     # -- files ------------------------------------------------------------------------------
-    def import_sketch(self, path: str) -> None:
+    def import_sketch(self, path: str, as_picture: bool = False) -> None:
         """Read ``path`` as the new base layer on the import thread; ``import_finished`` tells the outcome.
 
         The drawing stays as it is (and can still be drawn on) until the picture is ready;
-        a file that cannot be read changes nothing.
+        a file that cannot be read changes nothing. ``as_picture``: the file is a photo or
+        picture, and the preset's model draws a sketch of it (engines with ``sketch_of``).
         """
         self._import_ticket += 1
         ticket, side = self._import_ticket, self.document.side
         self.importing.setVisible(True)
-        self.statusBar().showMessage(f"Importing {Path(path).name}…")
+        self.statusBar().showMessage(f"{'Sketching' if as_picture else 'Importing'} {Path(path).name}…")
+        load = self.services.load_picture if as_picture else self.services.load_sketch
 
         def work() -> None:
             try:
-                result: Any = self.services.load_sketch(path, side)
+                result: Any = load(path, side)
             except UserError as exc:
                 result = exc
             except Exception as exc:  # noqa: BLE001 - a decoder bug must not take the window with it
                 result = UserError(f"{Path(path).name}: could not import ({type(exc).__name__}: {exc})"[:300])
-            self._import_done.emit(ticket, path, result)
+            self._import_done.emit(ticket, path, (result, as_picture))
 
         self._import_pool.submit(work)
 
-    def _imported(self, ticket: int, path: str, result: Any) -> None:
+    def _imported(self, ticket: int, path: str, outcome: Any) -> None:
         if ticket != self._import_ticket:
             return  # a newer import was asked for meanwhile
-        self.importing.setVisible(False)
-        self.statusBar().clearMessage()
+        result, as_picture = outcome
         if isinstance(result, UserError):
+            self.importing.setVisible(False)
+            self.statusBar().clearMessage()
             QMessageBox.warning(self, "Import sketch", str(result))
             self.import_finished.emit(False)
             return
-        self.document.set_base(array_to_qimage(result), f"Import {Path(path).name}")
         self._remember(path)
+        if as_picture:  # the model draws it: the busy bar stays until its sketch arrives
+            self._sketching = (ticket, Path(path).name)
+            self.sketch_requested.emit(ticket, result)
+            return
+        self.importing.setVisible(False)
+        self.statusBar().clearMessage()
+        self.document.set_base(array_to_qimage(result), f"Import {Path(path).name}")
         self.import_finished.emit(True)
+
+    def picture_sketched(self, ticket: int, sketch: np.ndarray) -> None:
+        """The model's sketch of an imported picture: the new base layer, enlarged smoothly to the sheet."""
+        if self._sketching is None or self._sketching[0] != ticket or ticket != self._import_ticket:
+            return
+        name = self._sketching[1]
+        self._sketching = None
+        self.importing.setVisible(False)
+        self.statusBar().showMessage(f"Sketched {name} with {self.preset_name}", 4000)
+        self.document.set_base(array_to_qimage(sketch), f"Sketch of {name}")
+        self.import_finished.emit(True)
+
+    def picture_sketch_failed(self, ticket: int, message: str) -> None:
+        if self._sketching is None or self._sketching[0] != ticket:
+            return
+        self._sketching = None
+        self.importing.setVisible(False)
+        self.statusBar().clearMessage()
+        QMessageBox.warning(self, "Sketch from a picture", message)
+        self.import_finished.emit(False)
 
     def recent_files(self) -> list[str]:
         value = self.settings.value("recent", [])
@@ -631,12 +669,36 @@ class MainWindow(QMainWindow):
         if self.recent_menu.isEmpty():
             self.recent_menu.addAction("No recent sketches").setEnabled(False)
 
-    def import_dialog(self) -> None:
+    def _open_path(self, title: str) -> str:
         start = str(self.settings.value("last_folder", str(Path.home())))
-        path, _ = QFileDialog.getOpenFileName(self, "Import sketch", start, IMPORT_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, title, start, IMPORT_FILTER)
         if path:
             self.settings.setValue("last_folder", str(Path(path).parent))
-            self.import_sketch(path)
+        return path
+
+    def import_dialog(self) -> None:
+        """Import a sketch; with a preset that can sketch pictures, offer that for the file first."""
+        path = self._open_path("Import sketch")
+        if not path:
+            return
+        use = self.ask_import_use(Path(path).name) if self.capabilities.get("sketch_of") else "drawing"
+        if use is not None:
+            self.import_sketch(path, use == "picture")
+
+    def ask_import_use(self, name: str) -> str | None:
+        """With a preset that can sketch pictures: "picture" (make a sketch of it), "drawing" (use it as it is) or None."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Import", f"How should {name} be used?", parent=self)
+        box.setInformativeText(f"{self.preset_name} can draw a sketch of a photo or picture for you to draw on.")
+        make = box.addButton("Make a sketch from this picture", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Use it as my drawing", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return {id(make): "picture", id(keep): "drawing"}.get(id(box.clickedButton()))
+
+    def sketch_of_dialog(self) -> None:
+        path = self._open_path("Sketch from a picture")
+        if path:
+            self.import_sketch(path, as_picture=True)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if event.mimeData().hasUrls():

@@ -57,7 +57,7 @@ STYLES = (
 )
 PREVIEW_SIZE = 96
 SLIDER_STEPS = 1000
-USABLE_KINDS = ("folder", "side-by-side", "paired", "dataset")
+USABLE_KINDS = ("folder", "side-by-side", "paired", "dataset", "unpaired")
 #: New models learn to redraw each pair from its sketch while the GAN trains (the
 #: shipped models' recipe, see the README); a fine-tuned one keeps its base's setting.
 NEW_MODEL_RECON_WEIGHT = 50.0
@@ -65,9 +65,14 @@ NEW_MODEL_RECON_WEIGHT = 50.0
 LOSS_LABELS = {
     "d_loss": "discriminator", "g_loss": "generator", "e_loss": "encoder", "r_loss": "redraw (L1)",
     "g_gan": "generator (cGAN)", "g_l1": "L1 to the picture",
+    "d_a": "discriminator (sketches)", "d_b": "discriminator (pictures)", "g_a": "GAN sketch → picture",
+    "g_b": "GAN picture → sketch", "cycle_a": "cycle sketch → picture → sketch", "cycle_b": "cycle picture → sketch → picture",
+    "idt_a": "identity (pictures)", "idt_b": "identity (sketches)",
 }
-LOSS_COLOURS = ("#2e86c1", "#e67e22", "#27ae60", "#8e44ad", "#c0392b")
-ENGINE_SIZES = {"contextual": (64, 128), "pix2pix": (128, 256)}
+LOSS_COLOURS = ("#2e86c1", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#d4ac0d", "#7f8c8d")
+ENGINE_SIZES = {"contextual": (64, 128), "pix2pix": (128, 256), "cyclegan": (128, 256)}
+#: batch sizes the engines' papers train with, where the wizard cannot measure what fits
+ENGINE_BATCH = {"pix2pix": 16, "cyclegan": 1}
 
 
 def duration(seconds: float) -> str:
@@ -257,9 +262,9 @@ class DataPage(QWizardPage):
         lines = [f"<b>Found {report['summary']}.</b>"]
         if report["kind"] == "unpaired":
             lines.append(
-                "<span style='color:#c0392b'>The two folders do not match by file name, so they are unpaired. "
-                "Unpaired training needs the CycleGAN engine, which SketchApp does not have yet. Give sketches "
-                "and pictures the same file names, or choose one folder of pictures.</span>"
+                "The two folders do not match by file name, so they are unpaired: SketchApp trains CycleGAN on them, "
+                "which learns to turn the first folder's sketches into pictures like the second's, and back. "
+                "Give sketches and pictures the same file names instead for a pix2pix model, which follows lines more closely."
             )
         sizes = report.get("sizes") or {}
         if sizes:
@@ -300,6 +305,8 @@ class DataPage(QWizardPage):
             return {"kind": "paired", "sketches": folders[0], "images": folders[1]}
         if kind == "side-by-side":
             return {"kind": "side-by-side", "folder": folders[0], "sketch_side": self.side.currentText()}
+        if kind == "unpaired":
+            return {"kind": "unpaired", "sketches": folders[0], "pictures": folders[1]}
         return {"kind": "folder", "folder": folders[0]}
 
 
@@ -458,6 +465,7 @@ class ModelPage(QWizardPage):
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Train")
         self.engine = QComboBox()
+        self._unpaired = False  # what the engine list was made for
         self.engine_help = QLabel("")
         self.engine_help.setWordWrap(True)
         self.presets: list[dict[str, Any]] = []
@@ -524,14 +532,23 @@ class ModelPage(QWizardPage):
         wizard.backend.estimate_failed.connect(self._estimate_failed)
 
     def initializePage(self) -> None:  # noqa: N802
-        if self.engine.count() == 0:
+        report = self.wiz.data_page.report
+        unpaired = report is not None and report["kind"] == "unpaired"
+        if self.device.count() == 0:
             self.presets = self.wiz.backend.base_presets()
             for name, label in self.wiz.backend.devices():
                 self.device.addItem(label, name)
-            # pix2pix first: every kind of data the wizard takes is paired, and it follows any drawing
-            engines = sorted(self.wiz.backend.engines(), key=lambda e: e["kind"] != "pix2pix")
+        if self.engine.count() == 0 or self._unpaired != unpaired:
+            self._unpaired = unpaired
+            # unpaired folders: only the engines that learn without pairs; paired data: pix2pix first
+            # (it follows any drawing), engines that ignore the pairing last
+            engines = [e for e in self.wiz.backend.engines() if e.get("unpaired") or not unpaired]
+            engines.sort(key=lambda e: (bool(e.get("unpaired")) and not unpaired, e["kind"] != "pix2pix"))
+            self.engine.blockSignals(True)
+            self.engine.clear()
             for engine in engines:
                 self.engine.addItem(engine["title"], engine)
+            self.engine.blockSignals(False)
             current = next((p for p in self.presets if p["id"] == self.wiz.current_preset), None)
             kinds = [e["kind"] for e in engines]
             if current is not None and current["engine"] in kinds and current["engine"] != kinds[0]:
@@ -568,7 +585,7 @@ class ModelPage(QWizardPage):
         self.auto_batch.setChecked(fits)
         self.auto_batch.setEnabled(fits)
         if not fits:
-            self.batch.setValue(16)
+            self.batch.setValue(ENGINE_BATCH.get(self.kind, 16))
         self.fine_tune.setEnabled(self.base.count() > 0)
         (self.fine_tune if self.base.count() else self.scratch).setChecked(True)
         self._mode()

@@ -72,6 +72,8 @@ class CompletionWorker(QObject):
     frame = Signal(object)  # Frame
     finished = Signal(int)  # generation that ended with a final frame
     failed = Signal(int, str)
+    sketched = Signal(int, object)  # ticket, the model's sketch (S, S) grey uint8 of a picture
+    sketch_failed = Signal(int, str)
     _wake = Signal()
 
     def __init__(self, device: str = "auto", threads: int | None = None, max_rate: float = 30.0) -> None:
@@ -85,6 +87,7 @@ class CompletionWorker(QObject):
         self._lock = threading.Lock()
         self._pending: Request | None = None
         self._pending_model: tuple[Path, str, Any] | None = None
+        self._pending_sketch: tuple[int, np.ndarray] | None = None
         self._cancel = CancelToken()
         self._latest = 0
         self._live = False  # the loaded engine is one-pass: requests coalesce, runs in flight are not cancelled
@@ -110,6 +113,12 @@ class CompletionWorker(QObject):
                 self._cancel.cancel()
         self._wake.emit()
 
+    def sketch_picture(self, ticket: int, picture: np.ndarray) -> None:
+        """Draw a sketch of an RGB ``picture`` with the loaded engine (CycleGAN's B -> A); ``sketched`` answers."""
+        with self._lock:
+            self._pending_sketch = (ticket, picture)
+        self._wake.emit()
+
     def cancel(self) -> None:
         with self._lock:
             self._pending = None
@@ -122,12 +131,15 @@ class CompletionWorker(QObject):
             with self._lock:
                 model, self._pending_model = self._pending_model, None
                 request, self._pending = self._pending, None
-                if model is None and request is None:
+                sketch, self._pending_sketch = self._pending_sketch, None
+                if model is None and request is None and sketch is None:
                     return
                 self._cancel = CancelToken()
                 cancel = self._cancel
             if model is not None:
                 self._load(*model)
+            if sketch is not None:
+                self._sketch(*sketch)
             if request is not None and request.generation >= self._latest:
                 self.busy.set()
                 try:
@@ -166,6 +178,18 @@ class CompletionWorker(QObject):
              "ink_lines": settings.ink_lines, "capabilities": dict(engine.capabilities),
              "candidates": int(getattr(settings, "candidates", 1))}
         )
+
+    def _sketch(self, ticket: int, picture: np.ndarray) -> None:
+        engine = self.engine
+        if engine is None or not engine.capabilities.get("sketch_of"):
+            self.sketch_failed.emit(ticket, "this preset's engine cannot draw a sketch from a picture (CycleGAN presets can)")
+            return
+        try:
+            self.sketched.emit(ticket, engine.sketch_of(picture).copy())  # type: ignore[attr-defined]
+        except SketchAppError as exc:
+            self.sketch_failed.emit(ticket, str(exc))
+        except Exception as exc:  # noqa: BLE001 - keep the worker alive
+            self.sketch_failed.emit(ticket, f"sketching failed: {type(exc).__name__}: {exc}")
 
     def _run(self, request: Request, cancel: CancelToken) -> None:
         if self.engine is None:

@@ -97,8 +97,8 @@ class TrainingWorker(QObject):
         """Every engine that can be trained: kind, title, what it is good at, the losses it reports."""
         from sketchapp.core.engines import REGISTRY
 
-        return [{"kind": spec.kind, "title": spec.title, "summary": spec.summary, "losses": list(spec.loss_names)}
-                for spec in REGISTRY.values()]
+        return [{"kind": spec.kind, "title": spec.title, "summary": spec.summary, "losses": list(spec.loss_names),
+                 "unpaired": spec.unpaired} for spec in REGISTRY.values()]
 
     def runs(self, root: str) -> list[dict[str, Any]]:
         from sketchapp.core.runs import list_runs
@@ -303,7 +303,7 @@ class TrainingWorker(QObject):
     def _do_train(self, job: tuple[dict[str, Any], CancelToken, int]) -> None:
         from sketchapp.core.data.datasets import load_spec
         from sketchapp.core.device import configure_cpu_threads, select_device
-        from sketchapp.core.engines import engine_spec, resumed_training
+        from sketchapp.core.engines import check_data, engine_spec, resumed_training
         from sketchapp.core.runs import read_losses
         from sketchapp.core.trainer import TrainingError
 
@@ -335,6 +335,7 @@ class TrainingWorker(QObject):
                 engine = engine_spec(self._kind(spec_job))
                 settings = self._settings(spec_job)
             pairs = load_spec(spec, settings.size, lambda done, total: self.loading.emit(number, done, total), cancel)
+            check_data(engine, pairs)
             style = pairs.info.get("sketch_style", spec.get("style", "unknown"))
             record = {**pairs.info, "spec": spec, "base_preset": base_preset}
             events = engine.train(run, pairs, settings, device, cancel, resume, base_model, record)
@@ -347,7 +348,7 @@ class TrainingWorker(QObject):
                 return
             # the new model's completions of the data's own sketches: what the preset will give
             thumbnails = engine.thumbnails(last.model, 8, sketches=pairs.sketches) if last.model is not None else None
-            source = spec.get("folder") or spec.get("images") or run
+            source = spec.get("folder") or spec.get("images") or spec.get("pictures") or run
             self._end({
                 "job": number, "status": "done", "run": run, "model": last.message, "style": style, "engine": engine.kind,
                 "base_preset": base_preset, "source": str(source), "count": len(pairs),

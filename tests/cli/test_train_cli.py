@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -187,3 +188,33 @@ def test_training_recipe_options_reach_the_run_settings(tmp_path, photos, capsys
     assert settings["diff_augment"] is True
     with open(run / "losses.csv", newline="") as handle:
         assert all(row["r_loss"] for row in csv.DictReader(handle) if row["phase"] == "gan")
+
+
+def test_unpaired_folders_train_cyclegan_resume_and_complete_both_ways(tmp_path, photos, capsys):
+    sketches = tmp_path / "drawings"
+    sketches.mkdir()
+    for i in range(5):
+        picture = np.full((40, 40, 3), 255, np.uint8)
+        picture[10 + i : 30, 12, :] = 0
+        Image.fromarray(picture).save(sketches / f"line{i}.png")
+    run = tmp_path / "cycle"
+    small = ["--size", "32", "--gf", "8", "--df", "8", "--blocks", "2", "--batch-size", "4", "--threads", "1"]
+    assert main(["train", str(run), "--unpaired", str(sketches), str(photos), "--epochs", "1", *small]) == 0
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "domain A has only 5 pictures" in err and "done:" in err
+    assert re.search(r"training on cpu, 1 threads: [45] sketches and 2\d pictures without pairs", err)  # less val and test
+    settings = json.loads((run / "settings.json").read_text())
+    assert settings["engine"] == "cyclegan" and settings["data"]["spec"]["kind"] == "unpaired"
+    assert settings["settings"]["decay_epochs"] == 0  # the last half of one epoch
+    assert main(["train", str(run), "--resume", "--epochs", "2", "-q"]) == 0
+    with open(run / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[-1]["epoch"] == "2" and float(rows[-1]["cycle_a"]) > 0
+    result = tmp_path / "out.png"
+    assert main(["complete", str(sketches / "line0.png"), "-o", str(result), "--model", str(run / "model.safetensors"), "-q"]) == 0
+    assert Image.open(result).size == (32, 32)
+    for wrong in (["--engine", "pix2pix"], ["--l1", "50"]):
+        with pytest.raises(SystemExit) as refused:
+            main(["train", str(tmp_path / "other"), "--unpaired", str(sketches), str(photos), *wrong])
+        assert refused.value.code == 2
+    assert "not options of the cyclegan engine" in capsys.readouterr().err

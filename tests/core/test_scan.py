@@ -49,7 +49,9 @@ def test_two_folders_matched_by_name_or_not(tmp_path):
     for name in ("x", "y"):
         picture(tmp_path / "other" / f"{name}.png")
     unpaired = scan([tmp_path / "s", tmp_path / "other"])
-    assert unpaired.kind == "unpaired" and unpaired.count == 2
+    assert unpaired.kind == "unpaired" and unpaired.count == 3 and unpaired.counts == (3, 2)
+    assert "3 sketches, 2 pictures" in unpaired.summary()
+    assert [w.split(" has only")[0] for w in unpaired.warnings] == ["s", "other"]  # each under 100 pictures
 
 
 def test_empty_and_unreadable_folders_are_refused(tmp_path):

@@ -14,10 +14,12 @@ import pytest
 import torch
 from PIL import Image
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox, QWizard
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWizard
 
 from sketchapp.app import App, CoreServices
 from sketchapp.core.checkpoint import JointModel, save_checkpoint
+from sketchapp.core.engines.cyclegan.model import CycleGANModel
+from sketchapp.core.engines.cyclegan.networks import CycleGANConfig
 from sketchapp.core.engines.pix2pix.model import Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.networks import JointGANConfig
@@ -46,6 +48,12 @@ def app(qtbot, tmp_path, monkeypatch):
     (data / "presets" / "tiny-p2p.json").write_text(json.dumps({
         "name": "Tiny pix2pix", "engine": "pix2pix", "model": "tiny-p2p.safetensors", "sketch_style": "xdog",
         "settings": {"candidates": 1},
+    }))
+    save_checkpoint(data / "models" / "tiny-cycle.safetensors", CycleGANModel.create(CycleGANConfig(32, 8, 8, 2)),
+                    sketch_style="unpaired")
+    (data / "presets" / "tiny-cycle.json").write_text(json.dumps({
+        "name": "Tiny CycleGAN", "engine": "cyclegan", "model": "tiny-cycle.safetensors", "sketch_style": "unpaired",
+        "settings": {},
     }))
     monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(data))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
@@ -151,7 +159,7 @@ def test_the_wizard_fine_tunes_a_pix2pix_preset_that_then_completes_while_drawin
     assert wizard.currentId() == MODEL
     model = wizard.model_page
     kinds = [model.engine.itemData(i)["kind"] for i in range(model.engine.count())]
-    assert kinds == ["pix2pix", "contextual"]  # both offered, pix2pix first
+    assert kinds == ["pix2pix", "contextual", "cyclegan"]  # all offered, pix2pix first, the one ignoring pairs last
     assert "follows the drawing" in model.engine.itemData(0)["summary"]
     model.engine.setCurrentIndex(0)
     bases = [model.base.itemText(i) for i in range(model.base.count())]
@@ -184,7 +192,7 @@ def test_the_wizard_fine_tunes_a_pix2pix_preset_that_then_completes_while_drawin
     assert window.frame.images.shape[1:] == (32, 32, 3)
 
 
-def test_empty_corrupt_and_unpaired_folders_are_refused_with_reasons(qtbot, app, tmp_path):
+def test_empty_and_corrupt_folders_are_refused_and_unpaired_ones_go_to_cyclegan(qtbot, app, tmp_path):
     wizard = open_wizard(qtbot, app)
     page = wizard.data_page
     empty = tmp_path / "empty"
@@ -205,7 +213,8 @@ def test_empty_corrupt_and_unpaired_folders_are_refused_with_reasons(qtbot, app,
     for i in range(4):
         Image.new("RGB", (30, 30), (200, 10 * i, 0)).save(paintings / f"other{i}.png")
     report = choose_folders(qtbot, wizard, sketches, paintings)
-    assert report["kind"] == "unpaired" and "CycleGAN" in page.summary.text() and not page.isComplete()
+    assert report["kind"] == "unpaired" and "CycleGAN" in page.summary.text() and page.isComplete()
+    assert "only 4 usable pictures" in " ".join(report["warnings"])
 
     images = make_pictures(tmp_path / "images", 4, seed=1)
     report = choose_folders(qtbot, wizard, sketches, images)
@@ -280,3 +289,58 @@ def test_a_training_that_cannot_begin_says_why_and_leads_back_to_the_settings(qt
     assert train.settings_button.isVisibleTo(wizard) and not train.continue_button.isVisibleTo(wizard)
     train.settings_button.click()
     assert wizard.currentId() == DATA and wizard.data_page.first.path() == str(folder)
+
+
+def test_unpaired_folders_train_a_cyclegan_preset_that_completes_and_sketches_pictures(qtbot, app, tmp_path, monkeypatch):
+    sketches = tmp_path / "my sketches"
+    sketches.mkdir()
+    for i in range(6):
+        Image.new("RGB", (40, 40), "white").save(sketches / f"drawing{i}.png")
+    pictures = make_pictures(tmp_path / "paintings", 9, seed=3)
+    wizard = open_wizard(qtbot, app)
+    report = choose_folders(qtbot, wizard, sketches, pictures)
+    assert report["kind"] == "unpaired" and report["counts"] == [6, 9] and wizard.data_page.isComplete()
+    assert wizard.data_page.nextId() == MODEL
+    wizard.next()
+    model = wizard.model_page
+    kinds = [model.engine.itemData(i)["kind"] for i in range(model.engine.count())]
+    assert kinds == ["cyclegan"]  # only the engine that learns without pairs
+    assert model.fine_tune.isChecked() and "Tiny CycleGAN (32 px)" in model.base.currentText()
+    assert model.batch.value() == 1  # the paper's batch
+    qtbot.waitUntil(lambda: model.estimate is not None, timeout=20000)
+    model.epochs.setValue(2)
+
+    wizard.next()
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: train.result is not None, timeout=60000)
+    assert train.result["status"] == "done" and train.result["engine"] == "cyclegan"
+    assert {"d_a", "d_b", "cycle_a", "cycle_b", "idt_a", "idt_b"} <= set(train.curves)
+    assert len(train.series["cycle_a"][0]) == train.result["steps"] > 0
+
+    wizard.next()
+    assert wizard.currentId() == FINISH and wizard.finish_page.thumbnails.count() == 6  # one per sketch
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    qtbot.waitUntil(lambda: app.wizard is None, timeout=10000)
+    record = json.loads((tmp_path / "data" / "presets" / "paintings.json").read_text())
+    assert record["engine"] == "cyclegan"
+    window = app.window
+    qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: Paintings", timeout=15000)
+    assert window.engine_live and window.sketch_of_action.isVisible() and not window.refine_action.isVisible()
+    draw(window)
+    qtbot.waitUntil(lambda: window.frame is not None and window.frame.final, timeout=20000)
+    assert window.frame.images.shape[1:] == (32, 32, 3)
+
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (300, 200), (30, 120, 200)).save(photo)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(photo), ""))
+    asked = []
+    monkeypatch.setattr(window, "ask_import_use", lambda name: asked.append(name) or "picture")
+    before = window.document.undo_stack.count()
+    with qtbot.waitSignal(window.import_finished, timeout=20000) as finished:
+        window.import_action.trigger()  # the import offers "Make a sketch from this picture"
+    assert asked == ["photo.jpg"] and finished.args == [True]
+    assert window.document.undo_stack.count() == before + 1
+    assert window.document.undo_stack.undoText() == "Sketch of photo.jpg"
+    monkeypatch.setattr(window, "ask_import_use", lambda name: None)  # cancelled: nothing happens
+    window.import_action.trigger()
+    assert window.document.undo_stack.count() == before + 1

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sketchapp.core.data.datasets import (
+    FEW_UNPAIRED,
     DataError,
     Progress,
     Skipped,
@@ -42,7 +43,7 @@ PAIRED_SHARE = 0.5
 class ScanReport:
     kind: str  # "dataset", "folder", "side-by-side", "paired" or "unpaired"
     folders: tuple[str, ...]
-    count: int  # usable pictures ("folder") or pairs; for "unpaired" the smaller folder
+    count: int  # usable pictures ("folder") or pairs; for "unpaired" the larger folder (an epoch's pictures)
     counts: tuple[int, ...]  # usable pictures per folder
     skipped: list[Skipped] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # min/median/max width and height
@@ -54,7 +55,7 @@ class ScanReport:
             "folder": "a folder of pictures (sketches will be drawn automatically)",
             "side-by-side": "pictures holding a sketch and its image side by side",
             "paired": "sketches and images paired by file name",
-            "unpaired": "two unpaired folders (for unpaired translation)",
+            "unpaired": f"two unpaired folders ({self.counts[0]} sketches, {self.counts[-1]} pictures)",
         }[self.kind]
         unit = "pairs" if self.kind in ("paired", "side-by-side", "dataset") else "pictures"
         text = f"{self.count} {unit}: {what}"
@@ -150,8 +151,11 @@ def scan(
                     skipped.append(Skipped(str(root / name), "no partner with the same name in the other folder"))
             report = ScanReport("paired", tuple(map(str, roots)), len(common), counts, skipped, _statistics(every))
         else:
-            report = ScanReport("unpaired", tuple(map(str, roots)), min(counts), counts, skipped, _statistics(every))
-    if report.count < FEW_IMAGES:
+            report = ScanReport("unpaired", tuple(map(str, roots)), max(counts), counts, skipped, _statistics(every))
+            for root, count in zip(roots, counts):
+                if count < FEW_UNPAIRED:
+                    report.warnings.append(f"{root.name} has only {count} usable pictures; unpaired training wants a few hundred in each folder")
+    if report.kind != "unpaired" and report.count < FEW_IMAGES:
         report.warnings.append(
             f"only {report.count} usable; with fewer than {FEW_IMAGES} a model mostly remembers its pictures "
             "(fine-tuning a preset's model copes best)"

@@ -46,10 +46,20 @@ class EngineSpec:
     estimate: Callable[..., Any]  # (training settings, pair count, device) -> runs.TimeEstimate, timed on real steps
     thumbnails: Callable[..., Any]  # (model, count, sketches) -> (count, S, S, 3) uint8 pictures of those sketches
     loss_names: tuple[str, ...]  # what its training reports per step (losses.csv, the wizard's plot)
+    unpaired: bool = False  # it learns from two collections without pairs (it takes paired data too, its pairing unused)
 
 
 def _train_pix2pix(run_dir: str | os.PathLike[str], pairs: Any, settings: Pix2PixTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
     return train_recipe(run_dir, Pix2PixRecipe(settings), pairs, *args, **kwargs)
+
+
+def check_data(spec: EngineSpec, data: Any) -> None:
+    """Refuse unpaired collections for an engine that learns from pairs, naming the one that does not."""
+    from sketchapp.core.data.datasets import UnpairedSet
+
+    if isinstance(data, UnpairedSet) and not spec.unpaired:
+        takers = ", ".join(s.title for s in REGISTRY.values() if s.unpaired)
+        raise CheckpointError(f"{spec.title} learns from sketch/picture pairs; unpaired folders train {takers}")
 
 
 def _train_cyclegan(run_dir: str | os.PathLike[str], data: Any, settings: CycleGANTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
@@ -77,7 +87,7 @@ REGISTRY: dict[str, EngineSpec] = {
         "and sketches a picture the other way",
         CycleGANSettings, build_cyclegan_model, CycleGANEngine, CycleGANTrainSettings, _train_cyclegan,
         cyclegan_recipe.fine_tune_settings, cyclegan_recipe.estimate_training, cyclegan_recipe.thumbnails,
-        CycleGANRecipe.loss_names,
+        CycleGANRecipe.loss_names, unpaired=True,
     ),
 }
 

@@ -48,7 +48,7 @@ class CycleGANTrainSettings:
     df: int = 32
     blocks: int = 0  # residual blocks; 0: the paper's choice for the size (6 below 256 px, else 9)
     epochs: int = 20
-    decay_epochs: int = 10  # the learning rate falls linearly to zero over the last this many epochs
+    decay_epochs: int = -1  # the learning rate falls linearly to zero over the last this many epochs; -1: the last half (the paper's 100 + 100)
     batch_size: int = 1
     lr: float = 2e-4
     beta1: float = 0.5
@@ -80,10 +80,12 @@ class CycleGANTrainSettings:
             expected = {"bool": bool, "int": int, "float": float}[str(f.type)]
             if type(value) is not expected or (expected is float and not math.isfinite(value)):
                 raise SettingsError(f"CycleGAN training {f.name} must be {'a finite ' if expected is float else ''}{expected.__name__}, got {value!r}")
+        if self.decay_epochs == -1:
+            object.__setattr__(self, "decay_epochs", self.epochs // 2)
         self.config  # validates the architecture
         checks = [
             (1 <= self.epochs <= 100_000, "epochs must be 1-100000"),
-            (0 <= self.decay_epochs <= self.epochs, "decay epochs must be 0 to the number of epochs"),
+            (0 <= self.decay_epochs <= self.epochs, "decay epochs must be 0 to the number of epochs (or -1: the last half)"),
             (0 <= self.batch_size <= 4096, "batch size must be 0-4096"),
             (0 < self.lr < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "lr must be in (0, 1), betas in [0, 1)"),
             (0 <= self.cycle_weight <= 1000 and 0 <= self.identity_weight <= 10, "cycle weight must be 0-1000, identity 0-10"),
