@@ -111,6 +111,9 @@ class App:
         worker.sketched.connect(window.picture_sketched)
         worker.sketch_failed.connect(window.picture_sketch_failed)
         window.sketch_requested.connect(worker.sketch_picture, Qt.ConnectionType.DirectConnection)
+        worker.styled.connect(window.picture_styled)
+        worker.style_failed.connect(window.style_failed)
+        window.style_requested.connect(worker.stylise, Qt.ConnectionType.DirectConnection)
         window.completion_requested.connect(self.complete)
         # cancel() only sets a flag under a lock: run it at once, not queued behind the running job
         window.completion_cancelled.connect(worker.cancel, Qt.ConnectionType.DirectConnection)

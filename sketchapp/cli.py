@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--match-line-width", action=argparse.BooleanOptionalAction,
                           help="thicken lines thinner than the model's training sketches' before completing "
                           "(default: on, or the preset's setting)")
+    complete.add_argument("--style-reference", metavar="PICTURE",
+                          help="a picture whose colours and textures the result should take (Gatys et al.'s style loss)")
+    complete.add_argument("--style-strength", type=float, metavar="X", help="style against content (default 1)")
+    complete.add_argument("--style-steps", type=_positive, metavar="N", help="optimisation steps of the style (default 150)")
+    complete.add_argument("--vgg19", metavar="WEIGHTS",
+                          help="style features from a VGG-19 weights file you have (torchvision's vgg19 state dict) "
+                          "instead of the preset's own discriminator")
     complete.add_argument("--frames", metavar="DIR", help="save intermediate completions here")
     complete.add_argument("--frame-every", type=_positive, default=10, metavar="N", help="frame interval (default 10)")
     complete.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -168,6 +175,9 @@ def _complete(args: argparse.Namespace) -> int:
         args.usage_error(f"output {output.name!r} needs an image extension ({', '.join(sorted(SAVE_FORMATS))})")
     sketch = load_image(args.sketch, mode="RGB")
     hints = load_image(args.hints, mode="RGBA") if args.hints else None
+    if (args.vgg19 or args.style_strength is not None or args.style_steps) and not args.style_reference:
+        args.usage_error("--vgg19, --style-strength and --style-steps go with --style-reference")
+    reference = load_image(args.style_reference, mode="RGB", max_side=4096) if args.style_reference else None
     if not output.parent.is_dir():
         raise ImageSaveError(f"{output.parent}: output folder does not exist")
     if output.is_dir():
@@ -220,7 +230,16 @@ def _complete(args: argparse.Namespace) -> int:
     progress.close()
     assert last is not None and last.final, "an uncancelled run always ends with a final snapshot"
     ran = settings.updated(iterations=last.iterations)  # the count in effect: hints may have raised it
-    _write_results(output, last, {"model": str(label), "seed": str(seed), "settings": json.dumps(ran.to_dict())})
+    text = {"model": str(label), "seed": str(seed), "settings": json.dumps(ran.to_dict())}
+    if reference is not None:
+        from sketchapp.core.style import StyleSettings, discriminator_features, stylised_snapshot, vgg19_features
+
+        style = StyleSettings(**{k: v for k, v in (("strength", args.style_strength), ("steps", args.style_steps)) if v is not None})
+        features = vgg19_features(args.vgg19, device) if args.vgg19 else discriminator_features(engine.model)
+        progress.note(f"taking the style of {Path(args.style_reference).name} ({style.steps} steps, features of {features.name})")
+        last = stylised_snapshot(last, reference, features, style)
+        text.update(style_reference=Path(args.style_reference).name, style=json.dumps({**style.__dict__, "features": features.name}))
+    _write_results(output, last, text)
     if last.candidates > 1 and "spread" in last.info:
         progress.note(f"candidates differ by {last.info['spread']:.1f} grey levels on average")
     what = f"{last.iteration} iterations" if engine.capabilities.get("latents") else "one pass"

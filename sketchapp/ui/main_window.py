@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -209,7 +209,10 @@ class MainWindow(QMainWindow):
     autosave_failed = Signal(str)
     import_finished = Signal(bool)  # an import ended: its picture is the base layer now (True) or it failed
     _import_done = Signal(int, str, object)  # from the import thread: ticket, path, pixels or a UserError
+    _style_loaded = Signal(int, str, object)  # from the import thread: ticket, reference name, pixels or a UserError
     sketch_requested = Signal(int, object)  # ticket, an RGB picture the engine should draw a sketch of
+    style_requested = Signal(int, object, object, float)  # ticket, the chosen result, the reference picture, strength
+    style_finished = Signal(bool)  # a style reference was applied to the result (True) or failed
 
     def __init__(self, services: Services, settings: QSettings | None = None, state_dir: Path | None = None) -> None:
         super().__init__()
@@ -280,7 +283,10 @@ class MainWindow(QMainWindow):
         self._import_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
         self._import_ticket = 0
         self._sketching: tuple[int, str] | None = None  # (ticket, file name) of a picture the model is sketching
+        self._styling: tuple[int, int, int, str] | None = None  # (ticket, generation, candidate, reference name)
         self._import_done.connect(self._imported)
+        self._style_loaded.connect(self._style_reference_read)
+        self._style_picture: np.ndarray | None = None
         self._autosave_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._autosave_job: Future | None = None
         self.autosave_failed.connect(lambda message: self.statusBar().showMessage(f"Autosave failed: {message}", 8000))
@@ -322,6 +328,8 @@ class MainWindow(QMainWindow):
         self.sketch_of_action = self._action("fa5s.drafting-compass", "Sketch from a picture…", self.sketch_of_dialog)
         self.sketch_of_action.setToolTip("The preset's model draws a sketch of a photo or picture, to draw on (CycleGAN presets)")
         self.sketch_of_action.setVisible(False)
+        self.style_action = self._action("fa5s.fill-drip", "Style reference…", self.style_dialog)
+        self.style_action.setToolTip("The result takes the colours and textures of a picture you choose (Gatys et al.)")
         self.export_action = self._action("fa5s.file-export", "Export result…", self.export_dialog, "Ctrl+E")
         self.export_all_action = self._action("fa5s.images", "Export all candidates…", self.export_all_dialog)
         self.sheet_action = self._action("fa5s.columns", "Export sketch | result sheet…", self.export_sheet_dialog)
@@ -380,7 +388,7 @@ class MainWindow(QMainWindow):
             view.addAction(action)
         complete = menus.addMenu("&Completion")
         for action in (self.live_action, self.run_action, self.stop_action, self.refine_action, None,
-                       self.hint_action, self.hint_colour_action, self.clear_hints_action):
+                       self.hint_action, self.hint_colour_action, self.clear_hints_action, None, self.style_action):
             complete.addSeparator() if action is None else complete.addAction(action)
         brush = menus.addMenu("&Brush")
         for action in (self.pen_action, self.eraser_action, smaller, bigger):
@@ -640,6 +648,82 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Sketched {name} with {self.preset_name}", 4000)
         self.document.set_base(array_to_qimage(sketch), f"Sketch of {name}")
         self.import_finished.emit(True)
+
+    def style_dialog(self) -> None:
+        if self.frame is None:
+            self.statusBar().showMessage("Draw something first: the style reference changes the result", 5000)
+            return
+        path = self._open_path("Style reference")
+        if path:
+            self.apply_style(path)
+
+    def apply_style(self, path: str, strength: float = 1.0) -> None:
+        """Read the reference on the import thread, then ask the worker to restyle the chosen result with it."""
+        if self.frame is None:
+            return
+        self._import_ticket += 1
+        ticket, generation, chosen = self._import_ticket, self.frame.generation, self.chosen
+        picture = np.ascontiguousarray(self.frame.images[chosen])
+        name = Path(path).name
+        self.importing.setVisible(True)
+        self.statusBar().showMessage(f"Taking the style of {name}…")
+
+        def work() -> None:
+            try:
+                result: Any = self.services.load_picture(path, self.model_side)
+            except UserError as exc:
+                result = exc
+            except Exception as exc:  # noqa: BLE001
+                result = UserError(f"{name}: could not read ({type(exc).__name__}: {exc})"[:300])
+            self._style_loaded.emit(ticket, name, result)
+
+        self._styling = (ticket, generation, chosen, name)
+        self._style_picture = picture
+        self._import_pool.submit(work)
+
+    def _style_reference_read(self, ticket: int, name: str, result: Any) -> None:
+        if self._styling is None or self._styling[0] != ticket:
+            return
+        if isinstance(result, UserError):
+            self._styling = None
+            self.importing.setVisible(False)
+            self.statusBar().clearMessage()
+            QMessageBox.warning(self, "Style reference", str(result))
+            self.style_finished.emit(False)
+            return
+        self.style_requested.emit(ticket, self._style_picture, result, 1.0)
+
+    def picture_styled(self, ticket: int, picture: np.ndarray, step: int, steps: int) -> None:
+        """A step of the restyled result: shown as it forms; the last one replaces the candidate."""
+        if self._styling is None or self._styling[0] != ticket or self.frame is None:
+            return
+        _, generation, chosen, name = self._styling
+        if self.frame.generation != generation:
+            self._styling = None  # the drawing changed meanwhile: its new result stands
+            self.importing.setVisible(False)
+            return
+        images = self.frame.images.copy()
+        images[chosen] = picture
+        settings = {**self.frame.settings, "style_reference": name} if step == steps else self.frame.settings
+        self.frame = replace(self.frame, images=images, settings=settings)
+        self.chosen = chosen
+        self._show_candidates(self.frame)
+        self.result.set_image(array_to_qimage(self._picture(chosen)))
+        self.progress_label.setText(f"style of {name}: step {step}/{steps}")
+        if step == steps:
+            self._styling = None
+            self.importing.setVisible(False)
+            self.statusBar().showMessage(f"The result has the style of {name}", 5000)
+            self.style_finished.emit(True)
+
+    def style_failed(self, ticket: int, message: str) -> None:
+        if self._styling is None or self._styling[0] != ticket:
+            return
+        self._styling = None
+        self.importing.setVisible(False)
+        self.statusBar().clearMessage()
+        QMessageBox.warning(self, "Style reference", message)
+        self.style_finished.emit(False)
 
     def picture_sketch_failed(self, ticket: int, message: str) -> None:
         if self._sketching is None or self._sketching[0] != ticket:

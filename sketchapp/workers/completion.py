@@ -74,6 +74,8 @@ class CompletionWorker(QObject):
     failed = Signal(int, str)
     sketched = Signal(int, object)  # ticket, the model's sketch (S, S) grey uint8 of a picture
     sketch_failed = Signal(int, str)
+    styled = Signal(int, object, int, int)  # ticket, the picture so far (S, S, 3) uint8, step, steps
+    style_failed = Signal(int, str)
     _wake = Signal()
 
     def __init__(self, device: str = "auto", threads: int | None = None, max_rate: float = 30.0) -> None:
@@ -88,6 +90,8 @@ class CompletionWorker(QObject):
         self._pending: Request | None = None
         self._pending_model: tuple[Path, str, Any] | None = None
         self._pending_sketch: tuple[int, np.ndarray] | None = None
+        self._pending_style: tuple[int, np.ndarray, np.ndarray, float] | None = None
+        self._style_cancel = CancelToken()
         self._cancel = CancelToken()
         self._latest = 0
         self._live = False  # the loaded engine is one-pass: requests coalesce, runs in flight are not cancelled
@@ -109,6 +113,7 @@ class CompletionWorker(QObject):
         with self._lock:
             self._latest = max(self._latest, request.generation)
             self._pending = request
+            self._style_cancel.cancel()  # a new drawing: the picture being styled is out of date
             if not self._live:
                 self._cancel.cancel()
         self._wake.emit()
@@ -119,10 +124,20 @@ class CompletionWorker(QObject):
             self._pending_sketch = (ticket, picture)
         self._wake.emit()
 
+    def stylise(self, ticket: int, picture: np.ndarray, reference: np.ndarray, strength: float = 1.0) -> None:
+        """Move ``picture`` (a result) toward ``reference``'s colours and textures (core.style, the preset's
+        discriminator features); ``styled`` streams it. A completion asked for meanwhile stops it."""
+        with self._lock:
+            self._style_cancel.cancel()
+            self._style_cancel = CancelToken()
+            self._pending_style = (ticket, picture, reference, strength)
+        self._wake.emit()
+
     def cancel(self) -> None:
         with self._lock:
             self._pending = None
             self._cancel.cancel()
+            self._style_cancel.cancel()
 
     # -- the worker thread --------------------------------------------------------------
     @Slot()
@@ -132,7 +147,9 @@ class CompletionWorker(QObject):
                 model, self._pending_model = self._pending_model, None
                 request, self._pending = self._pending, None
                 sketch, self._pending_sketch = self._pending_sketch, None
-                if model is None and request is None and sketch is None:
+                style, self._pending_style = self._pending_style, None
+                style_cancel = self._style_cancel
+                if model is None and request is None and sketch is None and style is None:
                     return
                 self._cancel = CancelToken()
                 cancel = self._cancel
@@ -140,6 +157,8 @@ class CompletionWorker(QObject):
                 self._load(*model)
             if sketch is not None:
                 self._sketch(*sketch)
+            if style is not None:
+                self._style(*style, style_cancel)
             if request is not None and request.generation >= self._latest:
                 self.busy.set()
                 try:
@@ -190,6 +209,30 @@ class CompletionWorker(QObject):
             self.sketch_failed.emit(ticket, str(exc))
         except Exception as exc:  # noqa: BLE001 - keep the worker alive
             self.sketch_failed.emit(ticket, f"sketching failed: {type(exc).__name__}: {exc}")
+
+    def _style(self, ticket: int, picture: np.ndarray, reference: np.ndarray, strength: float, cancel: CancelToken) -> None:
+        from sketchapp.core.style import StyleSettings, discriminator_features, stylise
+
+        if self.engine is None:
+            self.style_failed.emit(ticket, "no model is loaded yet")
+            return
+        try:
+            settings = StyleSettings(strength=strength)
+            features = discriminator_features(self.engine.model)
+            device = getattr(self.engine, "device", "cpu")
+            last = time.perf_counter()
+            self.busy.set()
+            for step, styled, _losses in stylise(picture, reference, features, settings, cancel, device):
+                now = time.perf_counter()
+                if step == settings.steps or now - last >= 0.1:
+                    self.styled.emit(ticket, styled, step, settings.steps)
+                    last = now
+        except SketchAppError as exc:
+            self.style_failed.emit(ticket, str(exc))
+        except Exception as exc:  # noqa: BLE001 - keep the worker alive
+            self.style_failed.emit(ticket, f"the style reference failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.busy.clear()
 
     def _run(self, request: Request, cancel: CancelToken) -> None:
         if self.engine is None:

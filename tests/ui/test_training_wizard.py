@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -344,3 +345,14 @@ def test_unpaired_folders_train_a_cyclegan_preset_that_completes_and_sketches_pi
     monkeypatch.setattr(window, "ask_import_use", lambda name: None)  # cancelled: nothing happens
     window.import_action.trigger()
     assert window.document.undo_stack.count() == before + 1
+
+    qtbot.waitUntil(lambda: window.frame is not None and window.frame.final and window.frame.generation == window.generation,
+                    timeout=20000)
+    plain = window.frame.images[window.chosen].copy()
+    reference = tmp_path / "sunset.png"
+    Image.new("RGB", (64, 64), (250, 120, 20)).save(reference)
+    with qtbot.waitSignal(window.style_finished, timeout=60000) as styled:
+        window.apply_style(str(reference))
+    assert styled.args == [True]
+    assert not np.array_equal(window.frame.images[window.chosen], plain)
+    assert window.frame.settings["style_reference"] == "sunset.png"  # recorded with an export

@@ -1,0 +1,271 @@
+"""A style reference: the result takes a picture's colours and textures, and keeps its content.
+
+Gatys, Ecker and Bethge (2016), "Image Style Transfer Using Convolutional Neural
+Networks", the method the CycleGAN seed tried first: the picture is optimised so that
+the Gram matrices (which features fire together, wherever they are) of a network's
+layers match the reference's, while one deeper layer's features stay those of the
+result. Pretrained features cannot be downloaded at run time, so by default the
+features are those of the preset's own trained discriminator, which has learnt what
+pictures of its data look like; a VGG-19 weights file the user already has
+(torchvision's state-dict layout) gives the paper's features instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sketchapp.core.engine import CancelToken, to_uint8
+from sketchapp.core.errors import CheckpointError, SettingsError
+from sketchapp.core.fileio import check_regular
+from sketchapp.core.prepare import fit_square
+
+#: VGG-19's convolutions (torchvision's ``features`` indices): "M" is a 2x2 max pool
+VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+VGG_STYLE = (1, 6, 11, 20, 29)  # relu1_1 .. relu5_1, the paper's style layers
+VGG_CONTENT = 22  # relu4_2, its content layer
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VGG_FILE_LIMIT = 1 << 30  # torchvision's VGG-19 is 548 MB
+
+
+@dataclass
+class Features:
+    """A fixed network that gives a picture's style layers and its content layer.
+
+    ``__call__`` takes pictures (N, 3, S, S) in [-1, 1] and returns (style maps, content map).
+    """
+
+    extract: Callable[[torch.Tensor], tuple[list[torch.Tensor], torch.Tensor]]
+    name: str
+
+    def __call__(self, pictures: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        return self.extract(pictures)
+
+
+def gram(feature: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C): which channels fire together, averaged over the places, so size does not matter."""
+    n, c, h, w = feature.shape
+    flat = feature.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+def _tapped(layers: nn.Sequential, taps: set[int]) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    def run(x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = []
+        for index, layer in enumerate(layers):
+            x = layer(x)
+            if index in taps:
+                outputs.append(x)
+        return outputs
+
+    return run
+
+
+def discriminator_features(model: Any) -> Features:
+    """Features of a preset's trained discriminator, any engine's: its leaky-ReLU outputs are the style
+    layers, the second-to-last of them the content layer.
+
+    pix2pix's D judges (sketch, picture) pairs and the contextual D joint sketch | image
+    pictures; both are given blank paper as the sketch, the same for result and reference.
+    """
+    kind = getattr(model, "kind", "")
+    if kind == "cyclegan":
+        stack, joint, sketch_channel = model.d_b.layers, False, False
+    elif kind == "pix2pix":
+        stack, joint, sketch_channel = model.discriminator.layers, False, True
+    elif kind == "contextual":
+        stack, joint, sketch_channel = model.discriminator.features, True, False
+    else:
+        raise SettingsError(f"no discriminator features in a {kind!r} model")
+    stack = stack.eval()
+    taps = {i for i, layer in enumerate(stack) if isinstance(layer, nn.LeakyReLU)}
+    run = _tapped(stack, taps)
+
+    def extract(pictures: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        x = pictures
+        if sketch_channel:
+            x = torch.cat([torch.ones_like(x[:, :1]), x], 1)
+        if joint:
+            x = torch.cat([torch.ones_like(x), x], 3)
+        maps = run(x)
+        if joint:
+            maps = [m[..., m.shape[-1] // 2 :] for m in maps]  # the picture half
+        # the pixels' own colours count as the first style layer: a discriminator's first
+        # features see edges more than colours, and the reference's palette is half its style
+        return [pictures, *maps], maps[-2] if len(maps) > 1 else maps[-1]
+
+    for parameter in stack.parameters():
+        parameter.requires_grad_(False)
+    return Features(extract, "the preset's discriminator")
+
+
+def _vgg(widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    previous = 3
+    convs = iter(widths)
+    for item in VGG19_LAYOUT:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            width = next(convs)
+            layers += [nn.Conv2d(previous, width, 3, padding=1), nn.ReLU(inplace=False)]
+            previous = width
+    return nn.Sequential(*layers)
+
+
+def vgg19_features(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Features:
+    """The paper's VGG-19 features from a weights file the user has (torchvision's ``vgg19`` state dict, or its
+    ``features`` part), loaded with ``weights_only=True``; any widths in VGG-19's layout (a tiny one for tests)."""
+    name = Path(path).name
+    check_regular(path, CheckpointError, "VGG-19 weights", VGG_FILE_LIMIT)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickles refused by weights_only, truncated files, zip errors
+        raise CheckpointError(f"{name}: not a VGG-19 weights file that loads safely ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{name}: not a state dict")
+    features = {k.removeprefix("features."): v for k, v in state.items() if isinstance(k, str) and not k.startswith("classifier.")}
+    conv_indices = [i for i, item in enumerate(_index_layout()) if item == "conv"]
+    widths = []
+    for index in conv_indices:
+        weight = features.get(f"{index}.weight")
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 4 or tuple(weight.shape[2:]) != (3, 3):
+            raise CheckpointError(f"{name}: no 3x3 convolution weights at features.{index} (not VGG-19's layout)")
+        widths.append(int(weight.shape[0]))
+    if max(widths) > 4096:
+        raise CheckpointError(f"{name}: convolutions of {max(widths)} channels are not VGG-19's")
+    net = _vgg(widths)
+    try:
+        net.load_state_dict({k: v.float() for k, v in features.items()})
+    except (RuntimeError, AttributeError) as exc:
+        raise CheckpointError(f"{name}: its weights do not fit VGG-19 ({str(exc).splitlines()[0][:160]})") from exc
+    if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        raise CheckpointError(f"{name}: weights hold NaN or infinite values")
+    net = net.to(device).eval().requires_grad_(False)
+    run = _tapped(net, {*VGG_STYLE, VGG_CONTENT})
+    mean = torch.tensor(IMAGENET_MEAN, device=device)[None, :, None, None]
+    std = torch.tensor(IMAGENET_STD, device=device)[None, :, None, None]
+
+    def extract(pictures: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        maps = run(((pictures + 1) / 2 - mean) / std)
+        return [maps[i] for i in (0, 1, 2, 3, 5)], maps[4]  # relu1_1..relu4_1, relu5_1; relu4_2
+
+    return Features(extract, f"VGG-19 ({name})")
+
+
+def _index_layout() -> list[str]:
+    """torchvision's ``features`` indices: "conv", "relu" or "pool"."""
+    out: list[str] = []
+    for item in VGG19_LAYOUT:
+        out += ["pool"] if item == "M" else ["conv", "relu"]
+    return out
+
+
+@dataclass(frozen=True)
+class StyleSettings:
+    steps: int = 150
+    strength: float = 1.0  # style against content: higher takes more of the reference
+    lr: float = 0.03
+    smoothness: float = 5.0  # total variation weight: without it the optimised pixels turn to noise (the seed's finding)
+
+    def __post_init__(self) -> None:
+        if type(self.steps) is not int or not 1 <= self.steps <= 5000:
+            raise SettingsError(f"style steps must be 1-5000, got {self.steps!r}")
+        if type(self.smoothness) not in (int, float) or not 0 <= self.smoothness <= 1000:
+            raise SettingsError(f"style smoothness must be 0-1000, got {self.smoothness!r}")
+        for name, low, high in (("strength", 0.0, 1000.0), ("lr", 1e-5, 1.0)):
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not low < value <= high:
+                raise SettingsError(f"style {name} must be in ({low}, {high}], got {value!r}")
+
+
+def picture_tensor(picture: np.ndarray, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """An RGB uint8 picture of any size -> (1, 3, size, size) in [-1, 1], centred on white."""
+    fitted = fit_square(picture, size, (255, 255, 255))
+    return torch.from_numpy(fitted).permute(2, 0, 1)[None].float().div(127.5).sub(1.0).to(device)
+
+
+def stylise(
+    result: np.ndarray,
+    reference: np.ndarray,
+    features: Features,
+    settings: StyleSettings | None = None,
+    cancel: CancelToken | None = None,
+    device: torch.device | str = "cpu",
+) -> Iterator[tuple[int, np.ndarray, dict[str, float]]]:
+    """Optimise ``result`` (S, S, 3 uint8) toward ``reference``'s style; yields (step, picture, losses) every step.
+
+    Loss = content + strength x style + smoothness x roughness: the content term is the
+    relative squared change of the content layer, the style term the relative squared
+    distance of each style layer's Gram matrix to the reference's, averaged over layers,
+    and roughness the total variation beyond the result's own. Adam on the pixels,
+    starting from the result. The last picture yielded is the answer; a cancelled run
+    stops where it is.
+    """
+    settings = settings or StyleSettings()
+    cancel = cancel or CancelToken()
+    size = result.shape[0]
+    start = picture_tensor(result, size, device)
+    target = picture_tensor(reference, size, device)
+    with torch.no_grad():
+        style_maps, _ = features(target)
+        grams = [gram(m) for m in style_maps]
+        _, content = features(start)
+        tv_start = (start[..., 1:, :] - start[..., :-1, :]).abs().mean() + (start[..., 1:] - start[..., :-1]).abs().mean()
+    x = start.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([x], lr=settings.lr)
+    for step in range(1, settings.steps + 1):
+        if cancel.cancelled:
+            return
+        maps, now = features(x)
+        content_loss = (now - content).pow(2).mean() / content.pow(2).mean().clamp_min(1e-8)
+        style_loss = torch.stack([
+            (gram(m) - g).pow(2).mean() / g.pow(2).mean().clamp_min(1e-8) for m, g in zip(maps, grams)
+        ]).mean()
+        tv = (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., 1:] - x[..., :-1]).abs().mean()
+        # only roughness beyond the result's own is penalised: its edges stay
+        loss = content_loss + settings.strength * style_loss + settings.smoothness * F.relu(tv - tv_start)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            x.clamp_(-1, 1)
+        yield step, to_uint8(x.detach())[0], {
+            "content": content_loss.item(), "style": style_loss.item(), "roughness": tv.item(), "total": loss.item(),
+        }
+
+
+def style_distance(picture: np.ndarray, reference: np.ndarray, features: Features) -> float:
+    """How far ``picture``'s Gram statistics are from ``reference``'s (the style term, at strength 1)."""
+    size = picture.shape[0]
+    with torch.no_grad():
+        a, _ = features(picture_tensor(picture, size))
+        b, _ = features(picture_tensor(reference, size))
+        return float(torch.stack([(gram(x) - gram(y)).pow(2).mean() / gram(y).pow(2).mean().clamp_min(1e-8) for x, y in zip(a, b)]).mean())
+
+
+def stylised_snapshot(snapshot: Any, reference: np.ndarray, features: Features, settings: StyleSettings | None = None,
+                      cancel: CancelToken | None = None) -> Any:
+    """``snapshot`` with every candidate's picture moved toward ``reference``'s style (its lines and losses kept);
+    None when cancelled."""
+    from dataclasses import replace
+
+    device = snapshot.pictures.device
+    styled = []
+    for picture in snapshot.images("image"):
+        last = None
+        for _, last, _ in stylise(picture, reference, features, settings, cancel, device):
+            pass
+        if last is None or (cancel is not None and cancel.cancelled):
+            return None
+        styled.append(picture_tensor(last, picture.shape[0], device))
+    return replace(snapshot, pictures=torch.cat(styled), info={**snapshot.info, "style": features.name})
