@@ -460,8 +460,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     quiet = args.quiet
     if not quiet:
         print(
-            f"evaluating {label} ({model.kind}) on {len(test)} {split} pairs ({', '.join(map(str, marks))} iterations, "
-            f"{settings.candidates} candidates, {device.type})",
+            f"evaluating {label} ({model.kind}) on {len(test)} {split} pairs ("
+            f"{(', '.join(map(str, marks)) + ' iterations') if model.kind == 'contextual' else 'one pass'}, "
+            f"{getattr(settings, 'candidates', 1)} candidates, {device.type})",
             file=sys.stderr,
         )
     report = None

@@ -35,7 +35,7 @@ START_LABELS = {
     "random": "best-of-30 random + optimisation (paper)",
     "encoder": "encoder alone (no optimisation)",
     "refine": "encoder + optimisation",
-    "one-pass": "one pass (pix2pix)",
+    "one-pass": "one pass (pix2pix or CycleGAN)",
     "nearest": "nearest training image (baseline)",
 }
 METRICS = ("ssim", "psnr", "l1", "precision", "recall", "seconds")
@@ -230,7 +230,7 @@ def evaluate(
         start: {mark: {m: float(np.mean([r[m] for r in runs])) for m in METRICS} for mark, runs in cols.items()}
         for start, cols in sums.items()
     }
-    yield EvalReport(marks, base.candidates, len(test), rows, _sheet(sheet, list(results)), per_case)
+    yield EvalReport(marks, getattr(base, "candidates", 1), len(test), rows, _sheet(sheet, list(results)), per_case)
 
 
 def _complete(
