@@ -1,6 +1,7 @@
 """Run by torchrun from test_torchrun.py: train on tiny data, then save this rank's weights.
 
-argv: folder, reconstruction weight, R1 gamma, EMA decay, DiffAugment (0 or 1).
+argv: folder, reconstruction weight, R1 gamma, EMA decay, DiffAugment (0 or 1);
+or: folder, "cyclegan" (the CycleGAN recipe on two tiny unpaired collections).
 """
 
 from __future__ import annotations
@@ -17,17 +18,23 @@ from sketchapp.core.trainer import distributed_world, init_distributed
 from sketchapp.core.training import TrainSettings, train
 
 
-def main(folder: str, recon_weight: float, r1_gamma: float, ema: float, diff_augment: float) -> None:
+def cyclegan(folder: str) -> None:
+    from sketchapp.core.data.datasets import UnpairedSet
+    from sketchapp.core.engines.cyclegan.recipe import CycleGANRecipe, CycleGANTrainSettings
+    from sketchapp.core.trainer import train_recipe
+
     init_distributed(torch.device("cpu"))
     rank, world = distributed_world()
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 255, (24, 16, 16, 3), dtype=np.uint8)
-    sketches = rng.integers(0, 255, (24, 16, 16), dtype=np.uint8)
-    pairs = PairSet(sketches, images, [f"p{i:02d}" for i in range(24)], info={"sketch_style": "test"})
-    settings = TrainSettings(half_size=16, z_dim=16, gf=8, df=8, ef=8, epochs=2, batch_size=8, encoder_steps=2,
-                             recon_weight=recon_weight, r1_gamma=r1_gamma, ema=ema,
-                             diff_augment=bool(diff_augment))
-    events = list(train(Path(folder) / "run", pairs, settings))
+    a = rng.integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
+    b = rng.integers(0, 255, (9, 32, 32, 3), dtype=np.uint8)
+    data = UnpairedSet(a, b, [f"a{i}" for i in range(12)], [f"b{i}" for i in range(9)], info={"sketch_style": "test"})
+    settings = CycleGANTrainSettings(size=32, gf=8, df=8, blocks=2, epochs=2, batch_size=4, pool=3, checkpoint_minutes=60.0)
+    events = list(train_recipe(Path(folder) / "run", CycleGANRecipe(settings), data))
+    save(folder, events, rank, world)
+
+
+def save(folder: str, events: list, rank: int, world: int) -> None:
     done = events[-1]
     assert done.kind == "done" and done.model is not None, done
     weights = {
@@ -38,5 +45,21 @@ def main(folder: str, recon_weight: float, r1_gamma: float, ema: float, diff_aug
     save_file(weights, str(Path(folder) / f"rank{rank}-of-{world}.safetensors"))
 
 
+def main(folder: str, recon_weight: float, r1_gamma: float, ema: float, diff_augment: float) -> None:
+    init_distributed(torch.device("cpu"))
+    rank, world = distributed_world()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (24, 16, 16, 3), dtype=np.uint8)
+    sketches = rng.integers(0, 255, (24, 16, 16), dtype=np.uint8)
+    pairs = PairSet(sketches, images, [f"p{i:02d}" for i in range(24)], info={"sketch_style": "test"})
+    settings = TrainSettings(half_size=16, z_dim=16, gf=8, df=8, ef=8, epochs=2, batch_size=8, encoder_steps=2,
+                             recon_weight=recon_weight, r1_gamma=r1_gamma, ema=ema,
+                             diff_augment=bool(diff_augment))
+    save(folder, list(train(Path(folder) / "run", pairs, settings)), rank, world)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], *map(float, sys.argv[2:6]))
+    if sys.argv[2] == "cyclegan":
+        cyclegan(sys.argv[1])
+    else:
+        main(sys.argv[1], *map(float, sys.argv[2:6]))
