@@ -112,6 +112,12 @@ def _integer(text: str) -> int:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     if not argv:
+        from sketchapp.display import display_problem
+
+        problem = display_problem()
+        if problem is not None:  # Qt would abort with a message that does not say what to install
+            print(f"sketchapp: {problem}", file=sys.stderr)
+            return EXIT_INPUT
         from sketchapp.app import run
 
         return run(sys.argv[:1])
