@@ -197,6 +197,8 @@ def test_unpaired_halves_of_a_built_data_set_share_no_pair_and_leave_its_test_sp
     assert not a & b and a | b == set(names[:16])
     with pytest.raises(DataError, match="already holds"):
         build_unpaired(tmp_path / "set", tmp_path / "out")
+    loaded = load_unpaired(tmp_path / "out" / "sketches", tmp_path / "out" / "pictures", S)
+    assert loaded.info["licence"] == "CC0" and loaded.info["name"] == "test set"  # the record travels to the model
 
 
 def test_the_registry_names_cyclegan_with_its_loss_curves():

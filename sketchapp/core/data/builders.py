@@ -30,6 +30,7 @@ from sketchapp.core.data.datasets import (
     PairSet,
     Progress,
     Skipped,
+    UNPAIRED_RECORD,
     fit_image,
     load_dataset,
     reason,
@@ -211,8 +212,6 @@ def _write(
     return write_dataset(out, pairs, splits, info)
 
 
-
-UNPAIRED_RECORD = "unpaired.json"
 
 
 def build_unpaired(source: str | os.PathLike[str], out: str | os.PathLike[str], seed: int = 0) -> tuple[int, int]:

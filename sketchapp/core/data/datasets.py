@@ -156,6 +156,8 @@ class UnpairedSet:
 
 #: fewer unpaired pictures than this in a collection gets a warning
 FEW_UNPAIRED = 100
+#: what 'sketchapp data unpaired' writes beside the two folders: source, licence, sketch style
+UNPAIRED_RECORD = "unpaired.json"
 
 
 def as_unpaired(pairs: PairSet) -> UnpairedSet:
@@ -404,6 +406,11 @@ def load_unpaired(
     _tick(progress, cancel, total, total)
     (a, names_a), (b, names_b) = loaded
     info = {"kind": "unpaired", "source": f"{roots[0]} + {roots[1]}", "sketch_style": "unpaired", "count": len(a) + len(b)}
+    record = roots[0].resolve().parent / UNPAIRED_RECORD
+    if roots[1].resolve().parent == record.parent and record.is_file():  # made by 'sketchapp data unpaired'
+        made = read_json(record, DataError, "unpaired data record")
+        if isinstance(made, dict):
+            info.update({k: str(made[k]) for k in ("name", "licence", "attribution", "sketch_style") if k in made})
     return UnpairedSet(np.stack(a), np.stack(b), names_a, names_b, skipped, info)
 
 
