@@ -219,7 +219,7 @@ def test_out_of_range_seed_and_threads_are_usage_errors(tmp_path, sketch_png):
         assert info.value.code == 2
 
 
-@pytest.mark.parametrize("preset", ["emoji-pix2pix", "3d-pix2pix", "emoji-colour", "3d-render"])
+@pytest.mark.parametrize("preset", ["emoji-pix2pix", "3d-pix2pix", "3d-cyclegan", "emoji-colour", "3d-render"])
 def test_shipped_presets_complete_a_sketch(tmp_path, sketch_png, preset, capsys):
     out = tmp_path / "shipped.png"
     assert complete(sketch_png, "-o", out, "--preset", preset, "--iterations", "5", "--candidates", "2", "--seed", "0", "-q") == 0
@@ -257,3 +257,20 @@ def test_a_pix2pix_preset_completes_in_one_pass_with_hints(tmp_path, sketch_png,
     }))
     assert main(["presets"]) == 0
     assert "unknown pix2pix settings: iterations" in capsys.readouterr().err
+
+
+def test_the_shipped_cyclegan_preset_takes_a_style_reference(tmp_path, sketch_png):
+    reference = np.zeros((64, 64, 3), np.uint8)
+    reference[:, :32] = (250, 200, 30)
+    reference[:, 32:] = (30, 90, 230)
+    Image.fromarray(reference).save(tmp_path / "reference.png")
+    plain, styled = tmp_path / "plain.png", tmp_path / "styled.png"
+    assert complete(sketch_png, "-o", plain, "--preset", "3d-cyclegan", "--seed", "0", "-q") == 0
+    assert complete(sketch_png, "-o", styled, "--preset", "3d-cyclegan", "--seed", "0", "-q",
+                    "--style-reference", tmp_path / "reference.png", "--style-steps", "30") == 0
+    recorded = Image.open(styled).text
+    assert recorded["style_reference"] == "reference.png" and "discriminator" in recorded["style"]
+    a, b = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (plain, styled))
+    assert np.abs(a - b).mean() > 1  # restyled, not the same picture
+    with pytest.raises(SystemExit):  # style options without a reference are a usage error
+        complete(sketch_png, "-o", styled, "--preset", "3d-cyclegan", "--style-steps", "3")

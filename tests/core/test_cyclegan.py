@@ -205,3 +205,19 @@ def test_the_registry_names_cyclegan_with_its_loss_curves():
     spec = REGISTRY["cyclegan"]
     assert spec.loss_names == ("d_a", "d_b", "g_a", "g_b", "cycle_a", "cycle_b", "idt_a", "idt_b")
     assert spec.train_settings is CycleGANTrainSettings and spec.settings is CycleGANSettings
+
+
+def test_the_shipped_cyclegan_model_sketches_a_picture_along_its_edges():
+    from sketchapp.core.evaluation import sketch_fidelity
+    from sketchapp.paths import bundled_models_dir
+
+    engine = open_engine(bundled_models_dir() / "fluent-3d-cyclegan-128.safetensors")
+    assert engine.model.sketch_style == "outline" and engine.model.metadata["data"]["licence"] == "MIT"
+    picture = np.full((256, 256, 3), 255, np.uint8)
+    cv2.circle(picture, (128, 128), 80, (230, 120, 30), -1)
+    drawn = engine.sketch_of(picture)
+    outline = np.full((128, 128), 255, np.uint8)
+    cv2.circle(outline, (64, 64), 40, 0, 2)
+    precision, recall = sketch_fidelity(np.repeat(drawn[..., None], 3, 2), outline)
+    assert recall > 0.8 and precision > 0.5  # it draws the disc's outline
+    assert (drawn > 200).mean() > 0.7  # on white paper
