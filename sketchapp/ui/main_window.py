@@ -701,6 +701,8 @@ class MainWindow(QMainWindow):
         if self.frame.generation != generation:
             self._styling = None  # the drawing changed meanwhile: its new result stands
             self.importing.setVisible(False)
+            self.statusBar().showMessage("The style reference stopped: the drawing changed", 5000)
+            self.style_finished.emit(False)
             return
         images = self.frame.images.copy()
         images[chosen] = picture
@@ -721,8 +723,11 @@ class MainWindow(QMainWindow):
             return
         self._styling = None
         self.importing.setVisible(False)
-        self.statusBar().clearMessage()
-        QMessageBox.warning(self, "Style reference", message)
+        if message:
+            self.statusBar().clearMessage()
+            QMessageBox.warning(self, "Style reference", message)
+        else:
+            self.statusBar().showMessage("The style reference stopped: the drawing changed", 5000)
         self.style_finished.emit(False)
 
     def picture_sketch_failed(self, ticket: int, message: str) -> None:

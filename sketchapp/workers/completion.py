@@ -75,7 +75,7 @@ class CompletionWorker(QObject):
     sketched = Signal(int, object)  # ticket, the model's sketch (S, S) grey uint8 of a picture
     sketch_failed = Signal(int, str)
     styled = Signal(int, object, int, int)  # ticket, the picture so far (S, S, 3) uint8, step, steps
-    style_failed = Signal(int, str)
+    style_failed = Signal(int, str)  # ticket, why ("" when a newer completion stopped it)
     _wake = Signal()
 
     def __init__(self, device: str = "auto", threads: int | None = None, max_rate: float = 30.0) -> None:
@@ -227,6 +227,8 @@ class CompletionWorker(QObject):
                 if step == settings.steps or now - last >= 0.1:
                     self.styled.emit(ticket, styled, step, settings.steps)
                     last = now
+            if cancel.cancelled:
+                self.style_failed.emit(ticket, "")  # stopped by a newer completion: no message, the window moves on
         except SketchAppError as exc:
             self.style_failed.emit(ticket, str(exc))
         except Exception as exc:  # noqa: BLE001 - keep the worker alive

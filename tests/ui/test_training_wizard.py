@@ -348,13 +348,22 @@ def test_unpaired_folders_train_a_cyclegan_preset_that_completes_and_sketches_pi
     window.import_action.trigger()
     assert window.document.undo_stack.count() == before + 1
 
-    qtbot.waitUntil(lambda: window.frame is not None and window.frame.final and window.frame.generation == window.generation,
-                    timeout=20000)
+    def settled() -> bool:
+        return (window.frame is not None and window.frame.final and window.frame.generation == window.generation
+                and not window.idle.isActive())
+
+    qtbot.waitUntil(settled, timeout=20000)
     plain = window.frame.images[window.chosen].copy()
     reference = tmp_path / "sunset.png"
     Image.new("RGB", (64, 64), (250, 120, 20)).save(reference)
     with qtbot.waitSignal(window.style_finished, timeout=60000) as styled:
         window.apply_style(str(reference))
-    assert styled.args == [True]
+    assert styled.args == [True], window.statusBar().currentMessage()
     assert not np.array_equal(window.frame.images[window.chosen], plain)
     assert window.frame.settings["style_reference"] == "sunset.png"  # recorded with an export
+
+    window._styling = (99, window.frame.generation - 1, 0, "sunset.png")  # a restyle of a drawing since changed
+    window.importing.setVisible(True)
+    with qtbot.waitSignal(window.style_finished, timeout=1000) as stopped:
+        window.picture_styled(99, plain, 150, 150)
+    assert stopped.args == [False] and not window.importing.isVisible() and window.frame.images[window.chosen] is not plain
