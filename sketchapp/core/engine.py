@@ -117,3 +117,13 @@ class Engine(Protocol):
         cancel: CancelToken | None = None,
         z: np.ndarray | None = None,
     ) -> Iterator[Snapshot]: ...
+
+
+def sketch_thumbnails(engine: Engine, count: int, sketches: np.ndarray | None, settings: Any) -> np.ndarray:
+    """(count, S, S, 3) uint8: ``engine``'s final pictures of ``count`` sketches spread over ``sketches``
+    (one blank sheet without): what a new preset's thumbnails are chosen from."""
+    side = engine.half_size
+    if sketches is None or not len(sketches):
+        sketches = np.full((1, side, side), 255, np.uint8)
+    chosen = sketches[np.linspace(0, len(sketches) - 1, min(count, len(sketches))).astype(int)]
+    return np.stack([list(engine.start(sketch, None, settings))[-1].images()[0] for sketch in chosen])

@@ -338,6 +338,21 @@ class Recipe(Protocol):
         ...
 
 
+def inherited_settings(base: str | os.PathLike[str], kind: str, recipe_fields: tuple[str, ...]) -> dict[str, Any]:
+    """What a fine-tune of the ``kind`` model ``base`` keeps: its architecture and the ``recipe_fields`` of
+    the training that made it; a model of another engine is a TrainingError."""
+    from sketchapp.core.checkpoint import read_metadata
+
+    metadata = read_metadata(base)
+    if metadata.get("engine") != kind:
+        raise TrainingError(f"{Path(base).name}: a {str(metadata.get('engine'))[:40]!r} model cannot start a {kind} training")
+    architecture = metadata.get("architecture")
+    trained = (metadata.get("training") or {}).get("settings")
+    inherited = {k: v for k, v in (trained if isinstance(trained, dict) else {}).items() if k in recipe_fields}
+    inherited.update(architecture if isinstance(architecture, dict) else {})
+    return inherited
+
+
 def loss_columns(recipe: Recipe) -> tuple[str, ...]:
     return (*HEAD_COLUMNS, *recipe.loss_names, *TAIL_COLUMNS)
 

@@ -26,14 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchapp.core.data.datasets import PairSet, UnpairedSet, as_unpaired
-from sketchapp.core.engine import to_uint8
+from sketchapp.core.engine import sketch_thumbnails, to_uint8
 from sketchapp.core.engines.cyclegan.model import CYCLEGAN, CycleGANModel
 from sketchapp.core.engines.cyclegan.networks import CycleGANConfig
 from sketchapp.core.engines.pix2pix.recipe import freehand_lines, warp_pairs
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
 from sketchapp.core.records import from_record
-from sketchapp.core.trainer import TrainingError
+from sketchapp.core.trainer import TrainingError, inherited_settings
 
 SAMPLE_COUNT = 4  # rows of A -> B -> A and as many of B -> A -> B
 
@@ -323,16 +323,7 @@ _RECIPE_FIELDS = ("cycle_weight", "identity_weight", "pool", "line_jitter", "gap
 
 def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> CycleGANTrainSettings:
     """Training settings that keep a trained CycleGAN model's networks and recipe, with ``overrides``."""
-    from sketchapp.core.checkpoint import read_metadata
-
-    metadata = read_metadata(base)
-    if metadata.get("engine") != CYCLEGAN:
-        raise TrainingError(f"{Path(base).name}: a {str(metadata.get('engine'))[:40]!r} model cannot start a CycleGAN training")
-    architecture = metadata.get("architecture")
-    trained = (metadata.get("training") or {}).get("settings")
-    inherited = {k: v for k, v in (trained if isinstance(trained, dict) else {}).items() if k in _RECIPE_FIELDS}
-    inherited.update(architecture if isinstance(architecture, dict) else {})
-    return CycleGANTrainSettings.from_dict({**inherited, **overrides})
+    return CycleGANTrainSettings.from_dict({**inherited_settings(base, CYCLEGAN, _RECIPE_FIELDS), **overrides})
 
 
 def estimate_training(settings: CycleGANTrainSettings, pair_count: int, device: torch.device | str = "cpu", steps: int = 3) -> Any:
@@ -362,9 +353,5 @@ def thumbnails(model: CycleGANModel, count: int = 8, sketches: np.ndarray | None
     """(count, S, S, 3) uint8: the model's pictures of ``count`` sketches spread over ``sketches`` (blank paper without)."""
     from sketchapp.core.engines.cyclegan.engine import CycleGANEngine, CycleGANSettings
 
-    if sketches is None or not len(sketches):
-        sketches = np.full((1, model.size, model.size), 255, np.uint8)
-    chosen = sketches[np.linspace(0, len(sketches) - 1, min(count, len(sketches))).astype(int)]
     engine = CycleGANEngine(model, next(model.g_ab.parameters()).device)
-    settings = CycleGANSettings(seed=seed)
-    return np.stack([next(iter(engine.start(sketch, None, settings))).images()[0] for sketch in chosen])
+    return sketch_thumbnails(engine, count, sketches, CycleGANSettings(seed=seed))

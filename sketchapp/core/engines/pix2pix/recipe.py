@@ -26,13 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchapp.core.data.datasets import PairSet
-from sketchapp.core.engine import to_uint8
+from sketchapp.core.engine import sketch_thumbnails, to_uint8
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import from_record
 from sketchapp.core.images import contact_grid
-from sketchapp.core.trainer import TrainingError
+from sketchapp.core.trainer import TrainingError, inherited_settings
 
 SAMPLE_COUNT = 8
 
@@ -485,16 +485,7 @@ class Pix2PixRecipe:
 
 def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> Pix2PixTrainSettings:
     """Training settings that keep a trained pix2pix model's networks and recipe, with ``overrides``."""
-    from sketchapp.core.checkpoint import read_metadata
-
-    metadata = read_metadata(base)
-    if metadata.get("engine") != PIX2PIX:
-        raise TrainingError(f"{Path(base).name}: a {str(metadata.get('engine'))[:40]!r} model cannot start a pix2pix training")
-    architecture = metadata.get("architecture")
-    trained = (metadata.get("training") or {}).get("settings")
-    inherited = {k: v for k, v in (trained if isinstance(trained, dict) else {}).items() if k in _RECIPE_FIELDS}
-    inherited.update(architecture if isinstance(architecture, dict) else {})
-    return Pix2PixTrainSettings.from_dict({**inherited, **overrides})
+    return Pix2PixTrainSettings.from_dict({**inherited_settings(base, PIX2PIX, _RECIPE_FIELDS), **overrides})
 
 
 #: what a fine-tune inherits of the recipe that made its base model (not epochs, batch or seed)
@@ -528,9 +519,5 @@ def thumbnails(model: Pix2PixModel, count: int = 8, sketches: np.ndarray | None 
     """(count, S, S, 3) uint8: the model's pictures of ``count`` sketches spread over ``sketches`` (blank paper without)."""
     from sketchapp.core.engines.pix2pix.engine import Pix2PixEngine, Pix2PixSettings
 
-    if sketches is None or not len(sketches):
-        sketches = np.full((1, model.size, model.size), 255, np.uint8)
-    chosen = sketches[np.linspace(0, len(sketches) - 1, min(count, len(sketches))).astype(int)]
     engine = Pix2PixEngine(model, next(model.generator.parameters()).device)
-    settings = Pix2PixSettings(seed=seed)
-    return np.stack([next(iter(engine.start(sketch, None, settings))).images()[0] for sketch in chosen])
+    return sketch_thumbnails(engine, count, sketches, Pix2PixSettings(seed=seed))
