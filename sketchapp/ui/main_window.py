@@ -606,6 +606,10 @@ class MainWindow(QMainWindow):
         self.importing.setVisible(True)
         self.statusBar().showMessage(f"{'Sketching' if as_picture else 'Importing'} {Path(path).name}…")
         load = self.services.load_picture if as_picture else self.services.load_sketch
+        self._read_in_background(load, path, side, lambda result: self._import_done.emit(ticket, path, (result, as_picture)))
+
+    def _read_in_background(self, load: Any, path: str, side: int, deliver: Any) -> None:
+        """``deliver(load(path, side))`` on the import thread, a failure delivered as a UserError (never raised)."""
 
         def work() -> None:
             try:
@@ -614,7 +618,7 @@ class MainWindow(QMainWindow):
                 result = exc
             except Exception as exc:  # noqa: BLE001 - a decoder bug must not take the window with it
                 result = UserError(f"{Path(path).name}: could not import ({type(exc).__name__}: {exc})"[:300])
-            self._import_done.emit(ticket, path, (result, as_picture))
+            deliver(result)
 
         self._import_pool.submit(work)
 
@@ -667,19 +671,10 @@ class MainWindow(QMainWindow):
         name = Path(path).name
         self.importing.setVisible(True)
         self.statusBar().showMessage(f"Taking the style of {name}…")
-
-        def work() -> None:
-            try:
-                result: Any = self.services.load_picture(path, self.model_side)
-            except UserError as exc:
-                result = exc
-            except Exception as exc:  # noqa: BLE001
-                result = UserError(f"{name}: could not read ({type(exc).__name__}: {exc})"[:300])
-            self._style_loaded.emit(ticket, name, result)
-
         self._styling = (ticket, generation, chosen, name)
         self._style_picture = picture
-        self._import_pool.submit(work)
+        self._read_in_background(self.services.load_picture, path, self.model_side,
+                                 lambda result: self._style_loaded.emit(ticket, name, result))
 
     def _style_reference_read(self, ticket: int, name: str, result: Any) -> None:
         if self._styling is None or self._styling[0] != ticket:

@@ -28,7 +28,7 @@ from sketchapp.core.engines.pix2pix import recipe as pix2pix_recipe
 from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings
 from sketchapp.core import runs
 from sketchapp.core.errors import CheckpointError
-from sketchapp.core.trainer import TrainEvent, train_recipe
+from sketchapp.core.trainer import TrainEvent, TrainingError, train_recipe
 from sketchapp.core.training import TrainSettings, train
 
 
@@ -59,7 +59,7 @@ def check_data(spec: EngineSpec, data: Any) -> None:
 
     if isinstance(data, UnpairedSet) and not spec.unpaired:
         takers = ", ".join(s.title for s in REGISTRY.values() if s.unpaired)
-        raise CheckpointError(f"{spec.title} learns from sketch/picture pairs; unpaired folders train {takers}")
+        raise TrainingError(f"{spec.title} learns from sketch/picture pairs; unpaired folders train {takers}")
 
 
 def _train_cyclegan(run_dir: str | os.PathLike[str], data: Any, settings: CycleGANTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:

@@ -14,9 +14,8 @@ small gaps, noise), so the model meets drawings like the ones a pen makes.
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from sketchapp.core.engines.cyclegan.networks import CycleGANConfig
 from sketchapp.core.engines.pix2pix.recipe import freehand_lines, warp_pairs
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
-from sketchapp.core.records import from_record
+from sketchapp.core.records import check_field_types, from_record
 from sketchapp.core.trainer import TrainingError, inherited_settings
 
 SAMPLE_COUNT = 4  # rows of A -> B -> A and as many of B -> A -> B
@@ -72,14 +71,7 @@ class CycleGANTrainSettings:
     keep_every: int = 0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float" and type(value) is int:
-                object.__setattr__(self, f.name, float(value))
-                value = float(value)
-            expected = {"bool": bool, "int": int, "float": float}[str(f.type)]
-            if type(value) is not expected or (expected is float and not math.isfinite(value)):
-                raise SettingsError(f"CycleGAN training {f.name} must be {'a finite ' if expected is float else ''}{expected.__name__}, got {value!r}")
+        check_field_types(self, "CycleGAN training")
         if self.decay_epochs == -1:
             object.__setattr__(self, "decay_epochs", self.epochs // 2)
         self.config  # validates the architecture

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from sketchapp.core.engine import sketch_thumbnails, to_uint8
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.errors import SettingsError
-from sketchapp.core.records import from_record
+from sketchapp.core.records import check_field_types, from_record
 from sketchapp.core.images import contact_grid
 from sketchapp.core.trainer import TrainingError, inherited_settings
 
@@ -72,14 +72,7 @@ class Pix2PixTrainSettings:
     keep_every: int = 0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float" and type(value) is int:
-                object.__setattr__(self, f.name, float(value))
-                value = float(value)
-            expected = {"bool": bool, "int": int, "float": float}[str(f.type)]
-            if type(value) is not expected or (expected is float and not math.isfinite(value)):
-                raise SettingsError(f"pix2pix training {f.name} must be {'a finite ' if expected is float else ''}{expected.__name__}, got {value!r}")
+        check_field_types(self, "pix2pix training")
         self.config  # validates the architecture
         checks = [
             (1 <= self.epochs <= 100_000, "epochs must be 1-100000"),
