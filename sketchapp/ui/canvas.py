@@ -21,7 +21,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke, paint_stroke
+from sketchapp.ui.sketch import ERASER, PEN, STREAMLINE, SketchDocument, Stroke, paint_stroke
 
 MIN_BRUSH, MAX_BRUSH = 1.0, 64.0
 MIN_ZOOM, MAX_ZOOM = 0.1, 16.0
@@ -48,6 +48,8 @@ class Canvas(QWidget):
         self.offset = QPointF(0, 0)
         self.ghost: QImage | None = None
         self.ghost_visible = False
+        self.smoothing = STREAMLINE  # 0 (off) .. MAX_STREAMLINE (strong): the preferences' setting
+        self.simulate_pressure = True  # a mouse has no pressure: take it from the pen's speed
         self._stroke: Stroke | None = None
         self._tablet_down = False
         self._pan_from: QPointF | None = None
@@ -144,8 +146,10 @@ class Canvas(QWidget):
         self.update(rect)
 
     # -- input --------------------------------------------------------------------------
-    def _begin(self, position: QPointF, pressure: float, tool: str | None = None) -> None:
-        self._stroke = Stroke(tool or self.tool, self.brush)
+    def _begin(self, position: QPointF, pressure: float, tool: str | None = None, mouse: bool = False) -> None:
+        tool = tool or self.tool
+        simulate = mouse and self.simulate_pressure and tool == PEN  # the eraser keeps its size
+        self._stroke = Stroke(tool, self.brush, streamline=self.smoothing, simulate=simulate)
         point = self.to_document(position)
         self._stroke.add(point.x(), point.y(), pressure)
         self.stroke_started.emit()
@@ -164,9 +168,12 @@ class Canvas(QWidget):
         """The stroke being drawn now (not yet in the document), if any."""
         return self._stroke
 
-    def _end(self) -> None:
+    def _end(self, position: QPointF | None = None) -> None:
         stroke, self._stroke = self._stroke, None
         if stroke is not None:
+            if position is not None:
+                point = self.to_document(position)
+                stroke.finish(point.x(), point.y())
             self.document.add_stroke(stroke)
             self.stroke_finished.emit()
 
@@ -186,7 +193,7 @@ class Canvas(QWidget):
             self._extend(event.position(), pressure)
         elif kind == QTabletEvent.Type.TabletRelease:
             self._tablet_down = False
-            self._end()
+            self._end(event.position())
         event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -198,7 +205,7 @@ class Canvas(QWidget):
             self._pan_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif event.button() == Qt.MouseButton.LeftButton:
-            self._begin(event.position(), MOUSE_PRESSURE)
+            self._begin(event.position(), MOUSE_PRESSURE, mouse=True)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._pan_from is not None:
@@ -215,7 +222,7 @@ class Canvas(QWidget):
             self._pan_from = None
             self.setCursor(Qt.CursorShape.CrossCursor)
         elif not self._tablet_down and event.button() == Qt.MouseButton.LeftButton:
-            self._end()
+            self._end(event.position())
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
         steps = event.angleDelta().y() / 120

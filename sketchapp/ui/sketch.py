@@ -21,30 +21,62 @@ PEN, ERASER = "pen", "eraser"
 INK = QColor(0, 0, 0)
 PAPER = QColor(255, 255, 255)
 
-#: How strongly input points are pulled towards the previous smoothed point (0 = raw).
+#: How strongly input points are pulled towards the previous smoothed point (0 = raw, the default 0.5).
 STREAMLINE = 0.5
+MAX_STREAMLINE = 0.85
 #: Width at zero pressure, as a fraction of the brush size (thinning, as perfect-freehand).
 MIN_WIDTH = 0.35
+#: A jump between input events this many brush sizes long is taken as it is: sparse events (a fast
+#: flick of the mouse) are already far apart, and smoothing them would cut the stroke's corners.
+SPARSE_SIZES = 3.0
+#: How fast simulated pressure follows the pen's speed (perfect-freehand's RATE_OF_PRESSURE_CHANGE),
+#: where it starts (a mouse's usual pressure) and its floor (a flick stays a visible line).
+PRESSURE_RATE = 0.275
+SIMULATED_START, SIMULATED_FLOOR = 0.6, 0.3
 
 
 @dataclass(eq=False)  # identity: two identical strokes are still two undo steps
 class Stroke:
-    """One pen-down to pen-up gesture, in document coordinates."""
+    """One pen-down to pen-up gesture, in document coordinates.
+
+    ``streamline`` smooths the input (0 = off); ``simulate`` derives pressure from the pen's
+    speed, for a mouse (fast is thin, slow is full, after perfect-freehand).
+    """
 
     tool: str
     size: float
     points: list[tuple[float, float, float]] = field(default_factory=list)  # x, y, pressure 0..1
+    streamline: float = STREAMLINE
+    simulate: bool = False
 
     def add(self, x: float, y: float, pressure: float = 0.5) -> None:
-        """Append an input point, smoothed towards the last one (streamline)."""
+        """Append an input point, smoothed towards the last one (less the further it jumped)."""
         pressure = min(1.0, max(0.0, pressure))
-        if self.points:
-            px, py, pp = self.points[-1]
-            x, y = px + (x - px) * (1 - STREAMLINE), py + (y - py) * (1 - STREAMLINE)
-            if math.hypot(x - px, y - py) < 0.25:
-                self.points[-1] = (px, py, max(pp, pressure))
-                return
+        if not self.points:
+            self.points.append((x, y, SIMULATED_START if self.simulate else pressure))
+            return
+        px, py, pp = self.points[-1]
+        jump = math.hypot(x - px, y - py)
+        pull = min(MAX_STREAMLINE, max(0.0, self.streamline)) * max(0.0, 1 - jump / max(1.0, SPARSE_SIZES * self.size))
+        x, y = px + (x - px) * (1 - pull), py + (y - py) * (1 - pull)
+        step = math.hypot(x - px, y - py)
+        if self.simulate:
+            speed = min(1.0, step / max(self.size, 1e-6))
+            pressure = min(1.0, max(SIMULATED_FLOOR, pp + (1 - speed - pp) * speed * PRESSURE_RATE))
+        if step < 0.25:
+            self.points[-1] = (px, py, pressure if self.simulate else max(pp, pressure))
+            return
         self.points.append((x, y, pressure))
+
+    def finish(self, x: float, y: float) -> None:
+        """End at the pen-up point itself: the smoothed points lag the pen, and a stroke that stops
+        short of where the pen lifted looks cut off. The end takes the last pressure: a pen reports
+        none as it lifts."""
+        if not self.points:
+            return
+        px, py, pp = self.points[-1]
+        if math.hypot(x - px, y - py) >= 0.25:
+            self.points.append((x, y, pp))
 
     def width(self, pressure: float) -> float:
         return self.size * (MIN_WIDTH + (1 - MIN_WIDTH) * pressure)
@@ -179,6 +211,10 @@ class SketchDocument(QObject):
         painter.drawImage((self.side - scaled.width()) // 2, (self.side - scaled.height()) // 2, scaled)
         painter.end()
         self.undo_stack.push(_Replace(self, text, [], fitted))
+
+    def replace(self, strokes: list[Stroke], base: QImage | None, text: str) -> None:
+        """Swap in other content (an earlier result's drawing) as one undo step."""
+        self.undo_stack.push(_Replace(self, text, list(strokes), base))
 
     def restore(self, strokes: list[Stroke], base: QImage | None) -> None:
         """Load saved content without an undo step (autosave recovery, opening a file)."""

@@ -186,3 +186,49 @@ def test_a_stroke_in_progress_is_drawn_for_the_model_incrementally_and_exactly(q
         assert np.array_equal(live, qimage_to_grey(document.render(256, stroke)))
     document.undo_stack.undo()  # the sheet under the stroke changed: drawn afresh
     assert np.array_equal(document.to_array(256, stroke), qimage_to_grey(document.render(256, stroke)))
+
+
+def test_a_sparse_stroke_keeps_its_corners_and_ends_where_the_pen_lifted(canvas):
+    """A fast flick: four events far apart (an L and back up). Smoothing must not round the corner
+    off or stop short of the pen-up point."""
+    corners = [(60, 60), (60, 240), (240, 240), (240, 80)]
+    drag(canvas, corners)
+    stroke = canvas.document.strokes[0]
+    expected = [canvas.to_document(QPointF(*p)) for p in corners]
+    end = stroke.points[-1]
+    assert abs(end[0] - expected[-1].x()) < 0.5 and abs(end[1] - expected[-1].y()) < 0.5
+    for corner in expected[1:3]:
+        nearest = min(np.hypot(x - corner.x(), y - corner.y()) for x, y, _ in stroke.points)
+        assert nearest < 0.5, "a corner was cut"
+
+
+def test_dense_input_is_smoothed_by_the_setting_and_ends_at_the_pen(canvas):
+    def wobbly():
+        return [(60 + 2 * i, 150 + (3 if i % 2 else -3)) for i in range(60)]
+
+    canvas.smoothing = 0.0
+    drag(canvas, wobbly())
+    raw = np.array(canvas.document.strokes[-1].points)
+    canvas.smoothing = 0.8
+    drag(canvas, wobbly())
+    smooth = np.array(canvas.document.strokes[-1].points)
+    assert np.ptp(smooth[5:-1, 1]) < 0.5 * np.ptp(raw[5:-1, 1])  # the zigzag is mostly gone
+    end = canvas.to_document(QPointF(*wobbly()[-1]))
+    assert abs(smooth[-1, 0] - end.x()) < 0.5 and abs(smooth[-1, 1] - end.y()) < 0.5
+
+
+def test_simulated_pressure_thins_fast_mouse_strokes_for_the_pen_only(canvas):
+    slow = [(40 + i, 100) for i in range(0, 200, 2)]
+    fast = [(40 + i, 200) for i in range(0, 200, 25)]
+    drag(canvas, slow)
+    drag(canvas, fast)
+    slow_pressure = np.mean([p for _, _, p in canvas.document.strokes[0].points[1:]])
+    fast_pressure = np.mean([p for _, _, p in canvas.document.strokes[1].points[1:]])
+    assert fast_pressure < slow_pressure - 0.1
+    canvas.set_tool(ERASER)
+    drag(canvas, fast)
+    assert {p for _, _, p in canvas.document.strokes[2].points} == {0.6}  # the eraser keeps its size
+    canvas.set_tool(PEN)
+    canvas.simulate_pressure = False
+    drag(canvas, fast)
+    assert {p for _, _, p in canvas.document.strokes[3].points} == {0.6}
