@@ -8,7 +8,10 @@ external references), its nesting depth and element count are checked and its si
 read from the markup, never by rendering it at its natural size. Then it is drawn in a
 child process with a time and memory limit (about 45 ms more per drawing), so a renderer
 crash or hang costs the drawing, never the app. Drawings from our own build-time data
-packages are trusted and drawn in process (``isolated=False``).
+packages are trusted and drawn in process (``isolated=False``). The child is Python running
+``_RENDER``; in a frozen app (a PyInstaller bundle, where ``sys.executable`` is the app
+itself) it is the app started with the hidden first argument ``SVG_CHILD``, which runs the
+same code (``run_child``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ MAX_ELEMENTS = 200_000
 MAX_ASPECT = 32
 RENDER_SECONDS = 6.0
 RENDER_MEMORY = 2 << 30  # address space of the child process that draws
+#: The first argument that makes a frozen app's executable the SVG child (``sketchapp.__main__`` dispatches it).
+SVG_CHILD = "--svg-child"
 DEFAULT_NATURAL = (100.0, 100.0)  # resvg's size for an SVG that gives none
 
 _UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0, "em": 16.0, "ex": 8.0}
@@ -177,17 +182,14 @@ def _draw(text: str, width: int, height: int, name: str) -> bytes:
 
 def _draw_isolated(text: str, width: int, height: int, name: str) -> bytes:
     """The drawing rendered by resvg in a child process with RENDER_SECONDS and RENDER_MEMORY."""
-    if sys.platform == "win32":  # no address-space limit there; the time limit still holds
-        code = _RENDER.replace("resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))\n", "")
-        code = code.replace("import resource, sys", "import sys")
+    sizes = [str(width), str(height), str(RENDER_MEMORY)]
+    if getattr(sys, "frozen", False):  # sys.executable is the app, not Python: it runs _child_code() itself
+        command = [sys.executable, SVG_CHILD, *sizes]
     else:
-        code = _RENDER
-    flags = ["-P"] if sys.version_info >= (3, 11) else []
+        flags = ["-P"] if sys.version_info >= (3, 11) else []
+        command = [sys.executable, *flags, "-c", _child_code(), *sizes]
     try:
-        done = subprocess.run(
-            [sys.executable, *flags, "-c", code, str(width), str(height), str(RENDER_MEMORY)],
-            input=text.encode("utf-8"), capture_output=True, timeout=RENDER_SECONDS, check=False,
-        )
+        done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True, timeout=RENDER_SECONDS, check=False)
     except subprocess.TimeoutExpired:
         raise ImageLoadError(f"{name}: drawing the SVG took more than {RENDER_SECONDS:.0f} s; gave up") from None
     except OSError as exc:
@@ -198,3 +200,17 @@ def _draw_isolated(text: str, width: int, height: int, name: str) -> bytes:
         raise ImageLoadError(f"{name}: the SVG renderer failed on this drawing ({reason})")
     return done.stdout
 
+
+def _child_code() -> str:
+    """``_RENDER`` for this platform."""
+    if sys.platform == "win32":  # no address-space limit there; the time limit still holds
+        code = _RENDER.replace("resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))\n", "")
+        return code.replace("import resource, sys", "import sys")
+    return _RENDER
+
+
+def run_child(argv: list[str]) -> int:
+    """The SVG child in a frozen app: ``argv`` is width, height and memory limit; markup on stdin, PNG on stdout."""
+    sys.argv = [SVG_CHILD, *argv]
+    exec(compile(_child_code(), "<svg child>", "exec"), {"__name__": "__svg_child__"})  # noqa: S102 - our own code
+    return 0
