@@ -25,19 +25,65 @@ class CoreServices:
     """File reading and writing for the window, done by the core (PIL, OpenCV, resvg)."""
 
     def load_sketch(self, path: str, side: int) -> np.ndarray:
-        from sketchapp.core.data.styles import cleanup, to_grey
         from sketchapp.core.errors import SketchAppError
         from sketchapp.core.images import load_image
-        from sketchapp.core.prepare import fit_square
 
         try:
             picture = load_image(path, "RGB", max_side=2 * side)  # twice the sheet: enough for its lines
         except SketchAppError as exc:
             raise UserError(str(exc)) from exc
+        return self.prepare_sketch(picture, side)
+
+    def prepare_sketch(self, picture: np.ndarray, side: int) -> np.ndarray:
+        """An RGB picture (a file's, the clipboard's) as a side x side grey sketch; photos of paper cleaned to lines."""
+        from sketchapp.core.data.styles import cleanup, to_grey
+        from sketchapp.core.prepare import fit_square
+
+        if max(picture.shape[:2]) > 2 * side:
+            import cv2
+
+            scale = 2 * side / max(picture.shape[:2])
+            size = (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale)))
+            picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
         grey = to_grey(picture)
         if _looks_like_photo(grey):
             grey = cleanup(grey)
         return fit_square(grey, side, 255)
+
+    def save_document(self, path: str, content: dict[str, Any]) -> None:
+        from sketchapp.core.document import save_document
+        from sketchapp.core.errors import SketchAppError
+
+        try:
+            save_document(path, _sketch_file(content))
+        except SketchAppError as exc:
+            raise UserError(str(exc)) from exc
+
+    def read_document(self, path: str) -> Any:
+        """A SketchFile (sketchapp.core.document) of a ``.sketchapp`` document."""
+        from sketchapp.core.document import read_document
+        from sketchapp.core.errors import SketchAppError
+
+        try:
+            return read_document(path)
+        except SketchAppError as exc:
+            raise UserError(str(exc)) from exc
+
+    def read_result(self, path: str) -> Any:
+        """A SketchFile of what made a result PNG (side 0: no drawing in it), or None for other pictures."""
+        from sketchapp.core.document import read_result
+        from sketchapp.core.errors import SketchAppError
+
+        try:
+            return read_result(path)
+        except SketchAppError as exc:
+            raise UserError(str(exc)) from exc
+
+    def result_text(self, content: dict[str, Any]) -> str:
+        """The drawing as a result PNG's text chunk, so opening the result brings it back."""
+        from sketchapp.core.document import result_text
+
+        return result_text(_sketch_file(content))
 
     def load_picture(self, path: str, side: int) -> np.ndarray:
         from sketchapp.core.errors import SketchAppError
@@ -79,6 +125,14 @@ class CoreServices:
         from sketchapp.core.prepare import ink_over
 
         return ink_over(pixels[None], lines, max(1, min(UPSCALE_LIMIT * pixels.shape[0], int(side))))[0]
+
+
+def _sketch_file(content: dict[str, Any]) -> Any:
+    """The window's document content (plain values and arrays) as a core SketchFile."""
+    from sketchapp.core.document import SketchFile, Stroke
+
+    strokes = [Stroke(tool, float(size), [tuple(p) for p in points]) for tool, size, points in content["strokes"]]
+    return SketchFile(**{**content, "strokes": strokes})
 
 
 def _looks_like_photo(grey: np.ndarray) -> bool:
@@ -174,8 +228,8 @@ class App:
         self.window.device_label.setText("loading model…")
         self.completion.worker.load(preset.model, preset.name, preset.settings)
 
-    def complete(self, generation: int, sketch: np.ndarray, hints: Any, z: Any) -> None:
-        self.completion.worker.request(self.request_type(generation, sketch, hints, z))
+    def complete(self, generation: int, sketch: np.ndarray, hints: Any, z: Any, settings: Any = None) -> None:
+        self.completion.worker.request(self.request_type(generation, sketch, hints, z, dict(settings or {})))
 
     def stop(self) -> bool:
         stopped = self.completion.stop(1000)
@@ -185,9 +239,10 @@ class App:
 
 
 def run(argv: list[str]) -> int:
+    from sketchapp.identity import apply_identity
+
     app = QApplication.instance() or QApplication(argv)
-    app.setApplicationName("SketchApp")
-    app.setOrganizationName("SketchApp")
+    apply_identity(app)  # name, desktop file name and the icon every window and dialog takes
     follow_system(app)
     window = MainWindow(CoreServices())
     window.show()

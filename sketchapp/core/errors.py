@@ -29,3 +29,7 @@ class DeviceError(SketchAppError):
 
 class SettingsError(SketchAppError):
     """An engine setting is out of range."""
+
+
+class DocumentError(SketchAppError):
+    """A sketch document is damaged, foreign, from a newer SketchApp, or cannot be written."""

@@ -130,6 +130,23 @@ def _to_mode(img: Image.Image, mode: str) -> np.ndarray:
     return np.array(img.convert(mode), dtype=np.uint8)
 
 
+def read_text(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The text chunks of a PNG (a result's preset, seed, settings and drawing), read without decoding
+    its pixels; an empty table for other pictures. ImageLoadError for a file that cannot be read."""
+    name = Path(path).name
+    data = read_user_file(path, ImageLoadError, "image")
+    if not data.startswith(b"\x89PNG"):
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data), formats=("PNG",))
+            text = {**img.info}
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{name}: corrupt PNG ({exc})"[:300]) from None
+    return {str(k): str(v) for k, v in text.items() if isinstance(v, str)}
+
+
 def save_image(
     path: str | os.PathLike[str],
     pixels: np.ndarray,
@@ -168,7 +185,7 @@ def encode_image(
     if fmt == "PNG" and text:
         info = PngImagePlugin.PngInfo()
         for key, value in text.items():
-            info.add_itxt(key, value)
+            info.add_itxt(key, value, zip=len(value) > 1024)  # a result's document is compressed
         options["pnginfo"] = info
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality

@@ -9,6 +9,7 @@ and shows whatever frames it is handed (objects with the attributes of
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -36,6 +37,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QColorDialog,
     QDialog,
+    QDockWidget,
     QFileDialog,
     QInputDialog,
     QLabel,
@@ -47,6 +49,7 @@ from PySide6.QtWidgets import (
     QSlider,
     QSplitter,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -54,13 +57,23 @@ from PySide6.QtWidgets import (
 from sketchapp.paths import user_state_dir
 from sketchapp.ui import session
 from sketchapp.ui.canvas import MAX_BRUSH, MIN_BRUSH, Canvas
-from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, array_to_qimage
+from sketchapp.ui.history import HistoryEntry, HistoryStrip
+from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke, array_to_qimage
 
 AUTOSAVE_MS = 3000
 IDLE_MS = 250  # restart a completion this long after the sketch last changed
 LIVE_MS = 0  # with a one-pass engine: the pen events already queued share one request, made as soon as they are handled
 RECENT_LIMIT = 8
 IMPORT_FILTER = "Sketches (*.png *.jpg *.jpeg *.webp *.bmp *.svg);;All files (*)"
+DOCUMENT_SUFFIX = ".sketchapp"
+DOCUMENT_FILTER = "SketchApp drawings (*.sketchapp)"
+OPEN_FILTER = (
+    "Drawings, results and sketches (*.sketchapp *.png *.jpg *.jpeg *.webp *.bmp *.svg);;"
+    "SketchApp drawings (*.sketchapp);;All files (*)"
+)
+RESULT_KEY = "sketchapp-document"  # sketchapp.core.document.RESULT_KEY
+RESULT_TEXT_LIMIT = 900_000  # a result PNG carries its drawing only below this (PNG readers refuse text chunks over 1 MB)
+SEED_RANGE = 2**31
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
 
 
@@ -80,6 +93,18 @@ class Services(Protocol):
     def upscale(self, pixels: np.ndarray, factor: int) -> np.ndarray: ...
 
     def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray: ...  # lines over pixels, side x side
+
+    def prepare_sketch(self, picture: np.ndarray, side: int) -> np.ndarray: ...  # RGB -> grey sketch side x side
+
+    # Documents: ``content`` holds plain values (see ``MainWindow.document_content``); what is read
+    # back has the same names as attributes (side, strokes, base, hints, preset, seed, ...).
+    def save_document(self, path: str, content: dict[str, Any]) -> None: ...  # atomic; raises UserError
+
+    def read_document(self, path: str) -> Any: ...  # raises UserError
+
+    def read_result(self, path: str) -> Any: ...  # what made a result PNG, None for other pictures; UserError
+
+    def result_text(self, content: dict[str, Any]) -> str: ...  # the drawing as a PNG text chunk
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,11 @@ class ResultView(QWidget):
 
     def has_hints(self) -> bool:
         return self._painted
+
+    @property
+    def hint_painting(self) -> bool:
+        """A hint stroke is under way (the button is down)."""
+        return self._last is not None
 
     def clear_hints(self) -> None:
         if self._painted:
@@ -202,7 +232,8 @@ def qimage_rgba(image: QImage) -> np.ndarray:
 
 
 class MainWindow(QMainWindow):
-    completion_requested = Signal(int, object, object, object)  # generation, sketch (grey), hints (RGBA) or None, z or None
+    # generation, sketch (grey), hints (RGBA) or None, z or None, settings for this run (the seed when locked)
+    completion_requested = Signal(int, object, object, object, object)
     completion_cancelled = Signal()
     preset_chosen = Signal(str)
     training_requested = Signal()
@@ -210,6 +241,8 @@ class MainWindow(QMainWindow):
     import_finished = Signal(bool)  # an import ended: its picture is the base layer now (True) or it failed
     _import_done = Signal(int, str, object)  # from the import thread: ticket, path, pixels or a UserError
     _style_loaded = Signal(int, str, object)  # from the import thread: ticket, reference name, pixels or a UserError
+    _document_read = Signal(int, str, object)  # from the import thread: ticket, path, what was read or a UserError
+    document_opened = Signal(bool)  # a document or result was opened (True) or could not be
     sketch_requested = Signal(int, object)  # ticket, an RGB picture the engine should draw a sketch of
     style_requested = Signal(int, object, object, float)  # ticket, the chosen result, the reference picture, strength
     style_finished = Signal(bool)  # a style reference was applied to the result (True) or failed
@@ -232,6 +265,15 @@ class MainWindow(QMainWindow):
         # pass, so the window asks while the pen moves and shows the newest result that arrives.
         self.capabilities: dict[str, bool] = {}
         self.accept_from = 0  # frames of an older generation than this are never shown (a stop, a new model)
+        self.document_path: str | None = None  # the .sketchapp file the drawing was last saved to or opened from
+        self.clean_revision: tuple[int, int] = (0, 0)  # (document, hints) revisions when it was
+        self.seed_locked = False
+        self.seed: int | None = None  # the locked seed, or the one of the result on show
+        self._next_seed: int | None = None  # one run with this seed (an opened document's), locked or not
+        self.overrides: dict[str, Any] = {}  # engine settings recalled from a document or result
+        self._pending_ink: bool | None = None  # an opened document's ink toggle, once its preset is loaded
+        self._settled = -1  # the generation asked for with the pen up: its final result goes to the history
+        self._restoring = False  # a history entry or document is being put back: no completion for that
         self.setWindowTitle("SketchApp")
         self.setAcceptDrops(True)
 
@@ -247,8 +289,10 @@ class MainWindow(QMainWindow):
         self.gallery.currentRowChanged.connect(self._choose)
         self.presets = QListWidget()
         self.presets.setIconSize(QSize(48, 48))
-        self.presets.itemActivated.connect(lambda item: self.preset_chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
-        self.presets.itemClicked.connect(lambda item: self.preset_chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.presets.itemActivated.connect(lambda item: self._pick_preset(item.data(Qt.ItemDataRole.UserRole)))
+        self.presets.itemClicked.connect(lambda item: self._pick_preset(item.data(Qt.ItemDataRole.UserRole)))
+        self.history = HistoryStrip()
+        self.history.restore_requested.connect(self.restore_history)
 
         right = QWidget()
         column = QVBoxLayout(right)
@@ -263,6 +307,11 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(2, 1)
         self.splitter.setSizes([170, 520, 520])
         self.setCentralWidget(self.splitter)
+        self.history_dock = QDockWidget("History", self)
+        self.history_dock.setObjectName("history")
+        self.history_dock.setWidget(self.history)
+        self.history_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable | QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.history_dock)
 
         self.idle = QTimer(self)
         self.idle.setSingleShot(True)
@@ -273,6 +322,8 @@ class MainWindow(QMainWindow):
         self.pen_timer.setInterval(LIVE_MS)
         self.pen_timer.timeout.connect(self.request_completion)
         self.document.changed.connect(self._sketch_changed)
+        self.document.changed.connect(self._update_title)
+        self.result.hints_changed.connect(self._update_title)
         self.canvas.stroke_started.connect(self.idle.stop)
         self.canvas.stroke_moved.connect(self._drawing)
         self.result.hints_changed.connect(self._sketch_changed)
@@ -285,6 +336,7 @@ class MainWindow(QMainWindow):
         self._sketching: tuple[int, str] | None = None  # (ticket, file name) of a picture the model is sketching
         self._styling: tuple[int, int, int, str] | None = None  # (ticket, generation, candidate, reference name)
         self._import_done.connect(self._imported)
+        self._document_read.connect(self._document_arrived)
         self._style_loaded.connect(self._style_reference_read)
         self._style_picture: np.ndarray | None = None
         self._autosave_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
@@ -297,6 +349,7 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_status()
+        self._update_title()
         self.resize(1280, 760)
         geometry = self.settings.value("geometry")
         if geometry is not None:
@@ -324,7 +377,17 @@ class MainWindow(QMainWindow):
         self.undo_action, self.redo_action = undo, redo
         self.clear_action = self._action("fa5s.trash-alt", "Clear", self.document.clear, "Ctrl+Backspace")
         self.ghost_action = self._action("fa5s.ghost", "Ghost guide", self.canvas.show_ghost, "G", checkable=True)
-        self.import_action = self._action("fa5s.folder-open", "Import sketch…", self.import_dialog, QKeySequence.StandardKey.Open)
+        self.new_action = self._action("fa5s.file", "New drawing", self.new_document, QKeySequence.StandardKey.New)
+        self.open_action = self._action("fa5s.folder-open", "Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self.open_action.setToolTip("Open a drawing (.sketchapp), or a result PNG to bring back its drawing, preset, seed and settings")
+        self.save_action = self._action("fa5s.save", "Save", self.save, QKeySequence.StandardKey.Save)
+        self.save_as_action = self._action("fa5s.save", "Save as…", self.save_as, "Ctrl+Shift+S")
+        self.import_action = self._action("fa5s.file-import", "Import sketch…", self.import_dialog, "Ctrl+Shift+O")
+        self.paste_action = self._action("fa5s.paste", "Paste as sketch", self.paste, QKeySequence.StandardKey.Paste)
+        self.export_sketch_action = self._action("fa5s.file-image", "Export sketch…", self.export_sketch_dialog, "Ctrl+Shift+E")
+        self.lock_seed_action = self._action("fa5s.lock", "Lock seed", self.lock_seed, "Ctrl+L", checkable=True)
+        self.lock_seed_action.setToolTip("Every run uses the same seed while locked, so the result changes only with the drawing")
+        self.new_seed_action = self._action("fa5s.dice", "New seed", self.new_seed, "N")
         self.sketch_of_action = self._action("fa5s.drafting-compass", "Sketch from a picture…", self.sketch_of_dialog)
         self.sketch_of_action.setToolTip("The preset's model draws a sketch of a photo or picture, to draw on (CycleGAN presets)")
         self.sketch_of_action.setVisible(False)
@@ -362,7 +425,8 @@ class MainWindow(QMainWindow):
         tools = QToolBar("Tools")
         tools.setObjectName("tools")
         tools.setMovable(False)
-        for action in (self.import_action, self.export_action, None, self.pen_action, self.eraser_action):
+        for action in (self.open_action, self.save_action, self.import_action, self.export_action, None, self.pen_action,
+                       self.eraser_action):
             tools.addSeparator() if action is None else tools.addAction(action)
         tools.addWidget(self.brush_slider)
         for action in (undo, redo, self.clear_action, None, self.live_action, self.run_action, self.stop_action,
@@ -374,20 +438,25 @@ class MainWindow(QMainWindow):
 
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
-        file_menu.addAction(self.import_action)
-        file_menu.addAction(self.sketch_of_action)
+        file_menu.addAction(self.new_action)
+        file_menu.addAction(self.open_action)
         self.recent_menu = file_menu.addMenu(qta.icon("fa5s.history"), "Open recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        for action in (None, self.export_action, self.export_all_action, self.sheet_action, None, quit_action):
+        for action in (self.save_action, self.save_as_action, None, self.import_action, self.sketch_of_action, None,
+                       self.export_action, self.export_all_action, self.sheet_action, self.export_sketch_action, None,
+                       quit_action):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         edit = menus.addMenu("&Edit")
-        for action in (undo, redo, None, self.clear_action, self.copy_action):
+        for action in (undo, redo, None, self.clear_action, self.copy_action, self.paste_action):
             edit.addSeparator() if action is None else edit.addAction(action)
         view = menus.addMenu("&View")
-        for action in (self.fit_action, self.ghost_action, self.ink_action):
+        history_toggle = self.history_dock.toggleViewAction()
+        history_toggle.setShortcut(QKeySequence("Ctrl+H"))
+        for action in (self.fit_action, self.ghost_action, self.ink_action, history_toggle):
             view.addAction(action)
         complete = menus.addMenu("&Completion")
         for action in (self.live_action, self.run_action, self.stop_action, self.refine_action, None,
+                       self.lock_seed_action, self.new_seed_action, None,
                        self.hint_action, self.hint_colour_action, self.clear_hints_action, None, self.style_action):
             complete.addSeparator() if action is None else complete.addAction(action)
         brush = menus.addMenu("&Brush")
@@ -406,6 +475,13 @@ class MainWindow(QMainWindow):
         self.busy.setVisible(False)
         for widget in (self.preset_label, self.device_label):
             bar.addWidget(widget)
+        self.seed_button = QToolButton()
+        self.seed_button.setAutoRaise(True)
+        self.seed_button.setCheckable(True)
+        self.seed_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.seed_button.clicked.connect(lambda _checked: self.lock_seed_action.trigger())
+        bar.addPermanentWidget(self.seed_button)
+        self._update_seed()
         self.importing = QProgressBar()
         self.importing.setRange(0, 0)
         self.importing.setFixedWidth(80)
@@ -478,6 +554,9 @@ class MainWindow(QMainWindow):
             self.ink_preset = preset
             self.ink_action.setChecked(bool(info.get("ink_lines", False)))
             self._set_ink(self.ink_action.isChecked())  # the frame on show follows the toggle at once
+        if self._pending_ink is not None:  # an opened drawing's own choice, over the preset's default
+            self.ink_action.setChecked(self._pending_ink)
+            self._pending_ink = None
         self.preset_name = str(info.get("name", ""))
         self.preset_label.setText(f"Preset: {self.preset_name}")
         self.device_label.setText(f"Device: {info.get('device', '?')}")
@@ -490,7 +569,7 @@ class MainWindow(QMainWindow):
 
     # -- completion -----------------------------------------------------------------------
     def _sketch_changed(self) -> None:
-        if self.live and not self.document.is_empty():
+        if self.live and not self.document.is_empty() and not self._restoring:
             (self.pen_timer if self.engine_live else self.idle).start()
 
     def _drawing(self) -> None:
@@ -510,9 +589,23 @@ class MainWindow(QMainWindow):
             # instead of a redraw of every stroke at four times it on each pen event
             side = self.document.side
         hints = self.result.hints_array(side) if self.result.has_hints() else None
+        if stroke is None and not self.result.hint_painting:
+            self._settled = self.generation  # a result of the drawing at rest: it goes to the history
         self.completion_requested.emit(
-            self.generation, self.document.to_array(side, stroke), hints, z if isinstance(z, np.ndarray) else None
+            self.generation, self.document.to_array(side, stroke), hints, z if isinstance(z, np.ndarray) else None,
+            self.run_settings(),
         )
+
+    def run_settings(self) -> dict[str, Any]:
+        """Engine settings for the next run: recalled ones, and the seed when it is locked (or given once)."""
+        settings = dict(self.overrides)
+        seed = self._next_seed if self._next_seed is not None else (self.seed if self.seed_locked else None)
+        self._next_seed = None
+        if seed is not None:
+            settings["seed"] = seed
+        else:
+            settings.pop("seed", None)
+        return settings
 
     def refine(self) -> None:
         if self.frame is not None and self.frame.latents is not None:
@@ -549,6 +642,12 @@ class MainWindow(QMainWindow):
         self.chosen = min(self.chosen, len(frame.images) - 1)
         self._show_candidates(frame)
         self.result.set_image(array_to_qimage(self._picture(self.chosen)))
+        if not self.seed_locked and isinstance((frame.settings or {}).get("seed"), int):
+            self.seed = frame.settings["seed"]
+            self._update_seed()
+        if frame.final and frame.generation == self._settled:
+            self._settled = -1
+            self._remember_result(frame)
         if frame.sketches is not None:
             self.canvas.set_ghost(array_to_qimage(frame.sketches[frame.best]))
         if self.engine_live:
@@ -632,14 +731,15 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Import sketch", str(result))
             self.import_finished.emit(False)
             return
-        self._remember(path)
+        if path:
+            self._remember(path)
         if as_picture:  # the model draws it: the busy bar stays until its sketch arrives
             self._sketching = (ticket, Path(path).name)
             self.sketch_requested.emit(ticket, result)
             return
         self.importing.setVisible(False)
         self.statusBar().clearMessage()
-        self.document.set_base(array_to_qimage(result), f"Import {Path(path).name}")
+        self.document.set_base(array_to_qimage(result), f"Import {Path(path).name}" if path else "Paste")
         self.import_finished.emit(True)
 
     def picture_sketched(self, ticket: int, sketch: np.ndarray) -> None:
@@ -749,9 +849,9 @@ class MainWindow(QMainWindow):
         for path in self.recent_files():
             action = self.recent_menu.addAction(Path(path).name)
             action.setToolTip(path)
-            action.triggered.connect(lambda _checked=False, p=path: self.import_sketch(p))
+            action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
         if self.recent_menu.isEmpty():
-            self.recent_menu.addAction("No recent sketches").setEnabled(False)
+            self.recent_menu.addAction("No recent files").setEnabled(False)
 
     def _open_path(self, title: str) -> str:
         start = str(self.settings.value("last_folder", str(Path.home())))
@@ -797,11 +897,17 @@ class MainWindow(QMainWindow):
     def _metadata(self, candidate: int) -> dict[str, str]:
         made_by = getattr(self.frame, "preset", "") or self.preset_name  # a frame from before a preset switch keeps its own
         text = {"preset": made_by, "candidate": str(candidate + 1), "software": "SketchApp"}
+        made_with = getattr(self.frame, "preset_id", "") or self.current_preset_id()
+        if made_with:
+            text["preset_id"] = made_with
         settings = dict(getattr(self.frame, "settings", None) or {})
         if settings:
             settings["ink_lines"] = self.ink_action.isChecked() and getattr(self.frame, "lines", None) is not None
             text["seed"] = str(settings.get("seed"))
             text["settings"] = json.dumps(settings, sort_keys=True)
+        drawing = self.services.result_text(self.document_content())
+        if len(drawing) <= RESULT_TEXT_LIMIT:  # opening the result brings the drawing back
+            text[RESULT_KEY] = drawing
         return text
 
     def export_result(self, path: str, scale: int = 1) -> bool:
@@ -880,6 +986,300 @@ class MainWindow(QMainWindow):
         if self.frame is not None:
             QGuiApplication.clipboard().setImage(array_to_qimage(self._picture(self.chosen, 4)))
 
+    # -- documents --------------------------------------------------------------------------
+    def current_preset_id(self) -> str:
+        item = self.presets.currentItem()
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item is not None else ""
+
+    def _pick_preset(self, preset_id: str) -> None:
+        """The user chose a preset from the list: its own settings, not ones recalled for another."""
+        self.overrides = {}
+        self.preset_chosen.emit(preset_id)
+
+    def _select_preset(self, preset_id: str) -> bool:
+        """Switch to an installed preset by id (a document's); False when it is not installed."""
+        for row in range(self.presets.count()):
+            item = self.presets.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == preset_id:
+                if item is not self.presets.currentItem():
+                    self.presets.setCurrentItem(item)
+                    self.preset_chosen.emit(preset_id)
+                return True
+        return False
+
+    def is_modified(self) -> bool:
+        """Changed since it was last saved or opened (an empty new sheet is not)."""
+        if self._revisions() == self.clean_revision:
+            return False
+        return self.document_path is not None or not self.document.is_empty() or self.result.has_hints()
+
+    def _update_title(self) -> None:
+        name = Path(self.document_path).name if self.document_path else "Untitled"
+        self.setWindowTitle(f"{name}[*] — SketchApp")
+        self.setWindowModified(self.is_modified())
+
+    def _mark_clean(self, path: str | None) -> None:
+        self.document_path = path
+        self.clean_revision = self._revisions()
+        self._update_title()
+
+    def document_content(self) -> dict[str, Any]:
+        """The drawing, its hints and what its result was made with, as plain values (Services.save_document)."""
+        base = self.document.base
+        settings = {k: v for k, v in (getattr(self.frame, "settings", None) or {}).items()
+                    if isinstance(v, (str, int, float, bool, type(None)))}
+        thumbnail = self.document.to_array(128)
+        return {
+            "side": float(self.document.side),
+            "strokes": [(s.tool, s.size, list(s.points)) for s in self.document.strokes],
+            "base": qimage_rgba(base)[..., :3].copy() if base is not None else None,
+            "hints": qimage_rgba(self.result.hints) if self.result.has_hints() else None,
+            "preset": self.current_preset_id(),
+            "seed": self.seed,
+            "seed_locked": self.seed_locked,
+            "settings": {**settings, **self.overrides},
+            "ink_lines": self.ink_action.isChecked(),
+            "thumbnail": np.repeat(thumbnail[..., None], 3, axis=2),
+        }
+
+    def save_document(self, path: str) -> bool:
+        if Path(path).suffix.lower() != DOCUMENT_SUFFIX:
+            path += DOCUMENT_SUFFIX
+        try:
+            self.services.save_document(path, self.document_content())
+        except UserError as exc:
+            QMessageBox.warning(self, "Save", str(exc))
+            return False
+        self._mark_clean(path)
+        self._remember(path)
+        self.statusBar().showMessage(f"Saved {Path(path).name}", 5000)
+        return True
+
+    def save(self) -> bool:
+        return self.save_document(self.document_path) if self.document_path else self.save_as()
+
+    def save_as(self) -> bool:
+        start = self.document_path or str(Path(str(self.settings.value("last_folder", str(Path.home())))) / "drawing.sketchapp")
+        path, _ = QFileDialog.getSaveFileName(self, "Save drawing", start, DOCUMENT_FILTER)
+        if not path:
+            return False
+        self.settings.setValue("last_folder", str(Path(path).parent))
+        return self.save_document(path)
+
+    def ask_save_changes(self) -> QMessageBox.StandardButton:
+        """Save, Discard or Cancel for a drawing with unsaved changes."""
+        name = Path(self.document_path).name if self.document_path else "this drawing"
+        return QMessageBox.question(
+            self, "SketchApp", f"Save the changes to {name}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+
+    def maybe_save(self) -> bool:
+        """Before the drawing is replaced or the window closes: False when the user cancels."""
+        if not self.is_modified():
+            return True
+        answer = self.ask_save_changes()
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_document(self) -> None:
+        if not self.maybe_save():
+            return
+        self.document.restore([], None)
+        self.result.clear_hints()
+        self._mark_clean(None)
+
+    def open_dialog(self) -> None:
+        start = str(self.settings.value("last_folder", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open", start, OPEN_FILTER)
+        if path:
+            self.settings.setValue("last_folder", str(Path(path).parent))
+            self.open_path(path)
+
+    def open_path(self, path: str) -> None:
+        """A drawing (.sketchapp) opens as it was saved; a result PNG brings back its drawing, preset, seed
+        and settings; any other picture is imported as a sketch. Read on the import thread."""
+        document = Path(path).suffix.lower() == DOCUMENT_SUFFIX
+        if document and not self.maybe_save():
+            return
+        self._import_ticket += 1
+        ticket = self._import_ticket
+        self.importing.setVisible(True)
+        self.statusBar().showMessage(f"Opening {Path(path).name}…")
+        read = self.services.read_document if document else self.services.read_result
+        self._read_in_background(lambda p, _side: read(p), path, 0, lambda result: self._document_read.emit(ticket, path, result))
+
+    def _document_arrived(self, ticket: int, path: str, result: Any) -> None:
+        if ticket != self._import_ticket:
+            return
+        self.importing.setVisible(False)
+        self.statusBar().clearMessage()
+        if result is None:  # a picture SketchApp did not make: a sketch to import
+            self.import_sketch(path)
+            return
+        if isinstance(result, UserError):
+            QMessageBox.warning(self, "Open", str(result))
+            self.document_opened.emit(False)
+            return
+        is_document = Path(path).suffix.lower() == DOCUMENT_SUFFIX
+        if result.side > 0 and not is_document and not self.maybe_save():
+            return
+        self._remember(path)
+        told = self._apply_document(result)
+        if is_document:
+            self._mark_clean(path)
+        else:
+            self._mark_clean(None)
+        self.statusBar().showMessage(f"Opened {Path(path).name}{told}", 8000)
+        self.document_opened.emit(True)
+
+    def _apply_document(self, content: Any) -> str:
+        """Put a document's drawing, hints, preset, seed and settings in place; what to tell the user."""
+        if content.side > 0:
+            scale = self.document.side / content.side
+            strokes = [Stroke(tool, size * scale, [(x * scale, y * scale, p) for x, y, p in points])
+                       for tool, size, points in ((s.tool, s.size, s.points) for s in content.strokes)]
+            base = None
+            if content.base is not None:
+                base = array_to_qimage(content.base).convertToFormat(QImage.Format.Format_RGB32).scaled(
+                    self.document.side, self.document.side, Qt.AspectRatioMode.IgnoreAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation)
+            self._restoring = True
+            try:
+                self.document.restore(strokes, base)
+                if content.hints is not None:
+                    self.result.set_hints(array_to_qimage(content.hints))
+                else:
+                    self.result.clear_hints()
+            finally:
+                self._restoring = False
+        self.overrides = {k: v for k, v in content.settings.items() if k not in ("seed", "ink_lines", "iterations")}
+        self.seed = content.seed
+        self.seed_locked = bool(content.seed_locked)
+        self.lock_seed_action.setChecked(self.seed_locked)
+        self._update_seed()
+        self._next_seed = content.seed  # the first run gives back the result it was saved with
+        missing = ""
+        switching = False
+        if content.preset:
+            switching = content.preset != self.current_preset_id()
+            if not self._select_preset(content.preset):
+                missing, switching = f"; its preset {content.preset!r} is not installed, so {self.preset_name} completes it", False
+        if content.ink_lines is not None:
+            if switching:
+                self._pending_ink = content.ink_lines  # after the preset's own default arrives with its model
+            else:
+                self.ink_action.setChecked(content.ink_lines)
+                self._set_ink(content.ink_lines)
+        if not switching and not self.document.is_empty():
+            self.request_completion()  # a new preset asks by itself once its model is loaded
+        seed = f" (seed {content.seed})" if content.seed is not None else ""
+        return seed + missing
+
+    def paste(self) -> None:
+        """A picture on the clipboard becomes the sketch (cleaned like an import); a copied file is opened."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is not None and mime.hasUrls():
+            local = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+            if local:
+                self.open_path(local[0])
+                return
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            self.statusBar().showMessage("The clipboard holds no picture to paste", 5000)
+            return
+        pixels = qimage_rgba(image.convertToFormat(QImage.Format.Format_RGB32))[..., :3].copy()
+        self._import_ticket += 1
+        ticket, side = self._import_ticket, self.document.side
+        self.importing.setVisible(True)
+        self.statusBar().showMessage("Pasting…")
+        self._read_in_background(lambda _path, size: self.services.prepare_sketch(pixels, size), "clipboard", side,
+                                 lambda result: self._import_done.emit(ticket, "", (result, False)))
+
+    def export_sketch(self, path: str, scale: int = 1) -> bool:
+        """The drawing alone, redrawn from its strokes at the sheet's size x ``scale`` (its PNG opens as the drawing)."""
+        side = self.document.side * max(1, min(8, scale))
+        grey = self.document.to_array(side)
+        text = {"software": "SketchApp", "content": "sketch"}
+        drawing = self.services.result_text(self.document_content())
+        if len(drawing) <= RESULT_TEXT_LIMIT:
+            text[RESULT_KEY] = drawing
+        return self._save(path, np.repeat(grey[..., None], 3, axis=2), text)
+
+    def export_sketch_dialog(self) -> None:
+        if self.document.is_empty():
+            self.statusBar().showMessage("Nothing drawn yet to export", 5000)
+            return
+        path = self._ask_path("Export sketch")
+        scale = self._ask_scale() if path else None
+        if path and scale:
+            self.export_sketch(path, scale)
+
+    # -- seed and history -----------------------------------------------------------------------
+    def lock_seed(self, locked: bool) -> None:
+        """While locked every run uses the same seed: the result changes only where the drawing does."""
+        self.seed_locked = bool(locked)
+        if self.seed_locked and self.seed is None:
+            self.seed = secrets.randbelow(SEED_RANGE)
+        self.lock_seed_action.setChecked(self.seed_locked)
+        self._update_seed()
+
+    def new_seed(self) -> None:
+        """Another seed (kept when locked) and a run with it."""
+        self.seed = secrets.randbelow(SEED_RANGE)
+        self._next_seed = self.seed
+        self._update_seed()
+        self.request_completion()
+
+    def _update_seed(self) -> None:
+        if not hasattr(self, "seed_button"):
+            return
+        text = f"seed {self.seed}" if self.seed is not None else "seed: new each run"
+        self.seed_button.setText(text + (" (locked)" if self.seed_locked else ""))
+        self.seed_button.setIcon(qta.icon("fa5s.lock" if self.seed_locked else "fa5s.lock-open"))
+        self.seed_button.setChecked(self.seed_locked)
+        self.seed_button.setToolTip("Locked: every run uses this seed (Ctrl+L unlocks; N picks a new one)" if self.seed_locked
+                                    else "A new seed each run; click or Ctrl+L to keep this one")
+
+    def _remember_result(self, frame: Any) -> None:
+        """A result of the drawing at rest: into the history, with the drawing and what made it."""
+        hints = self.result.hints.copy() if self.result.has_hints() else None
+        entry = HistoryEntry(frame, self.chosen, list(self.document.strokes), self.document.base, hints,
+                             self.current_preset_id(), self.preset_name, self.ink_action.isChecked())
+        self.history.add(entry, array_to_qimage(self._picture(self.chosen, 1)))
+
+    def restore_history(self, index: int) -> None:
+        """Bring back history entry ``index``: its drawing (one undo step), hints, preset, result on show,
+        and its seed, locked, so drawing on from it keeps that result's character."""
+        if not 0 <= index < len(self.history.entries):
+            return
+        entry = self.history.entries[index]
+        self.stop()
+        self._restoring = True
+        try:
+            if list(self.document.strokes) != entry.strokes or self.document.base is not entry.base:
+                self.document.replace(entry.strokes, entry.base, "Back to an earlier result")
+            if entry.hints is not None:
+                self.result.set_hints(entry.hints)
+            else:
+                self.result.clear_hints()
+        finally:
+            self._restoring = False
+        self.seed = entry.seed
+        self.lock_seed(entry.seed is not None)
+        self.overrides = {k: v for k, v in (entry.frame.settings or {}).items() if k not in ("seed", "ink_lines", "iterations")}
+        if entry.preset_id and entry.preset_id != self.current_preset_id() and self._select_preset(entry.preset_id):
+            self._pending_ink = entry.ink  # the preset reloads and completes the drawing again, same seed
+        else:
+            self.ink_action.setChecked(entry.ink)
+            self.frame = entry.frame
+            self.chosen = entry.chosen
+            self._show_candidates(entry.frame)
+            self.result.set_image(array_to_qimage(self._picture(self.chosen)))
+        self.statusBar().showMessage(f"Back to the result of {entry.describe()}", 6000)
+
     # -- session safety -----------------------------------------------------------------------
     def _revisions(self) -> tuple[int, int]:
         return self.document.revision, self.result.revision
@@ -942,6 +1342,9 @@ class MainWindow(QMainWindow):
                 if dialog.isVisible():
                     event.ignore()
                     return
+        if not self.maybe_save():
+            event.ignore()
+            return
         self.idle.stop()
         self.autosave.stop()
         self.flush_autosave()

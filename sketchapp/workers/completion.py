@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +241,9 @@ class CompletionWorker(QObject):
             self.failed.emit(request.generation, "no model is loaded yet")
             return
         try:
-            settings = self.settings.updated(**request.settings)
+            # the window's settings for this run (a locked seed, a recalled result's): those this engine has
+            known = {f.name for f in fields(self.settings)} - {"ink_lines"}
+            settings = self.settings.updated(**{k: v for k, v in request.settings.items() if k in known})
             if settings.seed is None:  # every result can be reproduced from its PNG
                 settings = settings.updated(seed=secrets.randbelow(2**31))
             record = settings.to_dict()

@@ -1,0 +1,131 @@
+"""The .sketchapp document format: a round trip, and every damaged or hostile file refused in one line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from sketchapp.core import document as doc
+from sketchapp.core.errors import DocumentError
+from sketchapp.core.images import save_image
+
+
+def sample() -> doc.SketchFile:
+    hints = np.zeros((64, 64, 4), np.uint8)
+    hints[10:20, 10:20] = (200, 30, 30, 255)
+    return doc.SketchFile(
+        512.0, [doc.Stroke("pen", 6.0, [(10.0, 10.0, 0.5), (200.0, 40.5, 0.9)]), doc.Stroke("eraser", 20.0, [(5.0, 5.0, 0.6)])],
+        base=np.full((32, 32, 3), 250, np.uint8), hints=hints, preset="emoji-pix2pix", seed=123, seed_locked=True,
+        settings={"candidates": 4, "dropout": 0.5}, ink_lines=True,
+    )
+
+
+def archive(record: dict | bytes, extra: dict[str, bytes] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        out.writestr(doc.RECORD, record if isinstance(record, bytes) else json.dumps(record))
+        for name, data in (extra or {}).items():
+            out.writestr(name, data)
+    return buffer.getvalue()
+
+
+def record(**changes) -> dict:
+    base = {"format": doc.FORMAT, "version": 1, "side": 512, "strokes": [{"tool": "pen", "size": 4, "points": [[1, 2, 0.5]]}]}
+    return {**base, **changes}
+
+
+def test_a_document_round_trips_exactly(tmp_path):
+    original = sample()
+    doc.save_document(tmp_path / "a.sketchapp", original)
+    back = doc.read_document(tmp_path / "a.sketchapp")
+    assert back.strokes == original.strokes and back.side == 512.0
+    assert np.array_equal(back.base, original.base) and np.array_equal(back.hints, original.hints)
+    assert (back.preset, back.seed, back.seed_locked, back.settings, back.ink_lines) == (
+        "emoji-pix2pix", 123, True, {"candidates": 4, "dropout": 0.5}, True)
+
+
+def test_a_result_png_carries_its_document_and_its_settings(tmp_path):
+    save_image(tmp_path / "r.png", np.zeros((8, 8, 3), np.uint8),
+               {"software": "SketchApp", "preset_id": "x", "settings": '{"seed": 5}', doc.RESULT_KEY: doc.result_text(sample())})
+    assert doc.read_result(tmp_path / "r.png").strokes == sample().strokes
+    save_image(tmp_path / "old.png", np.zeros((8, 8, 3), np.uint8),
+               {"software": "SketchApp", "preset_id": "emoji-colour", "settings": '{"seed": 5, "candidates": 8}'})
+    old = doc.read_result(tmp_path / "old.png")
+    assert old.side == 0 and old.preset == "emoji-colour" and old.seed == 5 and old.settings["candidates"] == 8
+    save_image(tmp_path / "plain.png", np.zeros((8, 8, 3), np.uint8))
+    assert doc.read_result(tmp_path / "plain.png") is None
+
+
+def test_writing_is_atomic_and_a_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "a.sketchapp"
+    doc.save_document(target, sample())
+    before = target.read_bytes()
+    import sketchapp.core.fileio as fileio
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", full_disk)
+    with pytest.raises(DocumentError, match="No space left"):
+        doc.save_document(target, sample())
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.sketchapp"]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"PK\x03\x04 not really", "not a SketchApp document"),
+        (b"plain text", "not a SketchApp document"),
+        (archive({"format": "other"}), "another format"),
+        (archive(record(version=2)), "newer SketchApp"),
+        (archive(record(version="1")), "format version"),
+        (archive(b"[" * 5000 + b"]" * 5000), "nested"),
+        (archive(b"\xff\xfe"), "UTF-8"),
+        (archive(record(), {"evil.py": b"print(1)"}), "evil.py"),
+        (archive(record(side=float("inf")) | {}), "side"),
+        (archive(record(strokes=[{"tool": "knife", "size": 4, "points": [[1, 2, 0.5]]}])), "pen or eraser"),
+        (archive(record(strokes=[{"tool": "pen", "size": 4, "points": [["1", "2", "0.5"]]}])), "numbers"),
+        (archive(record(strokes=[{"tool": "pen", "size": 4, "points": [[1e300, 2, 0.5]]}])), "off the sheet"),
+        (archive(record(strokes=[{"tool": "pen", "size": 4, "points": [[1, 2, 7]]}])), "pressure"),
+        (archive(record(strokes=[{"tool": "pen", "size": 4, "points": []}])), "no points"),
+        (archive(record(strokes=[{"tool": "pen", "size": -1, "points": [[1, 2, 0.5]]}])), "size"),
+        (archive(record(base="base.png")), "missing"),
+        (archive(record(base="base.png"), {"base.png": b"\x89PNG broken"}), "not an image"),
+        (archive(record(seed=-4)), "seed"),
+        (archive(record(settings={"a": {"b": 1}})), "plain values"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_damaged_and_hostile_documents_are_refused_in_one_line(tmp_path, data, message):
+    path = tmp_path / "bad.sketchapp"
+    path.write_bytes(data)
+    with pytest.raises(DocumentError, match=message) as refused:
+        doc.read_document(path)
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 300
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr(doc.RECORD, json.dumps(record()))
+        out.writestr(doc.BASE, b"\0" * (100 << 20))  # 100 MB of zeros in 100 kB
+    path = tmp_path / "bomb.sketchapp"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(DocumentError, match="would unpack to 100 MB"):
+        doc.read_document(path)
+
+
+def test_a_pipe_or_a_device_is_never_read(tmp_path):
+    fifo = tmp_path / "pipe.sketchapp"
+    os.mkfifo(fifo)
+    with pytest.raises(DocumentError, match="not a regular file"):
+        doc.read_document(fifo)
+    link = tmp_path / "zero.sketchapp"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(DocumentError, match="not a regular file"):
+        doc.read_document(link)
