@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     complete.set_defaults(usage_error=complete.error)
 
     sub.add_parser("presets", help="list bundled and user presets")
+    desktop = sub.add_parser(
+        "desktop",
+        help="add SketchApp to the desktop's launcher, with its icon and document type",
+        description="install: copy the launcher entry (run as this installation's sketchapp), "
+        "icons, AppStream metainfo and the .sketchapp document type into $XDG_DATA_HOME "
+        "(default ~/.local/share). uninstall: remove exactly those files.",
+    )
+    desktop.add_argument("action", choices=("install", "uninstall"))
     add_training_parsers(sub, _positive, _non_negative, _seed, _threads)
     return parser
 
@@ -136,6 +144,10 @@ def main(argv: list[str]) -> int:
             return run_train(args)
         if args.command == "evaluate":
             return run_evaluate(args)
+        if args.command == "desktop":
+            from sketchapp.identity import desktop_command
+
+            return desktop_command(args.action)
         return _presets()
     except SketchAppError as exc:
         print(f"sketchapp: error: {_one_line(str(exc))}", file=sys.stderr)
