@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -153,7 +154,8 @@ class App:
         self.presets, problems = installed_presets()
         for problem in problems:
             print(f"sketchapp: warning: {problem}", file=sys.stderr)
-        self.completion = CompletionThread()
+        preferences = window.preferences
+        self.completion = CompletionThread(preferences.device, preferences.threads or None)
         worker = self.completion.worker
         worker.model_loaded.connect(window.model_ready)
         # torch and the model leave a million long-lived objects; a full garbage
@@ -172,6 +174,7 @@ class App:
         # cancel() only sets a flag under a lock: run it at once, not queued behind the running job
         window.completion_cancelled.connect(worker.cancel, Qt.ConnectionType.DirectConnection)
         window.preset_chosen.connect(self.choose)
+        window.preferences_changed.connect(self.apply_preferences)
         window.training_requested.connect(self.open_training)
         self.training: Any = None
         self.wizard: Any = None
@@ -228,6 +231,16 @@ class App:
         self.window.device_label.setText("loading model…")
         self.completion.worker.load(preset.model, preset.name, preset.settings)
 
+    def apply_preferences(self, preferences: Any) -> None:
+        """A new device or thread count: the preset's model loads again there."""
+        from sketchapp.core.presets import DEFAULT_PRESET
+
+        worker = self.completion.worker
+        threads = preferences.threads or None
+        if (worker.device_preference, worker.threads) != (preferences.device, threads):
+            worker.device_preference, worker.threads = preferences.device, threads
+            self.choose(str(self.window.settings.value("preset", DEFAULT_PRESET)))
+
     def complete(self, generation: int, sketch: np.ndarray, hints: Any, z: Any, settings: Any = None) -> None:
         self.completion.worker.request(self.request_type(generation, sketch, hints, z, dict(settings or {})))
 
@@ -238,7 +251,8 @@ class App:
         return stopped
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], open_path: str | None = None) -> int:
+    """The desktop app; ``open_path``: a drawing, result or sketch to open at once (``sketchapp FILE``)."""
     from sketchapp.identity import apply_identity
 
     app = QApplication.instance() or QApplication(argv)
@@ -251,6 +265,8 @@ def run(argv: list[str]) -> int:
     def start() -> None:
         window.offer_recovery()
         holder["app"] = App(window)
+        if open_path:
+            window.open_path(str(Path(open_path).absolute()))
 
     QTimer.singleShot(0, start)
     code = app.exec()

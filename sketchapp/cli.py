@@ -117,9 +117,21 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
+def _file_to_open(argv: list[str], parser: argparse.ArgumentParser) -> str | None:
+    """``sketchapp FILE`` (a launcher or file manager opening a drawing): the file, else None."""
+    if len(argv) != 1 or argv[0].startswith("-"):
+        return None
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices  # noqa: SLF001
+    candidate = argv[0]
+    if candidate in commands:
+        return None
+    return candidate if candidate.lower().endswith(".sketchapp") or Path(candidate).is_file() else None
+
+
 def main(argv: list[str]) -> int:
     parser = build_parser()
-    if not argv:
+    to_open = _file_to_open(argv, parser)
+    if not argv or to_open is not None:
         from sketchapp.display import display_problem
 
         problem = display_problem()
@@ -128,7 +140,7 @@ def main(argv: list[str]) -> int:
             return EXIT_INPUT
         from sketchapp.app import run
 
-        return run(sys.argv[:1])
+        return run(sys.argv[:1], to_open)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

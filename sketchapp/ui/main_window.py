@@ -35,6 +35,7 @@ from PySide6.QtGui import (
     QPixmap,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QColorDialog,
     QDialog,
     QDockWidget,
@@ -57,8 +58,11 @@ from PySide6.QtWidgets import (
 from sketchapp.paths import user_state_dir
 from sketchapp.ui import session
 from sketchapp.ui.canvas import MAX_BRUSH, MIN_BRUSH, Canvas
+from sketchapp.ui.help import AboutDialog, GuideDialog, ShortcutsDialog
 from sketchapp.ui.history import HistoryEntry, HistoryStrip
+from sketchapp.ui.preferences import EXPORT_SCALES, Preferences, PreferencesDialog
 from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke, array_to_qimage
+from sketchapp.ui.theme import set_theme
 
 AUTOSAVE_MS = 3000
 IDLE_MS = 250  # restart a completion this long after the sketch last changed
@@ -243,6 +247,7 @@ class MainWindow(QMainWindow):
     _style_loaded = Signal(int, str, object)  # from the import thread: ticket, reference name, pixels or a UserError
     _document_read = Signal(int, str, object)  # from the import thread: ticket, path, what was read or a UserError
     document_opened = Signal(bool)  # a document or result was opened (True) or could not be
+    preferences_changed = Signal(object)  # Preferences: the app moves the model to the new device or threads
     sketch_requested = Signal(int, object)  # ticket, an RGB picture the engine should draw a sketch of
     style_requested = Signal(int, object, object, float)  # ticket, the chosen result, the reference picture, strength
     style_finished = Signal(bool)  # a style reference was applied to the result (True) or failed
@@ -347,9 +352,11 @@ class MainWindow(QMainWindow):
         self.autosave.timeout.connect(self.save_session)
         self.autosave.start()
 
+        self.preferences = Preferences.load(self.settings)
         self._build_actions()
         self._build_status()
         self._update_title()
+        self.apply_preferences(self.preferences)
         self.resize(1280, 760)
         geometry = self.settings.value("geometry")
         if geometry is not None:
@@ -463,6 +470,53 @@ class MainWindow(QMainWindow):
         for action in (self.pen_action, self.eraser_action, smaller, bigger):
             brush.addAction(action)
         menus.addMenu("&Training").addAction(self.train_action)
+        edit.addSeparator()
+        edit.addAction(self._action("fa5s.cog", "Preferences…", self.preferences_dialog, "Ctrl+,"))
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self._action("fa5s.book", "User guide", lambda: self._show_dialog(GuideDialog(self)),
+                                         QKeySequence.StandardKey.HelpContents))
+        help_menu.addAction(self._action("fa5s.keyboard", "Keyboard shortcuts",
+                                         lambda: self._show_dialog(ShortcutsDialog(self.menu_actions(), self)), "Ctrl+/"))
+        help_menu.addSeparator()
+        help_menu.addAction(self._action("fa5s.info-circle", "About SketchApp", lambda: self._show_dialog(AboutDialog(self))))
+
+    def menu_actions(self) -> list[QAction]:
+        """Every action of the menus, in menu order (the shortcut list is made of them)."""
+        found: list[QAction] = []
+
+        def walk(actions: list[QAction]) -> None:
+            for action in actions:
+                if action.menu() is not None:
+                    walk(action.menu().actions())
+                elif not action.isSeparator():
+                    found.append(action)
+
+        walk(self.menuBar().actions())
+        return found + [a for a in self.actions() if a not in found]
+
+    def _show_dialog(self, dialog: QDialog) -> None:
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    def preferences_dialog(self) -> None:
+        dialog = PreferencesDialog(self.preferences, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.set_preferences(dialog.preferences())
+
+    def set_preferences(self, preferences: Preferences) -> None:
+        """Keep and apply new preferences; the app hears of them (device, threads)."""
+        preferences.save(self.settings)
+        self.preferences = preferences
+        self.apply_preferences(preferences)
+        self.preferences_changed.emit(preferences)
+
+    def apply_preferences(self, preferences: Preferences) -> None:
+        self.canvas.smoothing = preferences.smoothing
+        self.canvas.simulate_pressure = preferences.simulate_pressure
+        self.autosave.setInterval(preferences.autosave_seconds * 1000)
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and app.style().name().lower() == "fusion":  # the app's own styling is on
+            set_theme(app, preferences.theme)
 
     def _build_status(self) -> None:
         bar = self.statusBar()
@@ -950,14 +1004,16 @@ class MainWindow(QMainWindow):
         return True
 
     def _ask_path(self, title: str) -> str:
-        start = str(self.settings.value("last_export", str(Path.home() / "sketch.png")))
-        path, _ = QFileDialog.getSaveFileName(self, title, start, EXPORT_FILTER)
+        start = Path(str(self.settings.value("last_export", str(Path.home() / "sketch.png"))))
+        start = start.with_suffix("." + self.preferences.export_format)  # the preferences' format unless the user types another
+        path, _ = QFileDialog.getSaveFileName(self, title, str(start), EXPORT_FILTER)
         if path:
             self.settings.setValue("last_export", path)
         return path
 
     def _ask_scale(self) -> int | None:
-        choice, ok = QInputDialog.getItem(self, "Export", "Size:", ["x1", "x2", "x4"], 2, False)
+        scales = [f"x{scale}" for scale in EXPORT_SCALES]
+        choice, ok = QInputDialog.getItem(self, "Export", "Size:", scales, EXPORT_SCALES.index(self.preferences.export_scale), False)
         return int(choice[1:]) if ok else None
 
     def export_dialog(self) -> None:

@@ -35,7 +35,20 @@ def apply_scheme(app: QApplication, scheme: Qt.ColorScheme | None = None) -> Non
     app.setPalette(dark_palette() if scheme == Qt.ColorScheme.Dark else app.style().standardPalette())
 
 
-def follow_system(app: QApplication) -> None:
+THEMES = ("system", "light", "dark")
+_theme = {"chosen": "system"}  # the preference: "system" follows the desktop's scheme as it changes
+
+
+def set_theme(app: QApplication, theme: str) -> None:
+    """Light, dark, or the system's scheme (the preferences' theme)."""
+    theme = theme if theme in THEMES else "system"
+    _theme["chosen"] = theme
+    apply_scheme(app, None if theme == "system" else Qt.ColorScheme.Dark if theme == "dark" else Qt.ColorScheme.Light)
+
+
+def follow_system(app: QApplication, theme: str = "system") -> None:
     app.setStyle("Fusion")
-    apply_scheme(app)
-    QGuiApplication.styleHints().colorSchemeChanged.connect(lambda scheme: apply_scheme(app, scheme))
+    set_theme(app, theme)
+    QGuiApplication.styleHints().colorSchemeChanged.connect(
+        lambda scheme: apply_scheme(app, scheme) if _theme["chosen"] == "system" else None
+    )

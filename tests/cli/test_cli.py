@@ -274,3 +274,21 @@ def test_the_shipped_cyclegan_preset_takes_a_style_reference(tmp_path, sketch_pn
     assert np.abs(a - b).mean() > 1  # restyled, not the same picture
     with pytest.raises(SystemExit):  # style options without a reference are a usage error
         complete(sketch_png, "-o", styled, "--preset", "3d-cyclegan", "--style-steps", "3")
+
+
+def test_a_file_given_alone_opens_in_the_window_and_a_typo_is_still_a_usage_error(tmp_path, monkeypatch, capsys):
+    import sketchapp.app
+    import sketchapp.display
+    from sketchapp.cli import main
+
+    opened = []
+    monkeypatch.setattr(sketchapp.display, "display_problem", lambda: None)
+    monkeypatch.setattr(sketchapp.app, "run", lambda argv, path=None: opened.append(path) or 0)
+    drawing = tmp_path / "cup.sketchapp"
+    drawing.write_bytes(b"PK")
+    assert main([str(drawing)]) == 0 and opened == [str(drawing)]
+    assert main([str(tmp_path / "not-yet.sketchapp")]) == 0  # the window says it is missing
+    assert main([]) == 0 and opened[-1] is None
+    with pytest.raises(SystemExit) as usage:
+        main(["complet"])
+    assert usage.value.code == 2

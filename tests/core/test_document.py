@@ -129,3 +129,8 @@ def test_a_pipe_or_a_device_is_never_read(tmp_path):
     link.symlink_to("/dev/zero")
     with pytest.raises(DocumentError, match="not a regular file"):
         doc.read_document(link)
+
+
+def test_the_record_comes_first_so_file_managers_recognise_a_document():
+    data = doc.encode_document(sample())
+    assert data[:4] == b"PK\x03\x04" and data[30:43] == b"document.json"  # the MIME magic (resources/linux)
