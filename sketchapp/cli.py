@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import sys
 import time
@@ -303,50 +302,28 @@ def _write_results(output: Path, snapshot, text: dict[str, str]) -> None:  # noq
 
 
 class _Progress:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+    """A completion's snapshots on the command line's progress bar (sketchapp.progress)."""
 
     def __init__(self, stream: TextIO, total: int, quiet: bool = False) -> None:
-        self.stream, self.total, self.quiet = stream, max(total, 1), quiet
-        self.tty = stream.isatty()
+        from sketchapp.progress import Bar
+
+        self.bar = Bar("completing", max(total, 1), quiet=quiet, stream=stream)
         self.started = time.perf_counter()
-        self.last_line = 0.0
-        self.width = 30
 
     def note(self, message: str) -> None:
-        if not self.quiet:
-            print(message, file=self.stream)
+        self.bar.note(message)
 
     def update(self, snapshot) -> None:  # noqa: ANN001
-        if self.quiet:
-            return
-        now = time.perf_counter()
-        if not snapshot.final and now - self.last_line < (0.1 if self.tty else 5.0):
-            return
-        self.last_line = now
-        self.total = max(snapshot.iterations, 1)  # a run with hints may run longer than asked
-        done = snapshot.iteration
-        elapsed = now - self.started
         if snapshot.latents is None and snapshot.final:  # a one-pass engine: no iterations to count
-            text = f"one pass in {elapsed * 1000:.0f} ms"
+            self.bar.to(1, 1, "one pass")
+            self.note(f"one pass in {(time.perf_counter() - self.started) * 1000:.0f} ms")
         elif snapshot.phase == "init" and "init_total" in snapshot.info:
-            text = f"choosing starts {snapshot.info['init_done']}/{snapshot.info['init_total']}"
+            self.bar.to(int(snapshot.info["init_done"]), int(snapshot.info["init_total"]), "choosing starts")
         elif snapshot.phase == "init":
-            text = f"starting from the {snapshot.info.get('start', 'given')} codes"
-        else:
-            filled = int(self.width * min(done / self.total, 1.0))
-            rate = done / elapsed if elapsed > 0 else 0.0
-            eta = (self.total - done) / rate if rate > 0 and not snapshot.final else 0.0
-            text = (
-                f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} "
-                f"loss {snapshot.losses['total'][snapshot.best]:.4f} {rate:.1f} it/s ETA {eta:.0f}s"
-            )
-        if self.tty:
-            self.stream.write("\r" + text.ljust(90))
-        else:
-            self.stream.write(text + os.linesep)
-        self.stream.flush()
+            self.bar.to(0, label=f"starting from the {snapshot.info.get('start', 'given')} codes")
+        else:  # a run with hints may run longer than asked: the total follows the snapshot
+            self.bar.to(snapshot.iteration, max(snapshot.iterations, 1), "optimising",
+                        loss=f"{snapshot.losses['total'][snapshot.best]:.4f}")
 
     def close(self) -> None:
-        if self.tty and not self.quiet:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.bar.close()

@@ -9,9 +9,12 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
+
+from sketchapp.progress import Bar
 
 STYLE_CHOICES = ("xdog", "edge", "pencil", "cleanup", "outline")
+READING_DELAY = 1.0  # seconds: reading a small folder shows no bar
 
 
 def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: Any) -> None:
@@ -160,7 +163,7 @@ def run_data(args: argparse.Namespace) -> int:
         return 0
     if (out / "dataset.json").exists():
         args.usage_error(f"{out} already holds a data set; choose another folder")
-    bar = _Bar(sys.stderr, "reading")
+    bar = Bar("reading", unit="pictures", delay=READING_DELAY)
     if args.source == "openmoji":
         builders.build_openmoji(out, args.size, args.seed, args.limit, progress=bar.count)
     elif args.source == "fluent3d":
@@ -244,7 +247,7 @@ def run_train(args: argparse.Namespace) -> int:
     threads = configure_cpu_threads(args.threads)
     rank, world = init_distributed(device)
     quiet = args.quiet or rank != 0
-    bar = _Bar(sys.stderr, "reading", quiet=quiet)
+    bar = Bar("reading", unit="pictures", quiet=quiet, delay=READING_DELAY)
     pairs = load_spec(spec, size, progress=bar.count)
     bar.close()
     if pairs.skipped and not quiet:
@@ -277,12 +280,14 @@ def run_train(args: argparse.Namespace) -> int:
     for sig in previous:
         signal.signal(sig, on_signal)
     where = device.type + (f", {threads} threads" if device.type == "cpu" else "")
+    progress = _TrainingProgress(quiet, where)
     try:
         last = None
         for event in spec_of_engine.train(run, pairs, settings, device, cancel, args.resume, init_from, record):
             last = event
-            _print_event(event, quiet, where)
+            progress.show(event)
     finally:
+        progress.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if last is not None and last.kind == "cancelled":
@@ -355,55 +360,36 @@ def _model_path(name: str) -> Path:
     return find_preset(name, installed_presets()[0]).model
 
 
-_last_print = [0.0]
+class _TrainingProgress:
+    """Training events on the command line's progress bar: one bar per epoch, the losses after it."""
 
+    def __init__(self, quiet: bool, where: str) -> None:
+        self.quiet, self.where = quiet, where
+        self.bar: Bar | None = None
 
-def _print_event(event: Any, quiet: bool, where: str) -> None:
-    if quiet:
-        return
-    if event.kind == "start":
-        print(f"training on {where}: {event.message}; {event.steps} steps", file=sys.stderr)
-        return
-    if event.kind == "epoch":
-        print(f"epoch {event.epoch}/{event.epochs} done; samples: {event.sample}", file=sys.stderr)
-        return
-    if event.kind in ("saved", "done", "cancelled"):
-        return
-    now = time.monotonic()
-    if now - _last_print[0] < 5.0 and event.step != event.steps:
-        return
-    _last_print[0] = now
-    losses = " ".join(f"{k} {v:.3f}" for k, v in event.losses.items())
-    eta = f"ETA {_duration(event.eta)}" if event.eta is not None else ""
-    label = "encoder" if event.phase == "encoder" else f"epoch {event.epoch}/{event.epochs}"
-    print(f"{label} step {event.step}/{event.steps} {losses} {eta}", file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
-class _Bar:
-    """A counter line for loading (quiet under non-terminals except at the end)."""
-
-    def __init__(self, stream: TextIO, label: str, quiet: bool = False) -> None:
-        self.stream, self.label, self.quiet = stream, label, quiet
-        self.tty = stream.isatty()
-        self.total = 0
-
-    def count(self, done: int, total: int) -> None:
-        self.total = total
-        if self.quiet or not self.tty or (done % 25 and done != total):
+    def show(self, event: Any) -> None:
+        if self.quiet:
             return
-        self.stream.write(f"\r{self.label} {done}/{total}")
-        self.stream.flush()
+        if event.kind == "start":
+            print(f"training on {self.where}: {event.message}; {event.steps} steps", file=sys.stderr)
+            return
+        if event.kind == "epoch":
+            self.close()
+            print(f"epoch {event.epoch}/{event.epochs} done; samples: {event.sample}", file=sys.stderr)
+            return
+        if event.kind in ("saved", "done", "cancelled"):
+            return
+        label = "encoder" if event.phase == "encoder" else f"epoch {event.epoch}/{event.epochs}"
+        if self.bar is None:
+            self.bar = Bar(label, event.steps, unit="step")
+        elif label != self.bar.label:
+            self.bar.restart(label, event.steps)
+        self.bar.to(event.step, event.steps, **{k: f"{v:.3f}" for k, v in event.losses.items()})
 
     def close(self) -> None:
-        if self.tty and not self.quiet and self.total:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -466,11 +452,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     report = None
+    bar = Bar("evaluating", len(test), unit="pair", quiet=quiet)
     for item in evaluate(model, test, train, settings, marks, device=device):
         if isinstance(item, EvalReport):
             report = item
-        elif not quiet:
-            print(f"  {item.done}/{item.total} {item.name} ({_duration(item.seconds)})", file=sys.stderr)
+        else:
+            bar.to(item.done, item.total, case=item.name)
+    bar.close()
     assert report is not None
     table = report.markdown()
     print(table)
