@@ -1,8 +1,10 @@
 """Render the README's screenshots from the real app: python3 docs/screenshots.py
 
 Draws a smiley with the pen (as strokes, like a user would), lets the default preset
-complete it on the CPU, and saves the main window in the light and the dark scheme;
-then paints a colour hint on the face and saves the recoloured result (light scheme).
+complete it on the CPU, asks for a second result with a new seed and locks that seed (so the
+History strip holds both), and saves the main window in the light and the dark scheme;
+then paints a colour hint on the face and saves the recoloured result, and the preferences,
+shortcuts, user guide and About dialogs (light scheme).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from sketchapp.app import App, CoreServices  # noqa: E402
+from sketchapp.ui.help import AboutDialog, GuideDialog, ShortcutsDialog  # noqa: E402
 from sketchapp.ui.main_window import MainWindow  # noqa: E402
+from sketchapp.ui.preferences import PreferencesDialog  # noqa: E402
 from sketchapp.ui.sketch import PEN, Stroke  # noqa: E402
-from sketchapp.ui.theme import apply_scheme  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
 
@@ -67,21 +70,43 @@ def hint(window: MainWindow, colour: QColor) -> None:
     view.hint_colour = colour
     for dx in range(0, 30, 3):
         view._paint_hint(QPointF(sheet.left() + sheet.width() * 0.3 + dx, sheet.top() + sheet.height() * 0.62))
+    view._last = None  # the button is up: the stroke of hint is done
     view.hints_changed.emit()
 
 
+def dialogs(window: MainWindow) -> None:
+    """The preferences, shortcuts, guide and About dialogs, and the question before unsaved changes go."""
+    shots = {
+        "dialog-preferences.png": PreferencesDialog(window.preferences, window),
+        "dialog-shortcuts.png": ShortcutsDialog(window.menu_actions(), window),
+        "dialog-guide.png": GuideDialog(window),
+        "dialog-about.png": AboutDialog(window),
+    }
+    for name, dialog in shots.items():
+        dialog.show()
+        wait_until(lambda: True)
+        dialog.grab().save(str(DOCS / name))
+        print(f"wrote {DOCS / name}")
+        dialog.close()
+
+
 def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path, hinted: Path | None = None) -> None:
-    apply_scheme(app, scheme)
     folder = Path(tempfile.mkdtemp())
     os.environ["SKETCHAPP_DATA_DIR"] = str(folder / "data")  # the bundled presets only, not this machine's own
-    window = MainWindow(CoreServices(), QSettings(str(folder / "s.ini"), QSettings.Format.IniFormat), folder)
+    settings = QSettings(str(folder / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue("preferences/theme", "dark" if scheme == Qt.ColorScheme.Dark else "light")  # the theme preference
+    window = MainWindow(CoreServices(), settings, folder)
     window.resize(1280, 720)
     window.show()
     runner = App(window)
     wait_until(lambda: "Preset" in window.preset_label.text())
     smiley(window)
     window.request_completion()
-    wait_until(lambda: window.frame is not None and window.frame.final)
+    settled = lambda: window.frame is not None and window.frame.generation == window.generation and window.frame.final  # noqa: E731
+    wait_until(settled)
+    window.new_seed()  # a second result in the history, then that seed locked (as in the status bar)
+    wait_until(settled)
+    window.lock_seed_action.trigger()
     if window.ghost_action.isVisible():
         window.ghost_action.trigger()
     wait_until(lambda: True)
@@ -90,10 +115,12 @@ def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path, hinted: Path | 
     if hinted is not None:
         before = window.generation
         hint(window, QColor(40, 110, 230))
-        wait_until(lambda: window.generation > before and window.frame.generation == window.generation and window.frame.final)
+        wait_until(lambda: window.generation > before and settled())
         wait_until(lambda: True)
         window.grab().save(str(hinted))
         print(f"wrote {hinted}")
+        dialogs(window)
+    window.forget_changes()
     window.close()
     runner.stop()
 

@@ -44,6 +44,9 @@ LICENCES = (
     ("pyqtgraph", "MIT"),
     ("resvg", "Apache-2.0 / MIT"),
     ("safetensors", "Apache-2.0"),
+    ("tqdm", "MPL-2.0 and MIT"),
+    ("platformdirs", "MIT"),
+    ("defusedxml", "PSF-2.0"),
 )
 
 
@@ -110,8 +113,13 @@ def data_attributions() -> list[tuple[str, str]]:
         title = text.splitlines()[0].lstrip("# ").strip() if text else card.name
         licence = re.search(r"^- \*\*Licence\*\*:(.*?)(?=^- |^\n|^#)", text, re.MULTILINE | re.DOTALL)
         if licence:
-            found.append((title, " ".join(licence.group(1).split())))
+            found.append((_plain(title), _plain(" ".join(licence.group(1).split()))))
     return found
+
+
+def _plain(markdown: str) -> str:
+    """A model card's line without its Markdown marks: `code`, *emphasis*, <links>."""
+    return re.sub(r"<(https?://[^>]+)>", r"\1", markdown.replace("`", "").replace("*", "")).strip()
 
 
 def about_html() -> str:

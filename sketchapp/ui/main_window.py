@@ -1131,6 +1131,11 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Save,
         )
 
+    def forget_changes(self) -> None:
+        """Treat the drawing as saved (a throwaway one: a self-test's, a screenshot's), so closing does not ask."""
+        self.clean_revision = self._revisions()
+        self._update_title()
+
     def maybe_save(self) -> bool:
         """Before the drawing is replaced or the window closes: False when the user cancels."""
         if not self.is_modified():
