@@ -2,8 +2,9 @@
 
 For packagers and the bundle's smoke test: it proves that a build shows the window,
 finds the shipped presets and models, loads the default preset's model and completes a
-drawing, with no source tree. It writes OUTDIR/window.png (the window) and
-OUTDIR/result.png (the result, exported as Ctrl+E would) and prints where the
+drawing, with no source tree. It writes OUTDIR/window.png (the window),
+OUTDIR/result.png (the result, exported as Ctrl+E would) and OUTDIR/wizard.png (the
+training wizard, opened afterwards: its loss plot is pyqtgraph's) and prints where the
 ``sketchapp`` package and its models were found and the seconds from the process's start
 (Linux; elsewhere from the self-test's own start) to the window shown, its first paint,
 the model loaded and the first final completion. Exit 0, or 1 with one line saying why.
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 TIMEOUT_SECONDS = 120.0
 POLL_MS = 25
+WIZARD_MS = 300  # the training wizard's time to lay itself out before it is grabbed
 BLANK_STD = 2.0  # a result whose pixels vary less than this (0-255) is blank
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -39,7 +41,8 @@ EXIT_OK, EXIT_FAILED = 0, 1
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sketchapp --self-test",
-        description="Start the window, draw a face, wait for its completion, save OUTDIR/window.png and OUTDIR/result.png.",
+        description="Start the window, draw a face, wait for its completion, save OUTDIR/window.png and "
+        "OUTDIR/result.png, open the training wizard and save OUTDIR/wizard.png.",
     )
     parser.add_argument("outdir", metavar="OUTDIR", help="folder for window.png and result.png (made if missing)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS, metavar="S",
@@ -175,10 +178,10 @@ class SelfTest:
         window.canvas.removeEventFilter(painted)
         if self.reason is not None:
             return _failed(self.reason)
-        for name in ("window shown", "window painted", "model loaded", "first completion"):
+        for name in ("window shown", "window painted", "model loaded", "first completion", "training wizard shown"):
             when = self.times.get(name)
             _say(f"{name} after {when:.2f} s" if when is not None else f"{name}: not seen")
-        _say(f"wrote {self.out / 'window.png'} and {self.out / 'result.png'}")
+        _say(f"wrote {', '.join(str(self.out / name) for name in ('window.png', 'result.png', 'wizard.png'))}")
         return EXIT_OK
 
     def _dialog(self, _parent: Any, title: str, text: str, *args: Any, **kwargs: Any) -> Any:
@@ -211,7 +214,20 @@ class SelfTest:
         if not window.export_result(str(self.out / "result.png")):
             self.fail(f"could not write {self.out / 'result.png'}")
             return
-        window.close()
+        self.app.open_training()  # the training wizard: its loss plot is pyqtgraph's
+        wizard = self.app.wizard
+        if wizard is None or not wizard.isVisible():
+            self.fail("the training wizard did not open")
+            return
+        QTimer.singleShot(WIZARD_MS, lambda: self._wizard_shown(wizard))
+
+    def _wizard_shown(self, wizard: Any) -> None:
+        self.times.setdefault("training wizard shown", self.elapsed())
+        if not wizard.grab().save(str(self.out / "wizard.png")):
+            self.fail(f"could not write {self.out / 'wizard.png'}")
+            return
+        wizard.close()
+        self.window.close()
         self._quit(EXIT_OK)
 
     def _timed_out(self) -> None:

@@ -1,4 +1,4 @@
-"""``sketchapp --self-test``: the real app, unfrozen, completes a drawing with the shipped default preset."""
+"""``sketchapp --self-test``: the real app, unfrozen, completes a drawing with the shipped default preset and opens the training wizard."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def self_test_env(home: Path) -> dict[str, str]:
 
 
 def assert_self_test_pictures(out: Path) -> None:
-    window = Image.open(out / "window.png")
-    assert window.width > 600 and window.height > 400
+    for name in ("window.png", "wizard.png"):  # the main window, the training wizard opened after it
+        window = Image.open(out / name)
+        assert window.width > 400 and window.height > 300 and np.asarray(window.convert("L")).std() > 5
     result = np.asarray(Image.open(out / "result.png").convert("RGB"))
     assert result.shape[0] >= 128 and result.std() > 10  # a picture, not a blank
     # the face is coloured (the emoji preset fills it), not only the sketch's black lines on white
@@ -39,7 +40,7 @@ def test_self_test_completes_a_drawing_and_saves_the_window_and_the_result(tmp_p
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"from {sketchapp.__file__}" in done.stdout
-    for name in ("window shown", "window painted", "model loaded", "first completion"):
+    for name in ("window shown", "window painted", "model loaded", "first completion", "training wizard shown"):
         assert f"self-test: {name} after " in done.stdout
     assert_self_test_pictures(out)
     assert not any(home.rglob("*")), "the self-test wrote into the home folder"  # temporary settings and state only
