@@ -7,6 +7,7 @@ every ``LOG_SECONDS``, instead of carriage returns that pile up on one line.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any, TextIO
 
@@ -40,12 +41,13 @@ class Bar:
                  stream: TextIO | None = None, delay: float = 0.0) -> None:
         stream = stream or sys.stderr
         terminal = bool(getattr(stream, "isatty", lambda: False)())
+        sized = terminal and shutil.get_terminal_size((0, 0)).columns > 0  # a pty may report no width at all
         self.quiet = quiet
         self.stream = stream
         self.label = label
         self.bar = tqdm(
             total=total, desc=label, unit=unit, file=stream if terminal else _Lines(stream), disable=quiet,
-            dynamic_ncols=terminal, ncols=None if terminal else LOG_WIDTH, mininterval=0.1 if terminal else LOG_SECONDS,
+            dynamic_ncols=sized, ncols=None if sized else LOG_WIDTH, mininterval=0.1 if terminal else LOG_SECONDS,
             leave=True, ascii=not terminal, delay=delay,
         )
 

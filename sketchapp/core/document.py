@@ -19,6 +19,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,13 @@ RECORD, BASE, HINTS, THUMBNAIL = "document.json", "base.png", "hints.png", "thum
 MB = 1 << 20
 #: what each member may unpack to; anything else in the archive is refused
 MEMBER_LIMITS = {RECORD: 64 * MB, BASE: 64 * MB, HINTS: 64 * MB, THUMBNAIL: 8 * MB}
-MAX_POINTS = 4_000_000  # all strokes together: hours of drawing
+#: all strokes together: a long illustration has a few hundred thousand; the canvas redraws them all
+#: on opening (about 30 us a point), so this also bounds the wait
+MAX_POINTS = 250_000
+REACH = 4  # sheet sides a point may lie off the sheet (a stroke drawn past its edge), not more
 MAX_SIDE = 8192  # sheet units and pixels of the layers
 TOOLS = ("pen", "eraser")
+MIN_SIZE = 1e-3  # sheet units: a brush this fine draws nothing, yet scaling a big sheet down can give it
 
 
 @dataclass
@@ -71,13 +76,30 @@ def _png(pixels: np.ndarray) -> bytes:
     return encode_image("layer.png", pixels)
 
 
+def _kept(document: SketchFile) -> list[dict[str, Any]]:
+    """The strokes as the reader will take them: points off the sheet's reach clipped to it, pressures to
+    0..1, sizes to the sheet, anything not finite dropped, so a file SketchApp writes always opens again."""
+    side = float(document.side)
+    kept = []
+    for stroke in document.strokes:
+        points = np.asarray(stroke.points, dtype=np.float64).reshape(-1, 3)
+        points = points[np.isfinite(points).all(axis=1)]
+        if not len(points) or not math.isfinite(stroke.size):
+            continue
+        points[:, :2] = np.clip(points[:, :2], -REACH * side, REACH * side)
+        points[:, 2] = np.clip(points[:, 2], 0.0, 1.0)
+        size = min(max(float(stroke.size), MIN_SIZE), side)
+        kept.append({"tool": stroke.tool, "size": size, "points": points.tolist()})
+    return kept
+
+
 def encode_document(document: SketchFile) -> bytes:
     """The archive's bytes (deflated; PNG members stored as they are)."""
     record = {
         "format": FORMAT,
         "version": VERSION,
         "side": document.side,
-        "strokes": [{"tool": s.tool, "size": s.size, "points": [list(p) for p in s.points]} for s in document.strokes],
+        "strokes": _kept(document),
         "base": BASE if document.base is not None else None,
         "hints": HINTS if document.hints is not None else None,
         "preset": document.preset,
@@ -132,7 +154,7 @@ def decode_document(data: bytes, name: str) -> SketchFile:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError, OverflowError):
         raise DocumentError(f"{name}: not a SketchApp document, or a damaged one (not a readable archive)") from None
     if len(members) > len(MEMBER_LIMITS):
         raise DocumentError(f"{name}: not a SketchApp document ({len(members)} files in the archive)")
@@ -151,7 +173,7 @@ def decode_document(data: bytes, name: str) -> SketchFile:
         try:
             with archive.open(member) as handle:
                 content = handle.read(sizes[member] + 1)  # the header's size may lie: never read past the limit
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
             raise DocumentError(f"{name}: its {member} is damaged ({exc})"[:300]) from None
         if len(content) > sizes[member]:
             raise DocumentError(f"{name}: its {member} unpacks to more than {sizes[member] // MB} MB")
@@ -194,8 +216,8 @@ def decode_document(data: bytes, name: str) -> SketchFile:
         raise DocumentError(f"{name}: its preset is not a name")
     if seed is not None and not (type(seed) is int and 0 <= seed < 2**63):
         raise DocumentError(f"{name}: its seed is not a whole number 0..2**63-1")
-    if not isinstance(settings, dict) or any(not isinstance(v, (str, int, float, bool, type(None))) for v in settings.values()):
-        raise DocumentError(f"{name}: its settings are not a table of plain values")
+    if not _plain_settings(settings):
+        raise DocumentError(f"{name}: its settings are not a table of plain values (text, finite numbers, true or false)")
     if ink is not None and type(ink) is not bool or type(locked) is not bool:
         raise DocumentError(f"{name}: its ink_lines and seed_locked must be true or false")
     return SketchFile(
@@ -204,8 +226,21 @@ def decode_document(data: bytes, name: str) -> SketchFile:
     )
 
 
+def _plain_settings(settings: Any) -> bool:
+    return isinstance(settings, dict) and all(
+        isinstance(v, (str, bool, type(None))) or (type(v) in (int, float) and _finite(v)) for v in settings.values()
+    )
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return False
+
+
 def _number(value: Any, name: str, what: str, low: float, high: float) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
+    if type(value) not in (int, float) or not _finite(value) or not low <= value <= high:
         raise DocumentError(f"{name}: its {what} must be a number {low:g}..{high:g}, got {printable(repr(value))[:40]}")
     return float(value)
 
@@ -214,12 +249,12 @@ def _strokes(items: Any, name: str, side: float) -> list[Stroke]:
     if not isinstance(items, list):
         raise DocumentError(f"{name}: its strokes are not a list")
     strokes, total = [], 0
-    reach = 4 * side  # a stroke may leave the sheet a little (drawn past its edge), not by miles
+    reach = REACH * side
     for index, item in enumerate(items):
         where = f"stroke {index + 1}"
         if not isinstance(item, dict) or item.get("tool") not in TOOLS:
             raise DocumentError(f"{name}: {where} is not a pen or eraser stroke")
-        size = _number(item.get("size"), name, f"{where}'s size", 0.01, side)
+        size = _number(item.get("size"), name, f"{where}'s size", MIN_SIZE, side)
         points = item.get("points")
         if not isinstance(points, list) or not points:
             raise DocumentError(f"{name}: {where} has no points")
@@ -228,7 +263,7 @@ def _strokes(items: Any, name: str, side: float) -> list[Stroke]:
             raise DocumentError(f"{name}: more than {MAX_POINTS} points in its strokes")
         try:
             array = np.asarray(points, dtype=np.float64)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise DocumentError(f"{name}: {where}'s points are not x, y, pressure numbers") from None
         if array.ndim != 2 or array.shape[1] != 3 or array.dtype.kind != "f" or any(
             type(v) not in (int, float) for p in points for v in p
@@ -255,11 +290,12 @@ def read_result(path: str | os.PathLike[str]) -> SketchFile | None:
     settings = parse_json(text.get("settings", "{}"), DocumentError, f"{name}: settings")
     if not isinstance(settings, dict):
         raise DocumentError(f"{name}: its settings are not a table")
+    settings = {k: v for k, v in settings.items() if _plain_settings({k: v})}
     seed = settings.get("seed")
     ink = settings.get("ink_lines")
     return SketchFile(
         0.0, [], preset=text.get("preset_id", "")[:200],
         seed=seed if type(seed) is int and 0 <= seed < 2**63 else None,
-        settings={k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool, type(None)))},
+        settings=settings,
         ink_lines=ink if type(ink) is bool else None,
     )

@@ -232,7 +232,7 @@ def parse_json(data: bytes | str, error: type[SketchAppError], what: str, max_de
         raise error(f"{what}: not UTF-8 text") from None
     except _DuplicateKey as exc:
         raise error(f"{what}: the key {_shown(Path(str(exc)), 60)!r} is given twice") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also an integer of thousands of digits
         raise error(f"{what}: not valid JSON ({exc})"[:300]) from None
 
 

@@ -142,7 +142,9 @@ def read_text(path: str | os.PathLike[str]) -> dict[str, str]:
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data), formats=("PNG",))
             text = {**img.info}
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except ValueError:  # a compressed text chunk over Pillow's limit: not one of ours, still a picture
+        return {}
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageLoadError(f"{name}: corrupt PNG ({exc})"[:300]) from None
     return {str(k): str(v) for k, v in text.items() if isinstance(v, str)}
 

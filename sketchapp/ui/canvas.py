@@ -101,6 +101,13 @@ class Canvas(QWidget):
         inverse, _ = self.transform().inverted()
         return inverse.map(point)
 
+    def _on_sheet(self, position: QPointF) -> QPointF:
+        """Where a pen event lands on the sheet, held within a sheet's width of it: a stroke may run past
+        the edge (zoomed far out, the widget reaches miles beyond), but a document keeps what it can redraw."""
+        point = self.to_document(position)
+        side = self.document.side
+        return QPointF(min(2.0 * side, max(-side, point.x())), min(2.0 * side, max(-side, point.y())))
+
     def set_zoom(self, zoom: float, anchor: QPointF | None = None) -> None:
         anchor = anchor or QPointF(self.width() / 2, self.height() / 2)
         before = self.to_document(anchor)
@@ -150,7 +157,7 @@ class Canvas(QWidget):
         tool = tool or self.tool
         simulate = mouse and self.simulate_pressure and tool == PEN  # the eraser keeps its size
         self._stroke = Stroke(tool, self.brush, streamline=self.smoothing, simulate=simulate)
-        point = self.to_document(position)
+        point = self._on_sheet(position)
         self._stroke.add(point.x(), point.y(), pressure)
         self.stroke_started.emit()
         self._dirty(self._stroke)
@@ -158,7 +165,7 @@ class Canvas(QWidget):
     def _extend(self, position: QPointF, pressure: float) -> None:
         if self._stroke is None:
             return
-        point = self.to_document(position)
+        point = self._on_sheet(position)
         self._stroke.add(point.x(), point.y(), pressure)
         self._dirty(self._stroke)
         self.stroke_moved.emit()
@@ -172,7 +179,7 @@ class Canvas(QWidget):
         stroke, self._stroke = self._stroke, None
         if stroke is not None:
             if position is not None:
-                point = self.to_document(position)
+                point = self._on_sheet(position)
                 stroke.finish(point.x(), point.y())
             self.document.add_stroke(stroke)
             self.stroke_finished.emit()

@@ -61,7 +61,7 @@ from sketchapp.ui.canvas import MAX_BRUSH, MIN_BRUSH, Canvas
 from sketchapp.ui.help import AboutDialog, GuideDialog, ShortcutsDialog
 from sketchapp.ui.history import HistoryEntry, HistoryStrip
 from sketchapp.ui.preferences import EXPORT_SCALES, Preferences, PreferencesDialog
-from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke, array_to_qimage
+from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke, array_to_qimage, qimage_to_grey
 from sketchapp.ui.theme import set_theme
 
 AUTOSAVE_MS = 3000
@@ -78,6 +78,12 @@ OPEN_FILTER = (
 RESULT_KEY = "sketchapp-document"  # sketchapp.core.document.RESULT_KEY
 RESULT_TEXT_LIMIT = 900_000  # a result PNG carries its drawing only below this (PNG readers refuse text chunks over 1 MB)
 SEED_RANGE = 2**31
+PASTE_PIXELS = 64_000_000  # as many as an imported file may have
+
+
+def shown(name: str) -> str:
+    """A file name fit to show: control and bidirectional-override characters escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
 
 
@@ -275,6 +281,7 @@ class MainWindow(QMainWindow):
         self.seed_locked = False
         self.seed: int | None = None  # the locked seed, or the one of the result on show
         self._next_seed: int | None = None  # one run with this seed (an opened document's), locked or not
+        self._next_seed_generation = -1  # the run that asked with it: the seed is spent once its result shows
         self.overrides: dict[str, Any] = {}  # engine settings recalled from a document or result
         self._pending_ink: bool | None = None  # an opened document's ink toggle, once its preset is loaded
         self._settled = -1  # the generation asked for with the pen up: its final result goes to the history
@@ -338,6 +345,7 @@ class MainWindow(QMainWindow):
         # window keeps drawing; the newest import wins.
         self._import_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
         self._import_ticket = 0
+        self._open_ticket = 0  # documents and results being read: the newest one opened wins
         self._sketching: tuple[int, str] | None = None  # (ticket, file name) of a picture the model is sketching
         self._styling: tuple[int, int, int, str] | None = None  # (ticket, generation, candidate, reference name)
         self._import_done.connect(self._imported)
@@ -654,7 +662,8 @@ class MainWindow(QMainWindow):
         """Engine settings for the next run: recalled ones, and the seed when it is locked (or given once)."""
         settings = dict(self.overrides)
         seed = self._next_seed if self._next_seed is not None else (self.seed if self.seed_locked else None)
-        self._next_seed = None
+        if self._next_seed is not None:
+            self._next_seed_generation = self.generation  # kept until that run's result is shown
         if seed is not None:
             settings["seed"] = seed
         else:
@@ -696,6 +705,8 @@ class MainWindow(QMainWindow):
         self.chosen = min(self.chosen, len(frame.images) - 1)
         self._show_candidates(frame)
         self.result.set_image(array_to_qimage(self._picture(self.chosen)))
+        if frame.final and frame.generation == self._next_seed_generation:
+            self._next_seed, self._next_seed_generation = None, -1
         if not self.seed_locked and isinstance((frame.settings or {}).get("seed"), int):
             self.seed = frame.settings["seed"]
             self._update_seed()
@@ -757,7 +768,7 @@ class MainWindow(QMainWindow):
         self._import_ticket += 1
         ticket, side = self._import_ticket, self.document.side
         self.importing.setVisible(True)
-        self.statusBar().showMessage(f"{'Sketching' if as_picture else 'Importing'} {Path(path).name}…")
+        self.statusBar().showMessage(f"{'Sketching' if as_picture else 'Importing'} {shown(Path(path).name)}…")
         load = self.services.load_picture if as_picture else self.services.load_sketch
         self._read_in_background(load, path, side, lambda result: self._import_done.emit(ticket, path, (result, as_picture)))
 
@@ -901,7 +912,7 @@ class MainWindow(QMainWindow):
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
         for path in self.recent_files():
-            action = self.recent_menu.addAction(Path(path).name)
+            action = self.recent_menu.addAction(shown(Path(path).name))
             action.setToolTip(path)
             action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
         if self.recent_menu.isEmpty():
@@ -959,10 +970,17 @@ class MainWindow(QMainWindow):
             settings["ink_lines"] = self.ink_action.isChecked() and getattr(self.frame, "lines", None) is not None
             text["seed"] = str(settings.get("seed"))
             text["settings"] = json.dumps(settings, sort_keys=True)
-        drawing = self.services.result_text(self.document_content())
-        if len(drawing) <= RESULT_TEXT_LIMIT:  # opening the result brings the drawing back
-            text[RESULT_KEY] = drawing
+        self._embed_drawing(text)
         return text
+
+    def _embed_drawing(self, text: dict[str, str]) -> None:
+        """The drawing in a PNG's text, so opening the PNG brings it back (left out when too big)."""
+        try:
+            drawing = self.services.result_text(self.document_content())
+        except ValueError:
+            return
+        if len(drawing) <= RESULT_TEXT_LIMIT:
+            text[RESULT_KEY] = drawing
 
     def export_result(self, path: str, scale: int = 1) -> bool:
         if self.frame is None:
@@ -1000,7 +1018,7 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             QMessageBox.warning(self, "Export", str(exc))
             return False
-        self.statusBar().showMessage(f"Saved {path}", 5000)
+        self.statusBar().showMessage(f"Saved {shown(path)}", 5000)
         return True
 
     def _ask_path(self, title: str) -> str:
@@ -1070,7 +1088,7 @@ class MainWindow(QMainWindow):
         return self.document_path is not None or not self.document.is_empty() or self.result.has_hints()
 
     def _update_title(self) -> None:
-        name = Path(self.document_path).name if self.document_path else "Untitled"
+        name = shown(Path(self.document_path).name) if self.document_path else "Untitled"
         self.setWindowTitle(f"{name}[*] — SketchApp")
         self.setWindowModified(self.is_modified())
 
@@ -1084,7 +1102,8 @@ class MainWindow(QMainWindow):
         base = self.document.base
         settings = {k: v for k, v in (getattr(self.frame, "settings", None) or {}).items()
                     if isinstance(v, (str, int, float, bool, type(None)))}
-        thumbnail = self.document.to_array(128)
+        thumbnail = qimage_to_grey(self.document.raster().scaled(
+            128, 128, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation))
         return {
             "side": float(self.document.side),
             "strokes": [(s.tool, s.size, list(s.points)) for s in self.document.strokes],
@@ -1108,7 +1127,7 @@ class MainWindow(QMainWindow):
             return False
         self._mark_clean(path)
         self._remember(path)
-        self.statusBar().showMessage(f"Saved {Path(path).name}", 5000)
+        self.statusBar().showMessage(f"Saved {shown(Path(path).name)}", 5000)
         return True
 
     def save(self) -> bool:
@@ -1124,7 +1143,7 @@ class MainWindow(QMainWindow):
 
     def ask_save_changes(self) -> QMessageBox.StandardButton:
         """Save, Discard or Cancel for a drawing with unsaved changes."""
-        name = Path(self.document_path).name if self.document_path else "this drawing"
+        name = shown(Path(self.document_path).name) if self.document_path else "this drawing"
         return QMessageBox.question(
             self, "SketchApp", f"Save the changes to {name}?",
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
@@ -1150,6 +1169,7 @@ class MainWindow(QMainWindow):
             return
         self.document.restore([], None)
         self.result.clear_hints()
+        self.overrides, self._next_seed = {}, None  # a fresh drawing: the preset's own settings (the seed lock stays)
         self._mark_clean(None)
 
     def open_dialog(self) -> None:
@@ -1164,17 +1184,18 @@ class MainWindow(QMainWindow):
         and settings; any other picture is imported as a sketch. Read on the import thread."""
         document = Path(path).suffix.lower() == DOCUMENT_SUFFIX
         if document and not self.maybe_save():
+            self.document_opened.emit(False)
             return
-        self._import_ticket += 1
-        ticket = self._import_ticket
+        self._open_ticket += 1
+        ticket = self._open_ticket
         self.importing.setVisible(True)
-        self.statusBar().showMessage(f"Opening {Path(path).name}…")
+        self.statusBar().showMessage(f"Opening {shown(Path(path).name)}…")
         read = self.services.read_document if document else self.services.read_result
         self._read_in_background(lambda p, _side: read(p), path, 0, lambda result: self._document_read.emit(ticket, path, result))
 
     def _document_arrived(self, ticket: int, path: str, result: Any) -> None:
-        if ticket != self._import_ticket:
-            return
+        if ticket != self._open_ticket:
+            return  # another file was opened meanwhile
         self.importing.setVisible(False)
         self.statusBar().clearMessage()
         if result is None:  # a picture SketchApp did not make: a sketch to import
@@ -1186,14 +1207,15 @@ class MainWindow(QMainWindow):
             return
         is_document = Path(path).suffix.lower() == DOCUMENT_SUFFIX
         if result.side > 0 and not is_document and not self.maybe_save():
+            self.document_opened.emit(False)  # the user kept the drawing on the sheet
             return
         self._remember(path)
         told = self._apply_document(result)
         if is_document:
             self._mark_clean(path)
-        else:
+        elif result.side > 0:  # the result's drawing replaced the sheet: a new, untitled drawing
             self._mark_clean(None)
-        self.statusBar().showMessage(f"Opened {Path(path).name}{told}", 8000)
+        self.statusBar().showMessage(f"Opened {shown(Path(path).name)}{told}", 8000)
         self.document_opened.emit(True)
 
     def _apply_document(self, content: Any) -> str:
@@ -1251,22 +1273,28 @@ class MainWindow(QMainWindow):
         if image.isNull():
             self.statusBar().showMessage("The clipboard holds no picture to paste", 5000)
             return
-        pixels = qimage_rgba(image.convertToFormat(QImage.Format.Format_RGB32))[..., :3].copy()
+        if image.width() * image.height() > PASTE_PIXELS:
+            QMessageBox.warning(self, "Paste", f"The clipboard's picture is {image.width()}x{image.height()} pixels, "
+                                f"more than the {PASTE_PIXELS // 1_000_000} megapixels SketchApp takes")
+            return
         self._import_ticket += 1
         ticket, side = self._import_ticket, self.document.side
+
+        def prepare(_path: str, size: int) -> np.ndarray:  # on the import thread: a big picture is reduced there
+            reduced = image.scaled(2 * size, 2 * size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation) \
+                if max(image.width(), image.height()) > 2 * size else image
+            return self.services.prepare_sketch(qimage_rgba(reduced.convertToFormat(QImage.Format.Format_RGB32))[..., :3].copy(), size)
+
         self.importing.setVisible(True)
         self.statusBar().showMessage("Pasting…")
-        self._read_in_background(lambda _path, size: self.services.prepare_sketch(pixels, size), "clipboard", side,
-                                 lambda result: self._import_done.emit(ticket, "", (result, False)))
+        self._read_in_background(prepare, "clipboard", side, lambda result: self._import_done.emit(ticket, "", (result, False)))
 
     def export_sketch(self, path: str, scale: int = 1) -> bool:
         """The drawing alone, redrawn from its strokes at the sheet's size x ``scale`` (its PNG opens as the drawing)."""
         side = self.document.side * max(1, min(8, scale))
         grey = self.document.to_array(side)
         text = {"software": "SketchApp", "content": "sketch"}
-        drawing = self.services.result_text(self.document_content())
-        if len(drawing) <= RESULT_TEXT_LIMIT:
-            text[RESULT_KEY] = drawing
+        self._embed_drawing(text)
         return self._save(path, np.repeat(grey[..., None], 3, axis=2), text)
 
     def export_sketch_dialog(self) -> None:

@@ -51,7 +51,9 @@ class Stroke:
 
     def add(self, x: float, y: float, pressure: float = 0.5) -> None:
         """Append an input point, smoothed towards the last one (less the further it jumped)."""
-        pressure = min(1.0, max(0.0, pressure))
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return
+        pressure = min(1.0, max(0.0, pressure)) if math.isfinite(pressure) else 0.5
         if not self.points:
             self.points.append((x, y, SIMULATED_START if self.simulate else pressure))
             return
@@ -72,7 +74,7 @@ class Stroke:
         """End at the pen-up point itself: the smoothed points lag the pen, and a stroke that stops
         short of where the pen lifted looks cut off. The end takes the last pressure: a pen reports
         none as it lifts."""
-        if not self.points:
+        if not self.points or not (math.isfinite(x) and math.isfinite(y)):
             return
         px, py, pp = self.points[-1]
         if math.hypot(x - px, y - py) >= 0.25:

@@ -134,3 +134,47 @@ def test_a_pipe_or_a_device_is_never_read(tmp_path):
 def test_the_record_comes_first_so_file_managers_recognise_a_document():
     data = doc.encode_document(sample())
     assert data[:4] == b"PK\x03\x04" and data[30:43] == b"document.json"  # the MIME magic (resources/linux)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (archive(record(side=int("9" * 400))), "side"),
+        (archive(b'{"format": "sketchapp.document", "version": ' + b"9" * 5000 + b"}"), "not valid JSON"),
+        (archive(record(strokes=[{"tool": "pen", "size": 4, "points": [[int("9" * 400), 2, 0.5]]}])), "points"),
+        (archive(record(settings={"weight": float("nan")})), "finite"),
+        (archive(record(settings={"weight": int("9" * 400)})), "finite"),
+    ],
+    ids=["huge-side", "5000-digits", "huge-point", "nan-setting", "huge-setting"],
+)
+def test_numbers_too_big_to_hold_are_refused_in_one_line(tmp_path, data, message):
+    path = tmp_path / "bad.sketchapp"
+    path.write_bytes(data)
+    with pytest.raises(DocumentError, match=message):
+        doc.read_document(path)
+
+
+def test_every_flipped_byte_is_a_document_error_never_another_exception(tmp_path):
+    good = doc.encode_document(sample())
+    rng = np.random.default_rng(0)
+    for trial in range(150):
+        data = bytearray(good)
+        for index in rng.integers(0, len(data), 3):
+            data[index] ^= int(rng.integers(1, 256))
+        try:
+            doc.decode_document(bytes(data), f"flip-{trial}")
+        except DocumentError as refused:
+            assert "\n" not in str(refused)
+
+
+def test_what_is_saved_always_opens_again(tmp_path):
+    """Strokes run far past the sheet (zoomed out), a brush finer than the reader's least, a NaN point:
+    the writer keeps what the reader takes, so a saved drawing never fails to open."""
+    wild = doc.SketchFile(512.0, [
+        doc.Stroke("pen", 1e-9, [(-90000.0, 5.0, 0.5), (float("nan"), 1.0, 0.5), (40.0, 1e12, 1.5)]),
+        doc.Stroke("pen", 6.0, [(float("inf"), 0.0, 0.5)]),
+    ], settings={"candidates": 2})
+    doc.save_document(tmp_path / "w.sketchapp", wild)
+    back = doc.read_document(tmp_path / "w.sketchapp")
+    assert len(back.strokes) == 1 and back.strokes[0].points == [(-2048.0, 5.0, 0.5), (40.0, 2048.0, 1.0)]
+    assert back.strokes[0].size == doc.MIN_SIZE

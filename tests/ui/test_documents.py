@@ -154,6 +154,7 @@ def test_the_seed_lock_sends_one_seed_until_a_new_one_is_asked_for(qtbot, make_w
     settle(win, seed=99)
     win.new_seed()
     assert win.seed != 99 and seeds[-1] == win.seed and win.seed_locked
+    win.show_frame(result_frame(win.generation, win.seed))
     win.request_completion()
     assert seeds[-1] == win.seed
     win.lock_seed_action.trigger()
@@ -220,3 +221,78 @@ def test_closing_with_unsaved_changes_asks_and_cancel_keeps_the_window(qtbot, ma
     monkeypatch.setattr(MainWindow, "save_as", lambda self: self.save_document(str(tmp_path / "kept.sketchapp")))
     assert win.close()
     assert (tmp_path / "kept.sketchapp").is_file()
+
+
+def test_a_stroke_far_past_the_sheet_saves_and_opens_again(qtbot, make_window, tmp_path):
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    win = make_window()
+    win.canvas.set_zoom(0.1)
+    canvas = win.canvas
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(2, 2))
+    for x in range(2, canvas.width() - 2, 40):
+        QTest.mouseMove(canvas, QPoint(x, x % canvas.height()))
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(canvas.width() - 2, 5))
+    xs = [x for x, _, _ in win.document.strokes[0].points]
+    assert min(xs) >= -512 and max(xs) <= 1024  # held within a sheet's width of the sheet
+    assert win.save_document(str(tmp_path / "far.sketchapp"))
+    other = make_window("b")
+    with qtbot.waitSignal(other.document_opened, timeout=5000) as opened:
+        other.open_path(str(tmp_path / "far.sketchapp"))
+    assert opened.args == [True] and len(other.document.strokes) == 1
+
+
+def test_a_result_png_without_a_drawing_leaves_the_unsaved_drawing_unsaved(qtbot, make_window, tmp_path):
+    win = make_window()
+    draw(win)
+    assert win.save_document(str(tmp_path / "mine.sketchapp"))
+    draw(win)
+    assert win.is_modified()
+    Image.new("RGB", (8, 8)).save(tmp_path / "old.png", pnginfo=_text({"software": "SketchApp", "preset_id": "3d-pix2pix",
+                                                                        "settings": '{"seed": 8, "candidates": 3}'}))
+    with qtbot.waitSignal(win.document_opened, timeout=5000):
+        win.open_path(str(tmp_path / "old.png"))
+    assert win.is_modified() and win.document_path == str(tmp_path / "mine.sketchapp")
+    assert len(win.document.strokes) == 2 and win.seed == 8 and win.current_preset_id() == "3d-pix2pix"
+
+
+def _text(chunks):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    return info
+
+
+def test_the_saved_seed_survives_a_model_still_loading(qtbot, make_window, tmp_path):
+    first = make_window("a")
+    draw(first)
+    settle(first, seed=4242)
+    assert first.save_document(str(tmp_path / "s.sketchapp"))
+    second = make_window("b")  # the same preset: no switch, the request goes at once
+    seeds = []
+    second.completion_requested.connect(lambda *args: seeds.append(args[4].get("seed")))
+    with qtbot.waitSignal(second.document_opened, timeout=5000):
+        second.open_path(str(tmp_path / "s.sketchapp"))
+    second.model_ready({"name": "Emoji line art", "device": "cpu", "size": 16, "capabilities": {"live": True}})
+    assert seeds == [4242, 4242]  # the first run's frames were dropped with the old model: the seed is not spent
+    second.show_frame(result_frame(second.generation, 4242))
+    second.request_completion()
+    assert seeds[-1] is None  # given back once; unlocked, the next run draws a new one
+
+
+def test_new_drops_recalled_settings_and_a_giant_paste_is_refused(qtbot, make_window, tmp_path):
+    win = make_window()
+    draw(win)
+    settle(win, seed=5)
+    assert win.save_document(str(tmp_path / "r.sketchapp"))
+    with qtbot.waitSignal(win.document_opened, timeout=5000):
+        win.open_path(str(tmp_path / "r.sketchapp"))
+    assert win.overrides
+    win.new_document()
+    assert win.overrides == {} and win.document.is_empty() and win.document_path is None
+    QGuiApplication.clipboard().setImage(QImage(9000, 8000, QImage.Format.Format_RGB32))
+    win.paste()
+    assert "megapixels" in win.warnings[-1] and win.document.is_empty()
