@@ -295,3 +295,11 @@ def test_a_preset_whose_thumbnail_is_a_pipe_keeps_working_without_it(tmp_path, t
                                                "model": beside(folder, tiny_pix2pix_checkpoint), "thumbnail": "pipe.png"}))
     presets, problems = list_presets([(folder, "user")])
     assert [p.thumbnail for p in presets] == [None] and problems == []
+
+
+def test_json_with_an_integer_of_thousands_of_digits_is_one_line_error():
+    from sketchapp.core.errors import PresetError
+    from sketchapp.core.fileio import parse_json
+
+    with pytest.raises(PresetError, match="not valid JSON"):
+        parse_json(b'{"name": "x", "n": ' + b"9" * 5000 + b"}", PresetError, "evil.json")
