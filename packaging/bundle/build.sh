@@ -27,8 +27,7 @@ if ! "$python" -c 'import sketchapp.resources, sketchapp.models, torch, PySide6'
 fi
 
 started=$SECONDS
-# torch's hook imports each of its submodules to list them: hundreds of deprecation notices, none ours
-PYTHONWARNINGS="ignore::DeprecationWarning,ignore::FutureWarning" "$python" -m PyInstaller --noconfirm --log-level WARN \
+"$python" -m PyInstaller --noconfirm --log-level WARN \
     --distpath "$outdir" --workpath "$workdir" "$here/sketchapp.spec"
 bundle="$outdir/SketchApp"
 echo "build.sh: built $bundle in $((SECONDS - started)) s:" \
