@@ -31,6 +31,14 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+import sketchapp
+from sketchapp import paths
+from sketchapp.app import App, CoreServices
+from sketchapp.display import display_problem
+from sketchapp.ui.main_window import MainWindow
+from sketchapp.ui.sketch import PEN, Stroke
+from sketchapp.ui.theme import follow_system
+
 TIMEOUT_SECONDS = 120.0
 POLL_MS = 25
 WIZARD_MS = 300  # the training wizard's time to lay itself out before it is grabbed
@@ -44,7 +52,7 @@ def main(argv: list[str]) -> int:
         description="Start the window, draw a face, wait for its completion, save OUTDIR/window.png and "
         "OUTDIR/result.png, open the training wizard and save OUTDIR/wizard.png.",
     )
-    parser.add_argument("outdir", metavar="OUTDIR", help="folder for window.png and result.png (made if missing)")
+    parser.add_argument("outdir", metavar="OUTDIR", help="folder for window.png, result.png and wizard.png (made if missing)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS, metavar="S",
                         help=f"seconds to wait for the completion (default {TIMEOUT_SECONDS:.0f})")
     args = parser.parse_args(argv)
@@ -54,8 +62,6 @@ def main(argv: list[str]) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return _failed(f"cannot make {out} ({exc.strerror or exc})")
-    from sketchapp.display import display_problem
-
     problem = display_problem()
     if problem is not None:
         return _failed(problem)
@@ -75,11 +81,10 @@ def process_age() -> float:
     return max(0.0, uptime - started)
 
 
-def face_strokes(side: int) -> list[Any]:
+def face_strokes(side: int) -> list[Stroke]:
     """A round face with two eyes and a smile, as pen strokes on a sheet of ``side`` units."""
-    from sketchapp.ui.sketch import PEN, Stroke
 
-    def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, steps: int) -> Any:
+    def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, steps: int) -> Stroke:
         stroke = Stroke(PEN, side / 64)
         for step in range(steps + 1):
             angle = start + (end - start) * step / steps
@@ -119,19 +124,15 @@ class SelfTest:
         self.started = started
         self.times: dict[str, float] = {}
         self.reason: str | None = None
-        self.model: dict[str, Any] = {}
-        self.app: Any = None
+        self.app: App | None = None
+        self.window: MainWindow | None = None
+        self.poll = QTimer()  # looks for the final frame until the pictures are being saved
+        self.poll.setInterval(POLL_MS)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
     def run(self) -> int:
-        import sketchapp
-        from sketchapp import paths
-        from sketchapp.app import App, CoreServices
-        from sketchapp.ui.main_window import MainWindow
-        from sketchapp.ui.theme import follow_system
-
         frozen = "yes" if getattr(sys, "frozen", False) else "no"
         _say(f"sketchapp {sketchapp.__version__} from {sketchapp.__file__} (frozen: {frozen})")
         _say(f"bundled models in {paths.bundled_models_dir()}")
@@ -163,14 +164,12 @@ class SelfTest:
             for stroke in face_strokes(window.document.side):
                 window.document.add_stroke(stroke)
 
-        poll = QTimer()
-        poll.setInterval(POLL_MS)
-        poll.timeout.connect(self._poll)
-        poll.start()
+        self.poll.timeout.connect(self._poll)
+        self.poll.start()
         QTimer.singleShot(max(0, int((self.timeout - self.elapsed()) * 1000)), self._timed_out)
         QTimer.singleShot(0, start)
         qt.exec()
-        poll.stop()
+        self.poll.stop()
         if window.isVisible():
             window.close()
         if self.app is not None:
@@ -190,12 +189,12 @@ class SelfTest:
 
     def _loaded(self, info: dict[str, Any]) -> None:
         self.times.setdefault("model loaded", self.elapsed())
-        self.model = dict(info)
         _say(f"model {info.get('name', '?')} ({info.get('engine', '?')}, {info.get('size', '?')} px) on {info.get('device', '?')}")
 
     def _poll(self) -> None:
-        window, frame = self.window, self.window.frame
-        if self.reason is not None or frame is None or not frame.final:
+        window = self.window
+        frame = window.frame if window is not None else None
+        if self.reason is not None or window is None or frame is None or not frame.final:
             return
         self.times.setdefault("first completion", self.elapsed())
         if frame.generation != window.generation or window.idle.isActive() or window.pen_timer.isActive():
@@ -203,7 +202,9 @@ class SelfTest:
         self._finish()
 
     def _finish(self) -> None:
-        window = self.window
+        window, app = self.window, self.app
+        assert window is not None and app is not None  # a final frame comes only after both are made
+        self.poll.stop()
         picture = np.asarray(window.frame.images[window.chosen])  # the model's own picture, before any inked lines
         if float(picture.std()) < BLANK_STD:
             self.fail(f"the result is blank (pixel spread {float(picture.std()):.2f})")
@@ -214,8 +215,8 @@ class SelfTest:
         if not window.export_result(str(self.out / "result.png")):
             self.fail(f"could not write {self.out / 'result.png'}")
             return
-        self.app.open_training()  # the training wizard: its loss plot is pyqtgraph's
-        wizard = self.app.wizard
+        app.open_training()  # the training wizard: its loss plot is pyqtgraph's
+        wizard = app.wizard
         if wizard is None or not wizard.isVisible():
             self.fail("the training wizard did not open")
             return
@@ -227,7 +228,8 @@ class SelfTest:
             self.fail(f"could not write {self.out / 'wizard.png'}")
             return
         wizard.close()
-        self.window.close()
+        if self.window is not None:
+            self.window.close()
         self._quit(EXIT_OK)
 
     def _timed_out(self) -> None:
