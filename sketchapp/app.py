@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from sketchapp.ui.main_window import MainWindow, PresetEntry, UserError
@@ -251,6 +251,40 @@ class App:
         return stopped
 
 
+class FirstPaint(QObject):
+    """Calls ``seen`` at the first paint of the widget it filters (the window on screen, not just asked to show)."""
+
+    def __init__(self, seen: Any) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Paint and self.seen is not None:
+            self.seen, seen = None, self.seen
+            seen()
+        return False
+
+
+FALLBACK_START_MS = 1500  # a window that never paints (started minimised) still loads its model
+
+
+def start_after_first_paint(widget: Any, start: Any) -> FirstPaint:
+    """Run ``start`` (reading presets, which imports torch: seconds) once ``widget`` has painted, so the window
+    is drawn first, or after ``FALLBACK_START_MS``. Keep the returned filter alive until then."""
+    done = [False]
+
+    def once() -> None:
+        if not done[0]:
+            done[0] = True
+            widget.removeEventFilter(painted)
+            start()
+
+    painted = FirstPaint(lambda: QTimer.singleShot(0, once))
+    widget.installEventFilter(painted)
+    QTimer.singleShot(FALLBACK_START_MS, once)
+    return painted
+
+
 def run(argv: list[str], open_path: str | None = None) -> int:
     """The desktop app; ``open_path``: a drawing, result or sketch to open at once (``sketchapp FILE``)."""
     from sketchapp.identity import apply_identity
@@ -268,8 +302,9 @@ def run(argv: list[str], open_path: str | None = None) -> int:
         if open_path:
             window.open_path(str(Path(open_path).absolute()))
 
-    QTimer.singleShot(0, start)
+    waiting = start_after_first_paint(window.canvas, start)
     code = app.exec()
+    del waiting
     if "app" in holder:
         holder["app"].stop()
     return int(code)

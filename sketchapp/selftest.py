@@ -23,18 +23,18 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 import sketchapp
 from sketchapp import paths
-from sketchapp.app import App, CoreServices
+from sketchapp.app import App, CoreServices, FirstPaint, start_after_first_paint
 from sketchapp.display import display_problem
+from sketchapp.identity import apply_identity
 from sketchapp.ui.main_window import MainWindow
 from sketchapp.ui.sketch import PEN, Stroke
 from sketchapp.ui.theme import follow_system
@@ -100,20 +100,6 @@ def face_strokes(side: int) -> list[Stroke]:
     ]
 
 
-class FirstPaint(QObject):
-    """Calls ``seen`` at the first paint of the widget it filters (the window on screen, not just asked to show)."""
-
-    def __init__(self, seen: Callable[[], None]) -> None:
-        super().__init__()
-        self.seen: Callable[[], None] | None = seen
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Paint and self.seen is not None:
-            self.seen, seen = None, self.seen
-            seen()
-        return False
-
-
 class SelfTest:
     """One run: the window of ``sketchapp.app.run`` with temporary settings, a drawing and a deadline."""
 
@@ -137,8 +123,7 @@ class SelfTest:
         _say(f"sketchapp {sketchapp.__version__} from {sketchapp.__file__} (frozen: {frozen})")
         _say(f"bundled models in {paths.bundled_models_dir()}")
         qt = QApplication.instance() or QApplication(sys.argv[:1])
-        qt.setApplicationName("SketchApp")
-        qt.setOrganizationName("SketchApp")
+        apply_identity(qt)
         follow_system(qt)
         # A dialog would wait for a click that never comes: a warning is the failure, a question is "No".
         QMessageBox.warning = QMessageBox.critical = self._dialog  # type: ignore[method-assign]
@@ -167,10 +152,12 @@ class SelfTest:
         self.poll.timeout.connect(self._poll)
         self.poll.start()
         QTimer.singleShot(max(0, int((self.timeout - self.elapsed()) * 1000)), self._timed_out)
-        QTimer.singleShot(0, start)
+        waiting = start_after_first_paint(window.canvas, start)  # as sketchapp.app.run does
         qt.exec()
+        del waiting
         self.poll.stop()
         if window.isVisible():
+            window.forget_changes()  # the test's drawing is throwaway: closing must not ask to save it
             window.close()
         if self.app is not None:
             self.app.stop()
@@ -229,6 +216,7 @@ class SelfTest:
             return
         wizard.close()
         if self.window is not None:
+            self.window.forget_changes()
             self.window.close()
         self._quit(EXIT_OK)
 
