@@ -296,3 +296,43 @@ def test_new_drops_recalled_settings_and_a_giant_paste_is_refused(qtbot, make_wi
     QGuiApplication.clipboard().setImage(QImage(9000, 8000, QImage.Format.Format_RGB32))
     win.paste()
     assert "megapixels" in win.warnings[-1] and win.document.is_empty()
+
+
+def test_hostile_documents_opened_in_the_window_leave_it_alive_and_the_drawing_intact(qtbot, make_window, tmp_path):
+    import io
+    import os
+
+    win = make_window()
+    draw(win)
+    assert win.save_document(str(tmp_path / "good.sketchapp"))
+    good = (tmp_path / "good.sketchapp").read_bytes()
+    rng = np.random.default_rng(1)
+    hostile = {"cut.sketchapp": good[:100], "empty.sketchapp": b"", "text.sketchapp": b"hello"}
+    for n in range(12):
+        flipped = bytearray(good)
+        for index in rng.integers(0, len(flipped), 4):
+            flipped[index] ^= 0xFF
+        hostile[f"flip{n}.sketchapp"] = bytes(flipped)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("document.json", b"[" * 100_000 + b"]" * 100_000)
+    hostile["deep.sketchapp"] = bomb.getvalue()
+    for name, data in hostile.items():
+        (tmp_path / name).write_bytes(data)
+    os.mkfifo(tmp_path / "pipe.sketchapp")
+    (tmp_path / "zero.sketchapp").symlink_to("/dev/zero")
+    (tmp_path / "folder.sketchapp").mkdir()
+    before = [s.points for s in win.document.strokes]
+    refused = 0
+    for name in [*hostile, "pipe.sketchapp", "zero.sketchapp", "folder.sketchapp", "missing.sketchapp"]:
+        with qtbot.waitSignal(win.document_opened, timeout=5000) as opened:
+            win.open_path(str(tmp_path / name))
+        if opened.args == [False]:
+            refused += 1
+            assert "\n" not in win.warnings[-1] and len(win.warnings[-1]) < 400, win.warnings[-1]
+            assert [s.points for s in win.document.strokes] == before, name
+        else:  # a flip that hit nothing that matters opens; the good drawing comes back for the next file
+            with qtbot.waitSignal(win.document_opened, timeout=5000):
+                win.open_path(str(tmp_path / "good.sketchapp"))
+    assert refused >= 8
+    assert win.isVisible()
