@@ -350,7 +350,7 @@ def test_unpaired_folders_train_a_cyclegan_preset_that_completes_and_sketches_pi
 
     def settled() -> bool:
         return (window.frame is not None and window.frame.final and window.frame.generation == window.generation
-                and not window.idle.isActive())
+                and not window.idle.isActive() and not window.pen_timer.isActive())  # a live preset asks by pen_timer
 
     qtbot.waitUntil(settled, timeout=20000)
     plain = window.frame.images[window.chosen].copy()
