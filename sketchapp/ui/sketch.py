@@ -8,6 +8,7 @@ size. Each finished stroke and each clear is one QUndoStack command.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,36 +135,64 @@ def paint_stroke(painter: QPainter, stroke: Stroke, start: int = 0) -> None:
         painter.drawPolygon(quad)
 
 
-class _AddStroke(QUndoCommand):
+#: Undo steps that keep the sheet as it was before them (1 MB each at 512 units), so undoing a recent
+#: stroke or a Clear puts that picture back instead of redrawing every stroke (about 25 us a point).
+KEPT_SHEETS = 32
+
+
+class _Undoable(QUndoCommand):
+    """A command that keeps the sheet from before its redo, while it is among the last KEPT_SHEETS."""
+
+    def __init__(self, document: SketchDocument, text: str) -> None:
+        super().__init__(text)
+        self.document = document
+        self.sheet: QImage | None = None
+
+    def keep_sheet(self) -> None:
+        self.sheet = self.document._raster.copy()
+        kept = self.document._kept_sheets
+        if self in kept:
+            kept.remove(self)
+        kept.append(self)
+        while len(kept) > KEPT_SHEETS:
+            kept.popleft().sheet = None
+
+    def restore_sheet(self) -> QImage | None:
+        """The sheet from before (a copy: the document paints on it), or None to redraw."""
+        return self.sheet.copy() if self.sheet is not None else None
+
+
+class _AddStroke(_Undoable):
     def __init__(self, document: SketchDocument, stroke: Stroke) -> None:
-        super().__init__("Stroke" if stroke.tool == PEN else "Erase")
-        self.document, self.stroke = document, stroke
+        super().__init__(document, "Stroke" if stroke.tool == PEN else "Erase")
+        self.stroke = stroke
 
     def redo(self) -> None:
+        self.keep_sheet()
         self.document._strokes.append(self.stroke)
         self.document._changed(full=False)
 
     def undo(self) -> None:
         self.document._strokes.remove(self.stroke)
-        self.document._changed(full=True)
+        self.document._changed(full=True, sheet=self.restore_sheet())
 
 
-class _Replace(QUndoCommand):
+class _Replace(_Undoable):
     """Clear, or a new base picture: swaps the whole content, so undo restores all of it."""
 
     def __init__(self, document: SketchDocument, text: str, strokes: list[Stroke], base: QImage | None) -> None:
-        super().__init__(text)
-        self.document = document
+        super().__init__(document, text)
         self.after = (strokes, base)
         self.before = (list(document._strokes), document._base)
 
     def redo(self) -> None:
+        self.keep_sheet()
         self.document._strokes, self.document._base = list(self.after[0]), self.after[1]
         self.document._changed(full=True)
 
     def undo(self) -> None:
         self.document._strokes, self.document._base = list(self.before[0]), self.before[1]
-        self.document._changed(full=True)
+        self.document._changed(full=True, sheet=self.restore_sheet())
 
 
 class SketchDocument(QObject):
@@ -177,6 +206,7 @@ class SketchDocument(QObject):
         self._strokes: list[Stroke] = []
         self._base: QImage | None = None
         self.undo_stack = QUndoStack(self)
+        self._kept_sheets: deque[_Undoable] = deque()
         self.revision = 0
         self._raster = QImage(side, side, QImage.Format.Format_RGB32)
         self._raster.fill(PAPER)
@@ -222,6 +252,7 @@ class SketchDocument(QObject):
         """Load saved content without an undo step (autosave recovery, opening a file)."""
         self._strokes, self._base = list(strokes), base
         self.undo_stack.clear()
+        self._kept_sheets.clear()
         self._changed(full=True)
 
     # -- pictures -----------------------------------------------------------------------
@@ -283,11 +314,13 @@ class SketchDocument(QObject):
         self._live = (stroke, len(points), self.revision, image, points[-1] if points else None)
         return image
 
-    def _changed(self, full: bool) -> None:
+    def _changed(self, full: bool, sheet: QImage | None = None) -> None:
+        """The content changed: paint the newest stroke on the sheet, or (``full``) take ``sheet``, the
+        picture of the content from before a step now undone, or redraw everything."""
         self.revision += 1
         self._live = None
         if full:
-            self._raster = self._draw(self.side)
+            self._raster = sheet if sheet is not None else self._draw(self.side)
         elif self._strokes:
             painter = QPainter(self._raster)
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)

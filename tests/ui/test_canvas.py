@@ -232,3 +232,25 @@ def test_simulated_pressure_thins_fast_mouse_strokes_for_the_pen_only(canvas):
     canvas.simulate_pressure = False
     drag(canvas, fast)
     assert {p for _, _, p in canvas.document.strokes[3].points} == {0.6}
+
+
+def test_undoing_recent_strokes_and_a_clear_puts_the_sheet_back_without_a_redraw(monkeypatch):
+    from sketchapp.ui import sketch
+
+    document = SketchDocument(side=128)
+    for row in range(sketch.KEPT_SHEETS + 4):
+        document.add_stroke(Stroke(PEN, 3.0, [(5.0, 3.0 + row * 3, 0.5), (120.0, 3.0 + row * 3, 0.7)]))
+    document.clear()
+    redraws = []
+    real = document._draw
+    monkeypatch.setattr(document, "_draw", lambda side: redraws.append(side) or real(side))
+    document.undo_stack.undo()  # the Clear
+    for _ in range(sketch.KEPT_SHEETS - 1):
+        document.undo_stack.undo()
+    assert redraws == []
+    kept = qimage_to_grey(document.raster())
+    assert (kept == qimage_to_grey(real(document.side))).mean() > 0.99  # the same picture a redraw gives
+    document.undo_stack.undo()  # older than the sheets kept: redrawn from the strokes
+    assert redraws == [document.side] and len(document.strokes) == 4
+    document.undo_stack.redo()
+    assert len(document.strokes) == 5
