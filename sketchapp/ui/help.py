@@ -11,7 +11,6 @@ import html
 import re
 from importlib import resources
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -89,19 +88,26 @@ def guide_text() -> str:
     return resources.files("sketchapp.resources").joinpath("guide.md").read_text(encoding="utf-8")
 
 
-class GuideDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None) -> None:
+class _TextDialog(QDialog):
+    """A page of rich text (a guide, About) with a Close button."""
+
+    def __init__(self, title: str, size: tuple[int, int], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("SketchApp user guide")
+        self.setWindowTitle(title)
         self.browser = QTextBrowser()
         self.browser.setOpenExternalLinks(True)
-        self.browser.setMarkdown(guide_text())
         layout = QVBoxLayout(self)
         layout.addWidget(self.browser)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
-        self.resize(720, 760)
+        self.resize(*size)
+
+
+class GuideDialog(_TextDialog):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("SketchApp user guide", (720, 760), parent)
+        self.browser.setMarkdown(guide_text())
 
 
 def data_attributions() -> list[tuple[str, str]]:
@@ -137,17 +143,7 @@ def about_html() -> str:
     )
 
 
-class AboutDialog(QDialog):
+class AboutDialog(_TextDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("About SketchApp")
-        self.browser = QTextBrowser()
-        self.browser.setOpenExternalLinks(True)
+        super().__init__("About SketchApp", (620, 600), parent)
         self.browser.setHtml(about_html())
-        self.browser.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.browser)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-        self.resize(620, 600)
