@@ -81,6 +81,12 @@ SEED_RANGE = 2**31
 PASTE_PIXELS = 64_000_000  # as many as an imported file may have
 
 
+def recalled(settings: dict[str, Any]) -> dict[str, Any]:
+    """The engine settings of an earlier run to run with again: the seed has its own control, the ink
+    toggle is the window's, and the iteration count is what the run reached, not what it was given."""
+    return {k: v for k, v in settings.items() if k not in ("seed", "ink_lines", "iterations")}
+
+
 def shown(name: str) -> str:
     """A file name fit to show: control and bidirectional-override characters escaped."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
@@ -1238,7 +1244,7 @@ class MainWindow(QMainWindow):
                     self.result.clear_hints()
             finally:
                 self._restoring = False
-        self.overrides = {k: v for k, v in content.settings.items() if k not in ("seed", "ink_lines", "iterations")}
+        self.overrides = recalled(content.settings)
         self.seed = content.seed
         self.seed_locked = bool(content.seed_locked)
         self.lock_seed_action.setChecked(self.seed_locked)
@@ -1358,7 +1364,7 @@ class MainWindow(QMainWindow):
             self._restoring = False
         self.seed = entry.seed
         self.lock_seed(entry.seed is not None)
-        self.overrides = {k: v for k, v in (entry.frame.settings or {}).items() if k not in ("seed", "ink_lines", "iterations")}
+        self.overrides = recalled(entry.frame.settings or {})
         if entry.preset_id and entry.preset_id != self.current_preset_id() and self._select_preset(entry.preset_id):
             self._pending_ink = entry.ink  # the preset reloads and completes the drawing again, same seed
         else:
