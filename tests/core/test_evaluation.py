@@ -7,10 +7,12 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from sketchapp.cli import main
 from sketchapp.core.completion import CompletionSettings
 from sketchapp.core.data.datasets import PairSet, split_names, write_dataset
+from sketchapp.core.losses import ssim as differentiable_ssim
 from sketchapp.core.evaluation import (
     PSNR_LIMIT,
     EvalReport,
@@ -147,3 +149,17 @@ def test_our_ssim_agrees_with_scikit_images(noise):
         # the same index (Wang et al.: 11-tap Gaussian, sigma 1.5); scikit-image leaves the 5-pixel
         # border out of the mean where we reflect it, which moves the score by a few thousandths
         assert abs(ssim(a, b) - reference) < 0.005
+
+
+def test_the_training_ssim_is_the_evaluations_and_has_gradients():
+    rng = np.random.default_rng(3)
+    a = np.stack([cv2.GaussianBlur(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8), (5, 5), 1.0) for _ in range(2)])
+    b = np.clip(a + rng.normal(0, 25, a.shape), 0, 255).astype(np.uint8)
+    x = torch.from_numpy(a).permute(0, 3, 1, 2).float().div(127.5).sub(1).requires_grad_(True)
+    y = torch.from_numpy(b).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    scores = differentiable_ssim(x, y)
+    assert scores.shape == (2,)
+    assert scores.detach().numpy() == pytest.approx([ssim(a[0], b[0]), ssim(a[1], b[1])], abs=1e-5)
+    (1 - scores.mean()).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert float(differentiable_ssim(y, y).min()) == pytest.approx(1.0, abs=1e-6)

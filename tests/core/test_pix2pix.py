@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from sketchapp.core.engines.pix2pix.model import Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.engines.pix2pix.recipe import SPREAD, SPREAD_GRID, Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue, spread_hints
 from sketchapp.core.errors import CheckpointError, SettingsError
+from sketchapp.core.evaluation import ssim
+from sketchapp.core.runs import read_losses
 from sketchapp.core.trainer import learning_rate, train_recipe
 from sketchapp.core.trainer import LOSSES_FILE, STATE_FILE, read_state
 
@@ -121,7 +124,7 @@ def test_pix2pix_memorises_a_tiny_paired_set(tmp_path):
     assert events[-1].kind == "done"
     assert after < 0.25 * before
     header = (tmp_path / "run" / LOSSES_FILE).read_text().splitlines()[0]
-    assert header == "step,phase,epoch,d_loss,g_gan,g_l1,d_real,d_fake,seconds"
+    assert header == "step,phase,epoch,d_loss,g_gan,g_l1,g_ssim,d_real,d_fake,seconds"
     assert (tmp_path / "run" / "samples" / "epoch-060.png").exists()
 
 
@@ -144,6 +147,38 @@ def test_a_hinted_region_takes_the_hints_colour(tmp_path):
         plain.append(np.abs(without[inside].mean(0) - wanted[i]).mean())
     assert max(hinted) < 45, hinted  # of 255: the hint's colour, not the disc's own
     assert np.mean(hinted) < 0.6 * np.mean(plain), (hinted, plain)
+
+
+def test_the_ssim_term_alone_teaches_the_pictures_structure(tmp_path):
+    """With no L1 at all, 1 - SSIM is the only pull toward the truth: SSIM must climb far above the untrained net's."""
+    pairs = discs()
+    settings = tiny_settings(epochs=40, hints=False, l1_weight=0.0, ssim_weight=100.0)
+    untrained = Pix2PixRecipe(settings).model.eval()
+    before = np.mean([ssim(r, t) for r, t in zip(results(untrained, pairs), pairs.images)])
+    events = train(tmp_path / "run", pairs, settings)
+    after = np.mean([ssim(r, t) for r, t in zip(results(events[-1].model, pairs), pairs.images)])
+    assert after > before + 0.2, (before, after)
+    history = read_losses(tmp_path / "run")
+    assert history[-1]["g_ssim"] < 0.5 * history[0]["g_ssim"]
+
+
+def test_a_run_of_an_older_version_resumes_with_the_new_loss_column(tmp_path):
+    """losses.csv written before g_ssim existed: resuming rewrites it with one header for every row."""
+    pairs = discs()
+    train(tmp_path / "run", pairs, tiny_settings(epochs=2))
+    path = tmp_path / "run" / LOSSES_FILE
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    old = [c for c in rows[0] if c != "g_ssim"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, old, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    train(tmp_path / "run", pairs, tiny_settings(epochs=3), resume=True)
+    lines = path.read_text().splitlines()
+    assert lines[0].split(",")[:7] == ["step", "phase", "epoch", "d_loss", "g_gan", "g_l1", "g_ssim"]
+    assert {line.count(",") for line in lines} == {lines[0].count(",")}
+    assert len(lines) == 1 + 3 * 2 and [row.get("g_ssim") is None for row in read_losses(tmp_path / "run")] == [True] * 4 + [False] * 2
 
 
 def test_hints_spread_over_their_area_and_stop_at_the_lines():
@@ -237,7 +272,7 @@ def test_hue_rotation_keeps_white_and_turns_colours():
 
 
 def test_training_settings_refuse_bad_values():
-    for bad in ({"l1_weight": float("nan")}, {"epochs": 0}, {"recolour": 2.0}, {"size": 100}, {"bogus": 1}, {"decay_epochs": 2}):
+    for bad in ({"l1_weight": float("nan")}, {"ssim_weight": -1.0}, {"epochs": 0}, {"recolour": 2.0}, {"size": 100}, {"bogus": 1}, {"decay_epochs": 2}):
         with pytest.raises(SettingsError):
             Pix2PixTrainSettings.from_dict({**tiny_settings().to_dict(), **bad})
 

@@ -1,7 +1,10 @@
 """Training pix2pix (Isola et al. 2017) with colour hints, as a recipe for ``train_recipe``.
 
 Loss (the paper's eq. 4): G* = arg min_G max_D L_cGAN(G, D) + lambda L_L1(G), lambda = 100,
-Adam 2e-4, beta1 0.5. D judges (sketch, picture) pairs patch by patch; its loss is
+Adam 2e-4, beta1 0.5; optionally plus mu (1 - SSIM(G)), which rewards placing the
+picture's structure (highlights, features, shading) where the truth has it, as L1's
+averaged fills do not (Zhao et al. 2017, "Loss Functions for Image Restoration with
+Neural Networks", mix SSIM and L1 the same way). D judges (sketch, picture) pairs patch by patch; its loss is
 halved, as in the paper's code, so it learns more slowly than G.
 
 Each step augments the pairs (seed 003: rotation, shear, zoom, shift and Gaussian
@@ -32,6 +35,7 @@ from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import check_field_types, from_record
 from sketchapp.core.images import contact_grid
+from sketchapp.core.losses import ssim
 from sketchapp.core.trainer import TrainingError, inherited_settings
 
 SAMPLE_COUNT = 8
@@ -53,6 +57,7 @@ class Pix2PixTrainSettings:
     beta1: float = 0.5
     beta2: float = 0.999
     l1_weight: float = 100.0
+    ssim_weight: float = 0.0  # weight of 1 - SSIM beside L1 (0: the paper's loss)
     ema: float = 0.0
     augment: bool = True
     flip: bool = True
@@ -80,6 +85,7 @@ class Pix2PixTrainSettings:
             (1 <= self.batch_size <= 4096, "batch size must be 1-4096"),
             (0 < self.lr < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "lr must be in (0, 1), betas in [0, 1)"),
             (0 <= self.l1_weight <= 10_000, "L1 weight must be 0-10000"),
+            (0 <= self.ssim_weight <= 10_000, "SSIM weight must be 0-10000"),
             (0 <= self.ema < 1, "EMA decay must be in [0, 1)"),
             (0 <= self.rotate_degrees <= 45, "rotation must be 0-45 degrees"),
             (0 <= self.shear <= 0.5 and 0 <= self.scale <= 0.5 and 0 <= self.shift <= 0.5, "shear, scale and shift must be 0-0.5"),
@@ -334,7 +340,7 @@ class Pix2PixRecipe:
     """pix2pix's part of a training run: its networks, optimisers, step and samples."""
 
     kind = PIX2PIX
-    loss_names = ("d_loss", "g_gan", "g_l1", "d_real", "d_fake")
+    loss_names = ("d_loss", "g_gan", "g_l1", "g_ssim", "d_real", "d_fake")
 
     def __init__(self, settings: Pix2PixTrainSettings) -> None:
         self.settings = settings
@@ -440,15 +446,22 @@ class Pix2PixRecipe:
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        # G: fool D (non-saturating cGAN term) and stay near the truth (L1)
+        # G: fool D (non-saturating cGAN term) and stay near the truth (L1, and 1 - SSIM where weighted)
         score = self.D(torch.cat([sketch, fake], 1))
         g_gan = bce(score, torch.ones_like(score))
         g_l1 = F.l1_loss(fake, truth)
+        g_loss = g_gan + self.settings.l1_weight * g_l1
+        if self.settings.ssim_weight > 0:
+            g_ssim = 1 - ssim(fake, truth).mean()
+            g_loss = g_loss + self.settings.ssim_weight * g_ssim
+        else:
+            with torch.no_grad():
+                g_ssim = 1 - ssim(fake, truth).mean()
         opt_g.zero_grad(set_to_none=True)
-        (g_gan + self.settings.l1_weight * g_l1).backward()
+        g_loss.backward()
         opt_g.step()
         return {
-            "d_loss": d_loss.item(), "g_gan": g_gan.item(), "g_l1": g_l1.item(),
+            "d_loss": d_loss.item(), "g_gan": g_gan.item(), "g_l1": g_l1.item(), "g_ssim": g_ssim.item(),
             "d_real": torch.sigmoid(d_real.detach()).mean().item(), "d_fake": torch.sigmoid(d_fake.detach()).mean().item(),
         }
 
@@ -482,7 +495,7 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> Pix2Pi
 
 
 #: what a fine-tune inherits of the recipe that made its base model (not epochs, batch or seed)
-_RECIPE_FIELDS = ("l1_weight", "line_jitter", "wobble", "gaps", "no_hints", "max_hints", "recolour", "ema")
+_RECIPE_FIELDS = ("l1_weight", "ssim_weight", "line_jitter", "wobble", "gaps", "no_hints", "max_hints", "recolour", "ema")
 
 
 def estimate_training(settings: Pix2PixTrainSettings, pair_count: int, device: torch.device | str = "cpu", steps: int = 3) -> Any:
