@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sketchapp.core.checkpoint import JointModel
-from sketchapp.core.completion import CompletionSettings, ContextualEngine
+from sketchapp.core.engines.contextual.engine import CompletionSettings, ContextualEngine
+from sketchapp.core.engines.contextual.model import JointModel
 from sketchapp.core.device import configure_cpu_threads, select_device
 from sketchapp.core.engines import REGISTRY
-from sketchapp.core.networks import JointGANConfig, sample_z
+from sketchapp.core.engines.contextual.networks import JointGANConfig, sample_z
 
 
 def sync(device: torch.device) -> None:

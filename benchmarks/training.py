@@ -13,8 +13,7 @@ import sys
 import torch
 
 from sketchapp.core.device import configure_cpu_threads, select_device
-from sketchapp.core.runs import estimate_training
-from sketchapp.core.training import TrainSettings
+from sketchapp.core.engines.contextual.recipe import TrainSettings, estimate_training
 
 
 RECIPES = (  # what each training option adds to the shipped models' recipe (width 32, --recon 50)

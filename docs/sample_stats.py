@@ -33,11 +33,11 @@ import cv2
 import numpy as np
 import torch
 
-from sketchapp.core.checkpoint import JointModel, load_model
+from sketchapp.core.engines.contextual.model import JointModel, load_model
 from sketchapp.core.data.datasets import load_dataset
 from sketchapp.core.engine import to_uint8
 from sketchapp.core.errors import SketchAppError
-from sketchapp.core.networks import sample_z
+from sketchapp.core.engines.contextual.networks import sample_z
 from sketchapp.core.prepare import sketch_tensor
 
 COLOURED, LOW_COLOUR, BLANK, DARK, DRAWN = 0.15, 0.05, 0.01, 0.5, 0.9

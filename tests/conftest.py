@@ -12,9 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from sketchapp.core.checkpoint import JointModel, save_checkpoint
+from sketchapp.core.checkpoint import save_checkpoint
 from sketchapp.core.engine import to_uint8
-from sketchapp.core.networks import JointGANConfig, sample_z
+from sketchapp.core.engines.contextual.model import JointModel
+from sketchapp.core.engines.contextual.networks import JointGANConfig, sample_z
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests never need a display
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,3 +31,12 @@ def test_workers_use_qtcore_only():
                 names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             bad = [n for n in names if n.startswith(("PySide6.QtWidgets", "PySide6.QtGui"))]
             assert not bad, f"{file.name} imports {bad}"
+
+
+def test_every_package_is_in_the_wheel():
+    """setuptools installs only the packages pyproject.toml lists: a new one left out is missing
+    from wheels and bundles (as the CycleGAN engine once was) while editable installs still work."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "sketchapp").rglob("__init__.py")}
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"

@@ -4,6 +4,10 @@ safetensors holds raw tensors and a JSON header, so loading a file can never exe
 code from it (unlike pickle). Every problem a user can cause - a truncated download,
 a file from another program, weights that do not fit their metadata - becomes a
 CheckpointError with a one-line message.
+
+This module knows no engine: a file holds a generic record (format, version, engine
+kind, architecture, metadata) and named groups of tensors; each engine builds its own
+networks from the record (``core.engines``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +27,11 @@ from torch import nn
 from sketchapp import __version__
 from sketchapp.core.errors import CheckpointError
 from sketchapp.core.fileio import parse_json, read_user_file, write_bytes_atomic
-from sketchapp.core.networks import JointDiscriminator, JointGANConfig, JointGenerator, SketchEncoder
 
 FORMAT = "sketchapp.checkpoint"
 FORMAT_VERSION = 1
 METADATA_KEY = "sketchapp"
 MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
-CONTEXTUAL = "contextual"
 
 
 def recorded_line_width(metadata: dict[str, Any], size: int) -> float | None:
@@ -71,36 +72,6 @@ class ModelParts:
         for module in self.modules().values():
             module.eval()
         return self
-
-
-@dataclass
-class JointModel(ModelParts):
-    """A loaded joint-image GAN: the networks the contextual engine needs, in eval mode."""
-
-    kind = CONTEXTUAL
-
-    config: JointGANConfig
-    generator: JointGenerator
-    discriminator: JointDiscriminator
-    encoder: SketchEncoder | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def create(cls, config: JointGANConfig, **metadata: Any) -> JointModel:
-        """Freshly initialised networks (for training, and for tests)."""
-        encoder = SketchEncoder(config) if config.has_encoder else None
-        return cls(config, JointGenerator(config), JointDiscriminator(config), encoder, dict(metadata))
-
-    @property
-    def size(self) -> int:
-        """The side of the pictures it draws (and of the sketches it takes)."""
-        return self.config.half_size
-
-    def modules(self) -> dict[str, nn.Module]:
-        parts: dict[str, nn.Module] = {"G": self.generator, "D": self.discriminator}
-        if self.encoder is not None:
-            parts["E"] = self.encoder
-        return parts
 
 
 def save_checkpoint(
@@ -265,30 +236,6 @@ def _tensor_span(name: str, key: str, entry: Any) -> tuple[int, int, str]:
             f"{name}: tensor {shown!r} is {dtype} {shape} ({count * DTYPE_BYTES[dtype]} bytes) but holds {stop - begin} bytes"
         )
     return begin, stop, key
-
-
-def load_model(
-    path: str | os.PathLike[str], device: torch.device | str = "cpu", engine: str = CONTEXTUAL
-) -> JointModel:
-    """Build the joint GAN a contextual checkpoint describes and load its weights, in eval mode."""
-    name = Path(path).name
-    metadata, tensors = read_checkpoint(path)
-    kind = metadata.get("engine")
-    if kind != engine:
-        raise CheckpointError(f"{name}: checkpoint is for the {kind!r} engine, not {engine!r}")
-    return build_joint_model(name, metadata, tensors).to(torch.device(device)).eval()
-
-
-def build_joint_model(name: str, metadata: dict[str, Any], tensors: dict[str, torch.Tensor]) -> JointModel:
-    """The contextual engine's networks from a checkpoint's record, with its weights."""
-    try:
-        config = JointGANConfig.from_dict(dict(metadata.get("architecture") or {}))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{name}: invalid architecture in metadata ({exc})") from exc
-    model = JointModel.create(config)
-    model.metadata = metadata
-    load_modules(name, model.modules(), tensors)
-    return model
 
 
 def load_modules(name: str, parts: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> None:

@@ -1,9 +1,8 @@
-"""What the training wizard asks about a training run before, during and after it.
+"""Run folders, for every engine: what the training wizard asks about a run before, during and after it.
 
-Before: how long it will take, measured on a few real optimiser steps on the chosen
-device. During and after: which run folders can be resumed, their loss history, and
-samples from the trained model to pick a preset thumbnail from. The training itself is
-``sketchapp.core.training.train``.
+Before: the shape of a time estimate (``TimeEstimate``; each engine's recipe times its
+own steps). During and after: which run folders can be resumed, their loss history, and
+the preset made from them. The training itself is the shared loop of ``core.trainer``.
 """
 
 from __future__ import annotations
@@ -13,27 +12,16 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from sketchapp.core.checkpoint import JointModel, load_model, read_file_record
+from sketchapp.core.checkpoint import read_file_record
 from sketchapp.core.data.datasets import split_names
-from sketchapp.core.engine import to_uint8
 from sketchapp.core.fileio import read_json, write_bytes_atomic
-from sketchapp.core.networks import JointGANConfig, sample_z
-from sketchapp.core.trainer import LOSSES_FILE, MODEL_FILE, SETTINGS_FILE, STATE_FILE, STATE_FORMAT, TrainingError, WeightAverage
-from sketchapp.core.training import (
-    TrainSettings,
-    _encoder_step,
-    _gan_step,
-    augment,
-    auto_batch_size,
-    default_encoder_steps,
-)
+from sketchapp.core.trainer import LOSSES_FILE, MODEL_FILE, SETTINGS_FILE, STATE_FILE, STATE_FORMAT, TrainingError
 
 PRESET_FILE = "preset.json"
 
@@ -65,68 +53,6 @@ class TimeEstimate:
 def train_share(pair_count: int, seed: int = 0) -> int:
     """How many of ``pair_count`` pairs the seeded split puts in the training part."""
     return len(split_names([str(i) for i in range(pair_count)], seed=seed)["train"])
-
-
-def estimate_training(
-    settings: TrainSettings, pair_count: int, device: torch.device | str = "cpu", steps: int = 3
-) -> TimeEstimate:
-    """Time ``steps`` real training steps (after one warm-up) at the settings' size and batch.
-
-    The networks are new and the batch is noise: a step costs the same whatever the
-    weights and pixels are. Batch size 0 is resolved as training would resolve it.
-    """
-    if pair_count < 1:
-        raise TrainingError("there are no pairs to train on")
-    device = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        model = JointModel.create(settings.config).to(device)
-    model.generator.train()
-    model.discriminator.train()
-    train_pairs = max(1, train_share(pair_count, settings.seed))
-    batch = settings.batch_size or auto_batch_size(model, device)
-    batch = min(batch, train_pairs)
-    config = settings.config
-    rng = torch.Generator().manual_seed(settings.seed)
-    real = (torch.rand(batch, 3, config.half_size, 2 * config.half_size, generator=rng) * 2 - 1).to(device)
-    z = sample_z(batch, config.z_dim, rng).to(device)
-    betas = (settings.beta1, settings.beta2)
-    opt_g = torch.optim.Adam(model.generator.parameters(), settings.lr, betas=betas)
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), settings.lr, betas=betas)
-    redraw = model.encoder if settings.recon_weight else None
-    opt_r = torch.optim.Adam(redraw.parameters(), settings.encoder_lr) if redraw is not None else None
-
-    averaged = [model.generator] + ([redraw] if redraw is not None else [])
-    averages = [(WeightAverage(m, settings.ema), m) for m in averaged] if settings.ema > 0 else []
-
-    def gan_step() -> None:
-        batch_in = augment(real, settings, rng) if settings.augment else real
-        _gan_step(model.generator, model.discriminator, opt_g, opt_d, batch_in, z, settings.g_steps, redraw, opt_r,
-                  settings.recon_weight, settings.judge_redrawn, settings.r1_gamma, rng if settings.diff_augment else None)
-        for average, trained in averages:
-            average.update(trained)
-
-    per_step = _timed(gan_step, steps, device)
-    per_encoder_step = 0.0
-    encoder_steps = settings.encoder_steps if config.has_encoder else 0
-    if encoder_steps and model.encoder is not None:
-        encoder = model.encoder.train()
-        opt_e = torch.optim.Adam(encoder.parameters(), settings.encoder_lr)
-        model.generator.eval().requires_grad_(False)
-        half = max(1, batch // 2)
-
-        def encoder_step() -> None:
-            with torch.no_grad():
-                made = model.generator(z[:half])
-            targets = torch.cat([made, real[: batch - half]])
-            _encoder_step(encoder, model.generator, opt_e, targets, z[:half], config.half_size)
-
-        per_encoder_step = _timed(encoder_step, steps, device)
-    steps_per_epoch = max(1, train_pairs // batch)
-    return TimeEstimate(
-        batch, train_pairs, steps_per_epoch, steps_per_epoch * settings.epochs, encoder_steps, per_step,
-        per_encoder_step, device.type,
-    )
 
 
 def _timed(step: Callable[[], None], count: int, device: torch.device) -> float:
@@ -265,63 +191,3 @@ def read_losses(folder: str | os.PathLike[str]) -> list[dict[str, float]]:
     except OSError as exc:
         raise TrainingError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     return rows
-
-
-def model_samples(
-    model: str | os.PathLike[str] | JointModel, count: int = 8, seed: int = 0, sketches: np.ndarray | None = None,
-) -> np.ndarray:
-    """(count, H, H, 3) uint8 image halves the model draws.
-
-    Given ``sketches`` ((N, H, H) uint8 grey, say the training data's) and a model with an
-    encoder, they are what a preset starts from: G(E(sketch)) for ``count`` sketches
-    spread over them. Otherwise they are G's pictures for seeded random codes.
-    """
-    joint = load_model(model, "cpu") if not isinstance(model, JointModel) else model
-    half = joint.config.half_size
-    networks = [net for net in (joint.generator, joint.encoder) if net is not None]
-    device = next(joint.generator.parameters()).device
-    modes = [net.training for net in networks]
-    for net in networks:
-        net.eval()
-    try:
-        with torch.no_grad():
-            if sketches is not None and len(sketches) and joint.encoder is not None:
-                if sketches.shape[1:] != (half, half):
-                    raise ValueError(f"sketches must be {half} x {half}, got {sketches.shape[1:]}")
-                chosen = sketches[np.linspace(0, len(sketches) - 1, min(count, len(sketches))).astype(int)]
-                grey = torch.from_numpy(chosen.astype(np.float32) / 127.5 - 1.0)[:, None].expand(-1, 3, -1, -1)
-                codes = joint.encoder(grey.to(device))
-            else:
-                codes = sample_z(count, joint.config.z_dim, torch.Generator().manual_seed(seed)).to(device)
-            pictures = to_uint8(joint.generator(codes))
-    finally:
-        for net, mode in zip(networks, modes):
-            net.train(mode)
-    return np.ascontiguousarray(pictures[:, :, half:])
-
-
-def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainSettings:
-    """Training settings that keep a trained model's networks (size and widths), with ``overrides``."""
-    from sketchapp.core.checkpoint import read_checkpoint
-
-    meta = read_checkpoint(base)[0]
-    try:
-        architecture = JointGANConfig.from_dict(meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}).to_dict()
-    except (TypeError, ValueError) as exc:
-        raise TrainingError(f"{Path(base).name}: invalid architecture in its record ({exc})") from exc
-    inherited: dict[str, Any] = {key: architecture[key] for key in ("half_size", "gf", "df", "ef", "z_dim")}
-    trained = ((meta.get("training") or {}).get("settings") or {})
-    recon = trained.get("recon_weight")
-    if isinstance(recon, (int, float)) and not isinstance(recon, bool) and inherited.get("ef", 1) > 0:
-        inherited["recon_weight"] = float(recon)  # the recipe that made the model is the one that fine-tunes it
-        if trained.get("judge_redrawn") is True:
-            inherited["judge_redrawn"] = True
-    if trained.get("diff_augment") is True:
-        inherited["diff_augment"] = True
-    for key in ("r1_gamma", "line_jitter", "ema"):  # so are D's hold-back, the sketch variation, the averaging
-        value = trained.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            inherited[key] = float(value)
-    settings = {**inherited, **overrides}
-    settings.setdefault("encoder_steps", default_encoder_steps(settings.get("recon_weight", 0.0), fine_tune=True))
-    return replace(TrainSettings(), **settings)

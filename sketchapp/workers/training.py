@@ -6,9 +6,9 @@ one preview). The GUI calls the public methods directly: they only touch the mai
 and thread-safe flags, so pause and cancel reach a running training at its next step.
 
 Everything a job hands the GUI is plain data: dicts, lists, strings and numpy arrays.
-The training is ``sketchapp.core.training.train``, driven step by step; while paused,
-or while a live completion runs on the same CPU, the worker simply stops asking it for
-the next step, so the drawing stays responsive and no step is lost.
+The training is the engine's ``train`` generator (``sketchapp.core.engines``), driven
+step by step; while paused, or while a live completion runs on the same CPU, the worker
+simply stops asking it for the next step, so the drawing stays responsive and no step is lost.
 """
 
 from __future__ import annotations

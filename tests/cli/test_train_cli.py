@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from sketchapp.cli import main
-from sketchapp.core.checkpoint import load_model
+from sketchapp.core.engines.contextual.model import load_model
 
 TINY = ["--size", "16", "--gf", "8", "--df", "8", "--ef", "8", "--batch-size", "8", "--encoder-steps", "2", "--threads", "1"]
 

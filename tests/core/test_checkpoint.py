@@ -13,9 +13,10 @@ import torch
 
 from sketchapp import __version__
 from sketchapp.core import fileio
-from sketchapp.core.checkpoint import JointModel, load_model, read_checkpoint, save_checkpoint
+from sketchapp.core.checkpoint import read_checkpoint, save_checkpoint
+from sketchapp.core.engines.contextual.model import JointModel, load_model
+from sketchapp.core.engines.contextual.networks import JointGANConfig
 from sketchapp.core.errors import CheckpointError
-from sketchapp.core.networks import JointGANConfig
 from tests.conftest import TINY
 
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from sketchapp.core.completion import CompletionSettings, ContextualEngine
+from sketchapp.core.engines.contextual.engine import CompletionSettings, ContextualEngine
 from sketchapp.core.engine import CancelToken
 from sketchapp.core.errors import SettingsError
-from sketchapp.core.networks import sample_z
+from sketchapp.core.engines.contextual.networks import sample_z
 from tests.conftest import planted
 
 H = 16

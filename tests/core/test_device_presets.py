@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from sketchapp.core.completion import CompletionSettings
+from sketchapp.core.engines.contextual.engine import CompletionSettings
 from sketchapp.core.device import available_cpus, configure_cpu_threads, select_device
 from sketchapp.core.errors import DeviceError, PresetError
 from sketchapp.core.presets import find_preset, list_presets, load_preset

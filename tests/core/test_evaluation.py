@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sketchapp.cli import main
-from sketchapp.core.completion import CompletionSettings
+from sketchapp.core.engines.contextual.engine import CompletionSettings
 from sketchapp.core.data.datasets import PairSet, split_names, write_dataset
 from sketchapp.core.losses import ssim as differentiable_ssim
 from sketchapp.core.evaluation import (

@@ -280,7 +280,7 @@ def test_training_settings_refuse_bad_values():
 def test_hostile_contextual_architectures_are_refused_before_any_network_is_built(tmp_path, tiny_checkpoint):
     from safetensors.torch import save as st_save
 
-    from sketchapp.core.runs import fine_tune_settings
+    from sketchapp.core.engines.contextual.recipe import fine_tune_settings
     from sketchapp.core.trainer import TrainingError
 
     metadata, tensors = read_checkpoint(tiny_checkpoint)

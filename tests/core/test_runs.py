@@ -13,29 +13,22 @@ import pytest
 import torch
 from PIL import Image
 
-from sketchapp.core import runs as runs_module
-from sketchapp.core import trainer, training
-from sketchapp.core.checkpoint import JointModel, load_model, save_checkpoint
-from sketchapp.core.completion import CompletionSettings
+from sketchapp.core import trainer
+from sketchapp.core.checkpoint import save_checkpoint
 from sketchapp.core.data.datasets import DataError, sample_pictures
 from sketchapp.core.data.styles import STYLES, make_params, style_parameters
 from sketchapp.core.device import available_devices, select_device
 from sketchapp.core.engine import CancelToken, to_uint8
+from sketchapp.core.engines.contextual import recipe as training
+from sketchapp.core.engines.contextual.engine import CompletionSettings
+from sketchapp.core.engines.contextual.model import JointModel, load_model
+from sketchapp.core.engines.contextual.networks import JointGANConfig
+from sketchapp.core.engines.contextual.recipe import TrainSettings, estimate_training, fine_tune_settings, model_samples, train
 from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
 from sketchapp.core.images import load_image
-from sketchapp.core.networks import JointGANConfig
 from sketchapp.core.presets import load_preset, save_user_preset
-from sketchapp.core.runs import (
-    estimate_training,
-    fine_tune_settings,
-    list_runs,
-    model_samples,
-    read_losses,
-    run_info,
-    train_share,
-)
+from sketchapp.core.runs import list_runs, read_losses, run_info, train_share
 from sketchapp.core.trainer import TrainingError
-from sketchapp.core.training import TrainSettings, train
 from tests.core.test_training import FAST, SIZE, tiny_pairs
 
 RECORD = {"kind": "folder", "sketch_style": "test", "spec": {"kind": "folder", "folder": "/pictures", "style": "xdog"}}
@@ -100,8 +93,8 @@ def test_estimate_adds_the_encoder_steps_of_a_model_with_an_encoder():
 
 def test_estimate_times_the_whole_recipe_penalty_augmentation_and_average(monkeypatch):
     calls = []
-    real_step = runs_module._gan_step
-    monkeypatch.setattr(runs_module, "_gan_step", lambda *args: calls.append(args) or real_step(*args))
+    real_step = training._gan_step
+    monkeypatch.setattr(training, "_gan_step", lambda *args: calls.append(args) or real_step(*args))
     updates = []
     monkeypatch.setattr(trainer.WeightAverage, "update", lambda self, trained: updates.append(trained))
     settings = replace(FAST, ef=0, r1_gamma=5.0, diff_augment=True, ema=0.99)

@@ -12,19 +12,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sketchapp.core.checkpoint import load_model, save_checkpoint
+from sketchapp.core import trainer
+from sketchapp.core.checkpoint import save_checkpoint
 from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import CancelToken
+from sketchapp.core.engines.contextual import recipe as training
+from sketchapp.core.engines.contextual.model import load_model
+from sketchapp.core.engines.contextual.recipe import TrainSettings, augment, auto_batch_size, train
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import load_image
 from sketchapp.core.trainer import TrainingError
-from sketchapp.core.training import (
-    TrainSettings,
-    augment,
-    auto_batch_size,
-    train,
-)
-from sketchapp.core import trainer, training
 
 SIZE = 16
 FAST = TrainSettings(half_size=SIZE, z_dim=16, gf=8, df=8, ef=8, epochs=2, batch_size=8, encoder_steps=3)
@@ -153,7 +150,7 @@ def test_fine_tuning_starts_from_the_given_model(tmp_path):
 
 
 def test_auto_batch_size_fits_the_memory_there_is(tmp_path, monkeypatch):
-    from sketchapp.core.checkpoint import JointModel
+    from sketchapp.core.engines.contextual.model import JointModel
 
     model = JointModel.create(FAST.config)
     assert auto_batch_size(model, torch.device("cpu")) == 64
@@ -197,7 +194,7 @@ def test_line_jitter_thickens_and_darkens_sketch_lines_only():
 
 
 def test_the_r1_penalty_holds_the_discriminator_back():
-    from sketchapp.core.checkpoint import JointModel
+    from sketchapp.core.engines.contextual.model import JointModel
 
     real = torch.rand(4, 3, SIZE, 2 * SIZE) * 2 - 1
     z = torch.rand(4, FAST.z_dim) * 2 - 1
@@ -250,7 +247,7 @@ def test_processes_sharing_a_batch_augment_their_shares_as_one_process_would_the
 
 
 def test_a_gan_step_judges_through_diff_augment_with_r1():
-    from sketchapp.core.checkpoint import JointModel
+    from sketchapp.core.engines.contextual.model import JointModel
 
     torch.manual_seed(0)
     model = JointModel.create(FAST.config)
@@ -384,7 +381,7 @@ def test_data_of_the_wrong_size_or_empty_split_is_refused(tmp_path):
 
 
 def test_a_checkpoint_from_training_completes_sketches(tmp_path):
-    from sketchapp.core.completion import CompletionSettings, ContextualEngine
+    from sketchapp.core.engines.contextual.engine import CompletionSettings, ContextualEngine
 
     run_all(tmp_path / "run")
     model = load_model(tmp_path / "run" / "model.safetensors")
@@ -431,7 +428,7 @@ def test_reconstruction_training_teaches_the_encoder_and_generator_to_redraw_rea
     settings = replace(FAST, epochs=12, encoder_steps=0, recon_weight=10.0, augment=False, lr=1e-3)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        from sketchapp.core.checkpoint import JointModel
+        from sketchapp.core.engines.contextual.model import JointModel
 
         untrained = JointModel.create(settings.config).eval()
     events = list(train(tmp_path / "run", pairs, settings))
@@ -445,7 +442,7 @@ def test_reconstruction_training_teaches_the_encoder_and_generator_to_redraw_rea
     first, last = float(rows[0]["r_loss"]), float(rows[-1]["r_loss"])
     assert last < first
 
-    from sketchapp.core.runs import fine_tune_settings
+    from sketchapp.core.engines.contextual.recipe import fine_tune_settings
 
     inherited = fine_tune_settings(tmp_path / "run" / "model.safetensors")
     assert inherited.recon_weight == 10.0 and inherited.encoder_steps == 0  # E keeps learning in the GAN phase
@@ -481,7 +478,7 @@ def test_a_reconstruction_weight_needs_an_encoder():
 
 @pytest.mark.parametrize("judge", [False, True])
 def test_judge_redrawn_shows_the_discriminator_the_redrawn_pairs(judge):
-    from sketchapp.core.checkpoint import JointModel
+    from sketchapp.core.engines.contextual.model import JointModel
 
     torch.manual_seed(0)
     model = JointModel.create(FAST.config)
@@ -499,7 +496,7 @@ def test_judge_redrawn_shows_the_discriminator_the_redrawn_pairs(judge):
 
 
 def test_fine_tuning_keeps_the_recipe_that_made_the_model(tmp_path):
-    from sketchapp.core.runs import fine_tune_settings
+    from sketchapp.core.engines.contextual.recipe import fine_tune_settings
 
     settings = replace(FAST, epochs=1, encoder_steps=0, recon_weight=5.0, judge_redrawn=True, r1_gamma=2.0,
                        line_jitter=0.5, ema=0.99, diff_augment=True)

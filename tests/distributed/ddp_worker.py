@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.trainer import distributed_world, init_distributed
-from sketchapp.core.training import TrainSettings, train
+from sketchapp.core.engines.contextual.recipe import TrainSettings, train
 
 
 def cyclegan(folder: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sketchapp.core.checkpoint import load_model
+from sketchapp.core.engines.contextual.model import load_model
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

@@ -18,12 +18,13 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWizard
 
 from sketchapp.app import App, CoreServices
-from sketchapp.core.checkpoint import JointModel, save_checkpoint
+from sketchapp.core.checkpoint import save_checkpoint
+from sketchapp.core.engines.contextual.model import JointModel
+from sketchapp.core.engines.contextual.networks import JointGANConfig
 from sketchapp.core.engines.cyclegan.model import CycleGANModel
 from sketchapp.core.engines.cyclegan.networks import CycleGANConfig
 from sketchapp.core.engines.pix2pix.model import Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
-from sketchapp.core.networks import JointGANConfig
 from sketchapp.ui.main_window import MainWindow
 from sketchapp.ui.training_wizard import DATA, FINISH, MODEL, STYLE, TRAIN
 from tests.conftest import lively, make_pictures

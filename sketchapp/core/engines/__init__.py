@@ -16,8 +16,11 @@ from typing import Any
 
 import torch
 
-from sketchapp.core.checkpoint import build_joint_model, read_checkpoint
-from sketchapp.core.completion import CompletionSettings, ContextualEngine
+from sketchapp.core.checkpoint import read_checkpoint
+from sketchapp.core.engines.contextual import recipe as contextual_recipe
+from sketchapp.core.engines.contextual.engine import CompletionSettings, ContextualEngine
+from sketchapp.core.engines.contextual.model import CONTEXTUAL, build_joint_model
+from sketchapp.core.engines.contextual.recipe import ContextualRecipe, TrainSettings
 from sketchapp.core.engines.cyclegan import recipe as cyclegan_recipe
 from sketchapp.core.engines.cyclegan.engine import CycleGANEngine, CycleGANSettings
 from sketchapp.core.engines.cyclegan.model import CYCLEGAN, build_cyclegan_model
@@ -26,10 +29,8 @@ from sketchapp.core.engines.pix2pix.engine import Pix2PixEngine, Pix2PixSettings
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, build_pix2pix_model
 from sketchapp.core.engines.pix2pix import recipe as pix2pix_recipe
 from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings
-from sketchapp.core import runs
 from sketchapp.core.errors import CheckpointError
 from sketchapp.core.trainer import TrainEvent, TrainingError, train_recipe
-from sketchapp.core.training import TrainSettings, train
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class EngineSpec:
     train_settings: type  # training settings: from_dict / to_dict / size / epochs
     train: Callable[..., Iterator[TrainEvent]]  # (run_dir, pairs, settings, device, cancel, resume, init_from, data_record, splits)
     fine_tune_settings: Callable[..., Any]  # (base model file, **overrides) -> training settings that keep its networks
-    estimate: Callable[..., Any]  # (training settings, pair count, device) -> runs.TimeEstimate, timed on real steps
+    estimate: Callable[..., Any]  # (training settings, pair count, device) -> core.runs.TimeEstimate, timed on real steps
     thumbnails: Callable[..., Any]  # (model, count, sketches) -> (count, S, S, 3) uint8 pictures of those sketches
     loss_names: tuple[str, ...]  # what its training reports per step (losses.csv, the wizard's plot)
     unpaired: bool = False  # it learns from two collections without pairs (it takes paired data too, its pairing unused)
@@ -67,12 +68,12 @@ def _train_cyclegan(run_dir: str | os.PathLike[str], data: Any, settings: CycleG
 
 
 REGISTRY: dict[str, EngineSpec] = {
-    "contextual": EngineSpec(
-        "contextual", "Contextual GAN",
+    CONTEXTUAL: EngineSpec(
+        CONTEXTUAL, "Contextual GAN",
         "searches a joint sketch|image GAN for pictures that fit: varied candidates and a ghost guide, loose on details",
-        CompletionSettings, build_joint_model, ContextualEngine, TrainSettings, train,
-        runs.fine_tune_settings, runs.estimate_training, runs.model_samples,
-        ("d_loss", "g_loss", "d_real", "d_fake", "e_loss", "r_loss"),
+        CompletionSettings, build_joint_model, ContextualEngine, TrainSettings, contextual_recipe.train,
+        contextual_recipe.fine_tune_settings, contextual_recipe.estimate_training, contextual_recipe.model_samples,
+        ContextualRecipe.loss_names,
     ),
     PIX2PIX: EngineSpec(
         PIX2PIX, "pix2pix",
@@ -114,7 +115,7 @@ def model_kind(path: str | os.PathLike[str]) -> str:
     """The engine a checkpoint file was made for, from its header alone (contextual for the oldest files)."""
     from sketchapp.core.checkpoint import read_metadata
 
-    kind = read_metadata(path).get("engine", "contextual")
+    kind = read_metadata(path).get("engine", CONTEXTUAL)
     return engine_spec(kind, Path(path).name).kind
 
 
@@ -138,6 +139,6 @@ def resumed_training(run: str | os.PathLike[str], epochs: int | None = None) -> 
     from sketchapp.core.trainer import resume_record
 
     recorded = resume_record(run)
-    spec = engine_spec(recorded.get("engine", "contextual"), str(run))
+    spec = engine_spec(recorded.get("engine", CONTEXTUAL), str(run))
     settings = spec.train_settings.from_dict({**recorded["settings"], **({"epochs": epochs} if epochs else {})})
     return spec, settings, recorded

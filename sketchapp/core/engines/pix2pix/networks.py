@@ -23,7 +23,7 @@ from torch import nn
 
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import from_record
-from sketchapp.core.networks import init_dcgan  # the paper's initialisation: N(0, 0.02), batch-norm scales N(1, 0.02)
+from sketchapp.core.engines.contextual.networks import init_dcgan  # the paper's initialisation: N(0, 0.02), batch-norm scales N(1, 0.02)
 
 MAX_WIDTH_MULT = 8
 SKETCH_CHANNELS = 1

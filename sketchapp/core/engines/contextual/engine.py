@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sketchapp.core.checkpoint import CONTEXTUAL, JointModel
 from sketchapp.core.engine import CancelToken, Snapshot
+from sketchapp.core.engines.contextual.model import CONTEXTUAL, JointModel
+from sketchapp.core.engines.contextual.networks import sample_z
 from sketchapp.core.errors import SettingsError
-from sketchapp.core.networks import sample_z
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
 from sketchapp.core.records import from_record
 
