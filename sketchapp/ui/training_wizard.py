@@ -11,7 +11,6 @@ every answer comes back as a queued signal carrying plain data.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,21 +57,7 @@ STYLES = (
 PREVIEW_SIZE = 96
 SLIDER_STEPS = 1000
 USABLE_KINDS = ("folder", "side-by-side", "paired", "dataset", "unpaired")
-#: New models learn to redraw each pair from its sketch while the GAN trains (the
-#: shipped models' recipe, see the README); a fine-tuned one keeps its base's setting.
-NEW_MODEL_RECON_WEIGHT = 50.0
-#: the losses the plot draws, by the names the engines' trainings report them under
-LOSS_LABELS = {
-    "d_loss": "discriminator", "g_loss": "generator", "e_loss": "encoder", "r_loss": "redraw (L1)",
-    "g_gan": "generator (cGAN)", "g_l1": "L1 to the picture",
-    "d_a": "discriminator (sketches)", "d_b": "discriminator (pictures)", "g_a": "GAN sketch → picture",
-    "g_b": "GAN picture → sketch", "cycle_a": "cycle sketch → picture → sketch", "cycle_b": "cycle picture → sketch → picture",
-    "idt_a": "identity (pictures)", "idt_b": "identity (sketches)",
-}
 LOSS_COLOURS = ("#2e86c1", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#d4ac0d", "#7f8c8d")
-ENGINE_SIZES = {"contextual": (64, 128), "pix2pix": (128, 256), "cyclegan": (128, 256)}
-#: batch sizes the engines' papers train with, where the wizard cannot measure what fits
-ENGINE_BATCH = {"pix2pix": 16, "cyclegan": 1}
 
 
 def duration(seconds: float) -> str:
@@ -540,10 +525,10 @@ class ModelPage(QWizardPage):
                 self.device.addItem(label, name)
         if self.engine.count() == 0 or self._unpaired != unpaired:
             self._unpaired = unpaired
-            # unpaired folders: only the engines that learn without pairs; paired data: pix2pix first
-            # (it follows any drawing), engines that ignore the pairing last
+            # unpaired folders: only the engines that learn without pairs; paired data: in the engines'
+            # order of preference, engines that ignore the pairing last
             engines = [e for e in self.wiz.backend.engines() if e.get("unpaired") or not unpaired]
-            engines.sort(key=lambda e: (bool(e.get("unpaired")) and not unpaired, e["kind"] != "pix2pix"))
+            engines.sort(key=lambda e: (bool(e.get("unpaired")) and not unpaired, e["preference"]))
             self.engine.blockSignals(True)
             self.engine.clear()
             for engine in engines:
@@ -560,10 +545,10 @@ class ModelPage(QWizardPage):
     @property
     def kind(self) -> str:
         engine = self.engine.currentData()
-        return str(engine["kind"]) if engine else "contextual"
+        return str(engine["kind"]) if engine else ""
 
     def _engine_changed(self) -> None:
-        """Presets to fine-tune, sizes and batch choices of the chosen engine."""
+        """Presets to fine-tune, sizes and batch choices of the chosen engine, as the worker describes it."""
         engine = self.engine.currentData() or {}
         summary = str(engine.get("summary", ""))
         self.engine_help.setText(summary[:1].upper() + summary[1:] + ".")
@@ -577,15 +562,15 @@ class ModelPage(QWizardPage):
         self.base.blockSignals(False)
         self.resolution.blockSignals(True)
         self.resolution.clear()
-        for size in ENGINE_SIZES.get(self.kind, (64, 128)):
+        for size in engine.get("sizes", ()):
             self.resolution.addItem(f"{size} × {size} pixels", size)
-        self.resolution.setCurrentIndex(self.resolution.count() - 1 if self.kind == "contextual" else 0)
+        self.resolution.setCurrentIndex(max(0, self.resolution.findData(engine.get("default_size"))))
         self.resolution.blockSignals(False)
-        fits = self.kind == "contextual"  # only the contextual training measures the batch that fits memory
+        fits = engine.get("batch_size") == 0  # the engine measures the batch that fits memory
         self.auto_batch.setChecked(fits)
         self.auto_batch.setEnabled(fits)
         if not fits:
-            self.batch.setValue(ENGINE_BATCH.get(self.kind, 16))
+            self.batch.setValue(int(engine.get("batch_size", 16)))
         self.fine_tune.setEnabled(self.base.count() > 0)
         (self.fine_tune if self.base.count() else self.scratch).setChecked(True)
         self._mode()
@@ -606,13 +591,8 @@ class ModelPage(QWizardPage):
         if self.fine_tune.isChecked() and self.base.currentData():
             preset = self.base.currentData()
             job["base_model"], job["base_preset"] = preset["model"], preset["id"]
-        elif self.kind == "contextual":
-            width = int(self.width_box.currentData())
-            settings.update(half_size=int(self.resolution.currentData()), gf=width, df=width, ef=width,
-                            recon_weight=NEW_MODEL_RECON_WEIGHT)
-        else:
-            width = int(self.width_box.currentData())
-            settings.update(size=int(self.resolution.currentData()), gf=width, df=width)
+        else:  # new networks of this size and width, as the engine makes them
+            job["network"] = {"size": int(self.resolution.currentData()), "width": int(self.width_box.currentData())}
         return job
 
     def measure(self) -> None:
@@ -672,9 +652,8 @@ class TrainPage(QWizardPage):
         # a long run has tens of thousands of steps: draw what the plot's width can show
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
-        self.curves: dict[str, Any] = {}
+        self.curves: dict[str, Any] = {}  # one per loss the engine plots, made when its training starts
         self.series: dict[str, tuple[list[float], list[float]]] = {}
-        self._set_curves(("d_loss", "g_loss", "e_loss"))
         self.sample = QLabel("No samples yet: the first come after one epoch.")
         self.sample.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.sample.setMinimumSize(320, 180)
@@ -712,14 +691,13 @@ class TrainPage(QWizardPage):
         backend.sample.connect(self._sample)
         backend.ended.connect(self._ended)
 
-    def _set_curves(self, names: Sequence[str]) -> None:
-        """One curve per loss the engine's training reports (its scores, D's probabilities, are left out)."""
+    def _set_curves(self, labels: dict[str, str]) -> None:
+        """One curve per loss the engine plots, by name, with its label (its scores, D's probabilities, are left out)."""
         for curve in self.curves.values():
             self.plot.removeItem(curve)
-        shown = [name for name in names if name in LOSS_LABELS]
         self.curves = {
-            name: self.plot.plot([], [], pen=pg.mkPen(LOSS_COLOURS[i % len(LOSS_COLOURS)], width=1.5), name=LOSS_LABELS[name])
-            for i, name in enumerate(shown)
+            name: self.plot.plot([], [], pen=pg.mkPen(LOSS_COLOURS[i % len(LOSS_COLOURS)], width=1.5), name=label)
+            for i, (name, label) in enumerate(labels.items())
         }
         self.series = {name: ([], []) for name in self.curves}
 
@@ -771,7 +749,7 @@ class TrainPage(QWizardPage):
         self.step = info["step"]
         self.bar.setRange(0, max(1, info["steps"]))
         self.bar.setValue(info["step"])
-        self._set_curves(info.get("losses") or ("d_loss", "g_loss", "e_loss"))
+        self._set_curves(info.get("loss_labels") or {})
         self._add_rows(info.get("history") or [])
         self._redraw()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -94,11 +94,14 @@ class TrainingWorker(QObject):
         return found
 
     def engines(self) -> list[dict[str, Any]]:
-        """Every engine that can be trained: kind, title, what it is good at, the losses it reports."""
+        """Every engine that can be trained: kind, title, what it is good at, the losses it reports and
+        the labels of those the wizard plots, the sizes and batch it proposes, and whether it learns unpaired."""
         from sketchapp.core.engines import REGISTRY
 
         return [{"kind": spec.kind, "title": spec.title, "summary": spec.summary, "losses": list(spec.loss_names),
-                 "unpaired": spec.unpaired} for spec in REGISTRY.values()]
+                 "loss_labels": dict(spec.loss_labels), "sizes": list(spec.sizes), "default_size": spec.default_size,
+                 "batch_size": spec.batch_size, "preference": spec.preference, "unpaired": spec.unpaired}
+                for spec in REGISTRY.values()]
 
     def runs(self, root: str) -> list[dict[str, Any]]:
         from sketchapp.core.runs import list_runs
@@ -265,9 +268,15 @@ class TrainingWorker(QObject):
 
     @classmethod
     def _settings(cls, job: dict[str, Any]) -> Any:
-        from sketchapp.core.engines import training_settings
+        """The job's training settings: its overrides, on its base model's networks, else on new ones of
+        its ``network`` ({"size", "width"}) as the engine makes them."""
+        from sketchapp.core.engines import engine_spec, training_settings
 
-        return training_settings(cls._kind(job), dict(job.get("settings") or {}), job.get("base_model") or None)
+        kind, base_model, overrides = cls._kind(job), job.get("base_model") or None, dict(job.get("settings") or {})
+        network = job.get("network")
+        if network and base_model is None:
+            overrides = {**engine_spec(kind).new_model(int(network["size"]), int(network["width"])), **overrides}
+        return training_settings(kind, overrides, base_model)
 
     def _do_save(self, job: dict[str, Any]) -> None:
         from sketchapp.core.engines import REGISTRY, model_kind
@@ -339,7 +348,7 @@ class TrainingWorker(QObject):
             style = pairs.info.get("sketch_style", spec.get("style", "unknown"))
             record = {**pairs.info, "spec": spec, "base_preset": base_preset}
             events = engine.train(run, pairs, settings, device, cancel, resume, base_model, record)
-            last = self._drive(events, cancel, device.type, run, history, number, engine.loss_names)
+            last = self._drive(events, cancel, device.type, run, history, number, engine)
             if last is None or last.kind == "cancelled":
                 step = last.step if last is not None else 0
                 steps = last.steps if last is not None else 0
@@ -376,9 +385,10 @@ class TrainingWorker(QObject):
 
     def _drive(
         self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]], number: int,
-        losses: Sequence[str] = (),
+        engine: Any,
     ) -> Any:
-        """Pull training steps, reporting at most every PROGRESS_INTERVAL; hold while paused or drawing.
+        """Pull training steps of ``engine`` (its registry entry), reporting at most every PROGRESS_INTERVAL;
+        hold while paused or drawing.
 
         Returns the last TrainEvent ("done" or "cancelled"), None if there was none.
         """
@@ -399,7 +409,7 @@ class TrainingWorker(QObject):
                 first_step = event.step
                 working = 0.0  # reading and building were not steps
                 self.started.emit({"job": number, "run": run, "message": event.message, "history": history,
-                                   "losses": list(losses),
+                                   "losses": list(engine.loss_names), "loss_labels": dict(engine.loss_labels),
                                    "step": event.step, "steps": event.steps})
                 continue
             if event.kind in ("step", "encoder"):

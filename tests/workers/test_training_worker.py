@@ -203,6 +203,29 @@ def test_an_estimate_measures_steps_for_the_settings_asked(qtbot, worker):
     assert estimate["encoder_steps"] == 0 and estimate["gan_steps"] == estimate["steps_per_epoch"]
 
 
+def test_the_worker_describes_every_engine_as_the_wizard_offers_it(qtbot, worker):
+    """Sizes, batch, the losses plotted and their labels come from the engine, not from tables in the wizard."""
+    holder, _got = worker
+    engines = {engine["kind"]: engine for engine in holder.worker.engines()}
+    assert set(engines) == {"contextual", "pix2pix", "cyclegan"}
+    for kind, engine in engines.items():
+        assert set(engine["loss_labels"]) <= set(engine["losses"]) and engine["default_size"] in engine["sizes"]
+        assert not {"d_real", "d_fake"} & set(engine["loss_labels"])  # D's scores are not losses to plot
+        size = engine["default_size"]
+        assert holder.worker._settings({"engine": kind, "network": {"size": size, "width": 8}}).size == size
+    assert engines["pix2pix"]["loss_labels"]["g_ssim"] == "structure (1 - SSIM)"
+    assert [engines[k]["batch_size"] for k in ("contextual", "pix2pix", "cyclegan")] == [0, 16, 1]  # 0: measured to fit
+    assert sorted(engines, key=lambda k: engines[k]["preference"]) == ["pix2pix", "contextual", "cyclegan"]
+
+
+def test_a_new_network_in_a_job_is_made_as_its_engine_makes_one(qtbot, worker):
+    holder, _got = worker
+    contextual = holder.worker._settings({"engine": "contextual", "network": {"size": 64, "width": 8}, "settings": {"epochs": 3}})
+    assert (contextual.half_size, contextual.gf, contextual.ef, contextual.recon_weight, contextual.epochs) == (64, 8, 8, 50.0, 3)
+    pix2pix = holder.worker._settings({"engine": "pix2pix", "network": {"size": 128, "width": 16}})
+    assert (pix2pix.size, pix2pix.gf, pix2pix.df) == (128, 16, 16)
+
+
 def test_an_estimate_for_invalid_settings_or_device_fails_with_its_request_number(qtbot, worker):
     holder, got = worker
     holder.worker.estimate(2, {"settings": {**TINY, "epochs": 0}, "count": 12, "device": "cpu"})

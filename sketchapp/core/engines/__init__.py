@@ -2,8 +2,11 @@
 
 An engine is a plug-in: its settings class (what a preset stores), how its networks
 are built from a checkpoint's record, the engine that completes sketches with them,
-and its training (settings class and a ``train`` generator). The CLI, the workers and
-``evaluate`` open engines only through ``REGISTRY``; a new engine adds one entry.
+and its training (settings class and a ``train`` generator), with what the training
+wizard offers for it (sizes, batch, the losses it plots and their labels). The CLI, the
+workers and ``evaluate`` open engines only through ``REGISTRY``; a new engine adds one
+entry, and the wizard learns all it shows of an engine from the training worker's
+description of these fields.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sketchapp.core.checkpoint import read_checkpoint
 from sketchapp.core.engines.contextual import recipe as contextual_recipe
 from sketchapp.core.engines.contextual.engine import CompletionSettings, ContextualEngine
 from sketchapp.core.engines.contextual.model import CONTEXTUAL, build_joint_model
-from sketchapp.core.engines.contextual.recipe import ContextualRecipe, TrainSettings
+from sketchapp.core.engines.contextual.recipe import ContextualRecipe, TrainSettings, new_model_settings
 from sketchapp.core.engines.cyclegan import recipe as cyclegan_recipe
 from sketchapp.core.engines.cyclegan.engine import CycleGANEngine, CycleGANSettings
 from sketchapp.core.engines.cyclegan.model import CYCLEGAN, build_cyclegan_model
@@ -47,7 +50,18 @@ class EngineSpec:
     estimate: Callable[..., Any]  # (training settings, pair count, device) -> core.runs.TimeEstimate, timed on real steps
     thumbnails: Callable[..., Any]  # (model, count, sketches) -> (count, S, S, 3) uint8 pictures of those sketches
     loss_names: tuple[str, ...]  # what its training reports per step (losses.csv, the wizard's plot)
+    loss_labels: dict[str, str]  # the losses the wizard plots, in its order, with their labels (the rest, D's scores, are not)
+    sizes: tuple[int, ...]  # picture sides the wizard offers for a new model
+    default_size: int  # the one of them it proposes
+    batch_size: int  # the batch the wizard proposes; 0 = the largest that fits in memory, measured (the recipe's fit_batch)
+    preference: int  # the wizard offers the engines that take the data in this order, lowest first
+    new_model: Callable[[int, int], dict[str, Any]]  # (size, width) -> training settings of new networks of that size and width
     unpaired: bool = False  # it learns from two collections without pairs (it takes paired data too, its pairing unused)
+
+
+def _sized(size: int, width: int) -> dict[str, Any]:
+    """Training settings of a new pix2pix or CycleGAN model: ``size`` px, generator and discriminator ``width`` wide."""
+    return {"size": size, "gf": width, "df": width}
 
 
 def _train_pix2pix(run_dir: str | os.PathLike[str], pairs: Any, settings: Pix2PixTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
@@ -74,6 +88,8 @@ REGISTRY: dict[str, EngineSpec] = {
         CompletionSettings, build_joint_model, ContextualEngine, TrainSettings, contextual_recipe.train,
         contextual_recipe.fine_tune_settings, contextual_recipe.estimate_training, contextual_recipe.model_samples,
         ContextualRecipe.loss_names,
+        loss_labels={"d_loss": "discriminator", "g_loss": "generator", "e_loss": "encoder", "r_loss": "redraw (L1)"},
+        sizes=(64, 128), default_size=128, batch_size=0, preference=1, new_model=new_model_settings,
     ),
     PIX2PIX: EngineSpec(
         PIX2PIX, "pix2pix",
@@ -81,6 +97,9 @@ REGISTRY: dict[str, EngineSpec] = {
         Pix2PixSettings, build_pix2pix_model, Pix2PixEngine, Pix2PixTrainSettings, _train_pix2pix,
         pix2pix_recipe.fine_tune_settings, pix2pix_recipe.estimate_training, pix2pix_recipe.thumbnails,
         Pix2PixRecipe.loss_names,
+        loss_labels={"d_loss": "discriminator", "g_gan": "generator (cGAN)", "g_l1": "L1 to the picture",
+                     "g_ssim": "structure (1 - SSIM)"},
+        sizes=(128, 256), default_size=128, batch_size=16, preference=0, new_model=_sized,
     ),
     CYCLEGAN: EngineSpec(
         CYCLEGAN, "CycleGAN",
@@ -88,7 +107,13 @@ REGISTRY: dict[str, EngineSpec] = {
         "and sketches a picture the other way",
         CycleGANSettings, build_cyclegan_model, CycleGANEngine, CycleGANTrainSettings, _train_cyclegan,
         cyclegan_recipe.fine_tune_settings, cyclegan_recipe.estimate_training, cyclegan_recipe.thumbnails,
-        CycleGANRecipe.loss_names, unpaired=True,
+        CycleGANRecipe.loss_names,
+        loss_labels={
+            "d_a": "discriminator (sketches)", "d_b": "discriminator (pictures)", "g_a": "GAN sketch → picture",
+            "g_b": "GAN picture → sketch", "cycle_a": "cycle sketch → picture → sketch",
+            "cycle_b": "cycle picture → sketch → picture", "idt_a": "identity (pictures)", "idt_b": "identity (sketches)",
+        },
+        sizes=(128, 256), default_size=128, batch_size=1, preference=2, new_model=_sized, unpaired=True,
     ),
 }
 

@@ -59,6 +59,9 @@ SAMPLE_COUNT = 32
 ENCODER_STEPS = 1500
 FINE_TUNE_ENCODER_STEPS = 500
 LOSS_COLUMNS = ("step", "phase", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "e_loss", "r_loss", "seconds")
+#: New models learn to redraw each pair from its sketch while the GAN trains (the
+#: shipped models' recipe, see the README); a fine-tuned one keeps its base's setting.
+NEW_MODEL_RECON_WEIGHT = 50.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,12 @@ class TrainSettings:
         if "encoder_steps" not in data:
             data = {**data, "encoder_steps": default_encoder_steps(data.get("recon_weight", 0.0))}
         return cls(**data)
+
+
+def new_model_settings(size: int, width: int) -> dict[str, Any]:
+    """Training settings of a new model as the training wizard makes one: ``size`` px, every network ``width`` wide,
+    learning to redraw each pair from its sketch (``NEW_MODEL_RECON_WEIGHT``)."""
+    return {"half_size": size, "gf": width, "df": width, "ef": width, "recon_weight": NEW_MODEL_RECON_WEIGHT}
 
 
 def default_encoder_steps(recon_weight: Any, fine_tune: bool = False) -> int:
