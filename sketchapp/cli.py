@@ -213,7 +213,7 @@ def _complete(args: argparse.Namespace) -> int:
         raise ImageSaveError(f"{output}: is a folder; give a file name for the result")
 
     from sketchapp.core.device import configure_cpu_threads, select_device
-    from sketchapp.core.engines import REGISTRY, open_engine
+    from sketchapp.core.engines import engine_settings, open_engine
     from sketchapp.core.presets import DEFAULT_PRESET, find_preset, installed_presets
 
     settings = None
@@ -227,8 +227,7 @@ def _complete(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     threads = configure_cpu_threads(args.threads)
     engine = open_engine(model_path, device)
-    if settings is None:
-        settings = REGISTRY[engine.kind].settings()
+    settings = engine_settings(engine.kind, settings, label)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     settings = settings.updated(
         candidates=args.candidates,

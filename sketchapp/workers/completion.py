@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from sketchapp.core.device import available_cpus, configure_cpu_threads, select_device
 from sketchapp.core.engine import CancelToken, Engine, Snapshot
-from sketchapp.core.engines import REGISTRY, open_engine
+from sketchapp.core.engines import REGISTRY, engine_settings, open_engine
 from sketchapp.core.errors import SketchAppError
 
 
@@ -177,9 +177,7 @@ class CompletionWorker(QObject):
                 configure_cpu_threads(max(1, available_cpus() - 1))
             else:
                 configure_cpu_threads(self.threads)
-            own = REGISTRY[engine.kind].settings
-            if not isinstance(settings, own):
-                settings = own()
+            settings = engine_settings(engine.kind, settings, name)
             engine.warm_up(settings)
         except SketchAppError as exc:
             self.load_failed.emit(str(exc))

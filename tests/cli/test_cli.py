@@ -231,6 +231,20 @@ def test_shipped_presets_complete_a_sketch(tmp_path, sketch_png, preset, capsys)
     assert preset in listed and "[bundled]" in listed
 
 
+def test_a_preset_whose_model_is_of_another_engine_is_one_line_naming_both(tmp_path, sketch_png, tiny_checkpoint, monkeypatch, capsys):
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(tmp_path / "data"))
+    presets = tmp_path / "data" / "presets"
+    presets.mkdir(parents=True)
+    (presets / "mixed.json").write_text(json.dumps({
+        "name": "Mixed", "engine": "pix2pix", "model": beside(presets, tiny_checkpoint), "sketch_style": "outline",
+    }))
+    out = tmp_path / "mixed.png"
+    assert complete(sketch_png, "-o", out, "--preset", "mixed", *FAST) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pix2pix" in err and "contextual" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_a_pix2pix_preset_completes_in_one_pass_with_hints(tmp_path, sketch_png, tiny_pix2pix_checkpoint, monkeypatch, capsys):
     monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(tmp_path / "data"))
     presets = tmp_path / "data" / "presets"

@@ -125,6 +125,17 @@ def test_bad_model_and_no_model_are_reported(qtbot, worker, tmp_path):
     assert "junk.safetensors" in got.load_failed[0]
 
 
+def test_a_preset_whose_model_is_of_another_engine_is_refused_naming_both(qtbot, worker, tiny_checkpoint):
+    from sketchapp.core.engines import REGISTRY
+
+    holder, got = worker
+    holder.worker.load(tiny_checkpoint, "Mixed", REGISTRY["pix2pix"].settings())
+    qtbot.waitUntil(lambda: bool(got.loaded or got.load_failed), timeout=15000)
+    assert not got.loaded and len(got.load_failed) == 1
+    message = got.load_failed[0]
+    assert "\n" not in message and "Mixed" in message and "pix2pix" in message and "contextual" in message
+
+
 def test_cancel_reaches_a_busy_worker_at_once(qtbot, worker, tiny_checkpoint):
     holder, got = worker
     load(qtbot, holder, got, tiny_checkpoint)

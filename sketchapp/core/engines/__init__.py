@@ -32,7 +32,7 @@ from sketchapp.core.engines.pix2pix.engine import Pix2PixEngine, Pix2PixSettings
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, build_pix2pix_model
 from sketchapp.core.engines.pix2pix import recipe as pix2pix_recipe
 from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings
-from sketchapp.core.errors import CheckpointError
+from sketchapp.core.errors import CheckpointError, PresetError
 from sketchapp.core.trainer import TrainEvent, TrainingError, train_recipe
 
 
@@ -149,6 +149,18 @@ def open_engine(path: str | os.PathLike[str], device: torch.device | str = "cpu"
     device = torch.device(device)
     model = load_engine_model(path, device)
     return engine_spec(model.kind).engine(model, device)
+
+
+def engine_settings(kind: str, settings: Any, where: str) -> Any:
+    """A preset's ``settings`` for a loaded model of engine ``kind``, that engine's defaults when there are none;
+    settings of another engine (a preset naming one kind, its model file made for another) are a one-line PresetError."""
+    own = engine_spec(kind).settings
+    if settings is None:
+        return own()
+    if not isinstance(settings, own):
+        other = next((spec.kind for spec in REGISTRY.values() if isinstance(settings, spec.settings)), type(settings).__name__)
+        raise PresetError(f"{where}: the preset is for the {other} engine, but its model file is for the {kind} engine")
+    return settings
 
 
 def training_settings(kind: str, overrides: dict[str, Any], base_model: str | os.PathLike[str] | None = None) -> Any:
