@@ -76,19 +76,24 @@ def network_levers(size: int, gf: int, device: torch.device, repeats: int) -> li
 
 
 def completions(size: int, gf: int, device: torch.device, repeats: int) -> list[tuple[str, float, float]]:
-    """A whole engine run as the app asks for it: a 4x drawing in, uint8 pictures out."""
+    """A whole engine run as the app asks for it: a 4x drawing (a cross in a square: four closed areas) in, uint8 pictures out."""
     engine = Pix2PixEngine(Pix2PixModel.create(Pix2PixConfig(size=size, gf=gf, df=gf)), device)
     side = 4 * size
     sketch = np.full((side, side), 255, np.uint8)
     sketch[side // 4 : 3 * side // 4, side // 2 - 3 : side // 2 + 3] = 0
     sketch[side // 2 - 3 : side // 2 + 3, side // 4 : 3 * side // 4] = 0
+    sketch[side // 8 : 7 * side // 8, side // 8 : side // 8 + 6] = sketch[side // 8 : 7 * side // 8, 7 * side // 8 - 6 : 7 * side // 8] = 0
+    sketch[side // 8 : side // 8 + 6, side // 8 : 7 * side // 8] = sketch[7 * side // 8 - 6 : 7 * side // 8, side // 8 : 7 * side // 8] = 0
     hints = np.zeros((side, side, 4), np.uint8)
     hints[side // 8 : side // 4, side // 8 : side // 4] = (200, 40, 40, 255)
     settings = Pix2PixSettings(seed=0)
     engine.warm_up(settings)  # as the app: kernels built, bfloat16 kept where faster
     rows = []
-    for label, hint, candidates in (("no hints", None, 1), ("with hints", hints, 1), ("4 candidates (sampled dropout)", None, 4)):
-        run_settings = settings.updated(candidates=candidates)
+    runs = (("no hints", None, 1, "palette"), ("with hints", hints, 1, "palette"),
+            ("4 candidates, sampled palettes (colour variations)", None, 4, "palette"),
+            ("4 candidates, sampled dropout", None, 4, "dropout"))
+    for label, hint, candidates, variety in runs:
+        run_settings = settings.updated(candidates=candidates, variety=variety)
 
         def run() -> None:
             for snapshot in engine.start(sketch, hint, run_settings):

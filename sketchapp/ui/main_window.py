@@ -78,6 +78,7 @@ OPEN_FILTER = (
 RESULT_KEY = "sketchapp-document"  # sketchapp.core.document.RESULT_KEY
 RESULT_TEXT_LIMIT = 900_000  # a result PNG carries its drawing only below this (PNG readers refuse text chunks over 1 MB)
 SEED_RANGE = 2**31
+VARIATIONS = 4  # candidates of a drawing at rest while "Colour variations" is on
 PASTE_PIXELS = 64_000_000  # as many as an imported file may have
 
 
@@ -281,6 +282,7 @@ class MainWindow(QMainWindow):
         # What the loaded engine offers (the worker reports it): "live" engines complete in one
         # pass, so the window asks while the pen moves and shows the newest result that arrives.
         self.capabilities: dict[str, bool] = {}
+        self.preset_candidates = 1
         self.accept_from = 0  # frames of an older generation than this are never shown (a stop, a new model)
         self.document_path: str | None = None  # the .sketchapp file the drawing was last saved to or opened from
         self.clean_revision: tuple[int, int] = (0, 0)  # (document, hints) revisions when it was
@@ -421,6 +423,13 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action("fa5s.stop", "Stop", self.stop, "Esc")
         self.run_action = self._action("fa5s.play", "Complete now", self.request_completion, "Ctrl+Return")
         self.refine_action = self._action("fa5s.magic", "Refine chosen candidate", self.refine, "R")
+        self.variations_action = self._action(
+            "fa5s.dice", "Colour variations", self._set_variations, "V", checkable=True,
+        )
+        self.variations_action.setVisible(False)  # until a model that offers them is loaded
+        self.variations_action.setToolTip(
+            f"When you lift the pen, {VARIATIONS} candidates: the model's own picture and {VARIATIONS - 1} in sampled palettes (V)"
+        )
         self.hint_action = self._action("fa5s.paint-brush", "Colour hints", self._hint_mode, "H", checkable=True)
         self.hint_colour_action = self._action("fa5s.palette", "Hint colour…", self.choose_hint_colour)
         self.clear_hints_action = self._action("fa5s.eraser", "Clear hints", self.result.clear_hints)
@@ -451,8 +460,8 @@ class MainWindow(QMainWindow):
             tools.addSeparator() if action is None else tools.addAction(action)
         tools.addWidget(self.brush_slider)
         for action in (undo, redo, self.clear_action, None, self.live_action, self.run_action, self.stop_action,
-                       self.refine_action, self.ghost_action, None, self.hint_action, self.hint_colour_action, None,
-                       self.train_action):
+                       self.refine_action, self.variations_action, self.ghost_action, None, self.hint_action,
+                       self.hint_colour_action, None, self.train_action):
             tools.addSeparator() if action is None else tools.addAction(action)
         self.addToolBar(tools)
         self.addActions([smaller, bigger])
@@ -476,7 +485,7 @@ class MainWindow(QMainWindow):
         for action in (self.fit_action, self.ghost_action, self.ink_action, history_toggle):
             view.addAction(action)
         complete = menus.addMenu("&Completion")
-        for action in (self.live_action, self.run_action, self.stop_action, self.refine_action, None,
+        for action in (self.live_action, self.run_action, self.stop_action, self.refine_action, self.variations_action, None,
                        self.lock_seed_action, self.new_seed_action, None,
                        self.hint_action, self.hint_colour_action, self.clear_hints_action, None, self.style_action):
             complete.addSeparator() if action is None else complete.addAction(action)
@@ -582,6 +591,18 @@ class MainWindow(QMainWindow):
             self._show_candidates(self.frame)
             self.result.set_image(array_to_qimage(self._picture(self.chosen)))
 
+    def _variations_on(self) -> bool:
+        return self.variations_action.isVisible() and self.variations_action.isChecked()
+
+    def _show_gallery(self) -> None:
+        self.gallery.setVisible(self.preset_candidates > 1 or self._variations_on())
+
+    def _set_variations(self, _on: bool) -> None:
+        """Colour variations on or off: the gallery follows, and the drawing is completed again at once."""
+        self._show_gallery()
+        if not self.document.is_empty():
+            self.request_completion()
+
     def _set_live(self, live: bool) -> None:
         self.live = live
         if not live:
@@ -615,7 +636,9 @@ class MainWindow(QMainWindow):
             self.canvas.set_ghost(None)
         self.refine_action.setVisible(bool(self.capabilities.get("refine", True)))
         self.sketch_of_action.setVisible(bool(self.capabilities.get("sketch_of", False)))
-        self.gallery.setVisible(int(info.get("candidates", 2)) > 1)
+        self.variations_action.setVisible(bool(self.capabilities.get("variations", False)))
+        self.preset_candidates = int(info.get("candidates", 2))
+        self._show_gallery()
         current = self.presets.currentItem()
         preset = current.data(Qt.ItemDataRole.UserRole) if current is not None else str(info.get("name", ""))
         if preset != self.ink_preset:  # a new preset brings its ink default; reloading one keeps the user's choice
@@ -659,9 +682,12 @@ class MainWindow(QMainWindow):
         hints = self.result.hints_array(side) if self.result.has_hints() else None
         if stroke is None and not self.result.hint_painting:
             self._settled = self.generation  # a result of the drawing at rest: it goes to the history
+        settings = self.run_settings()
+        if self._variations_on():  # the drawing at rest in several palettes; while the pen moves, one keeps up with it
+            settings["candidates"] = VARIATIONS if stroke is None else 1
         self.completion_requested.emit(
             self.generation, self.document.to_array(side, stroke), hints, z if isinstance(z, np.ndarray) else None,
-            self.run_settings(),
+            settings,
         )
 
     def run_settings(self) -> dict[str, Any]:

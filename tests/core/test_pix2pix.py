@@ -15,7 +15,7 @@ import torch
 from sketchapp.core.checkpoint import read_checkpoint, save_checkpoint
 from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engines import REGISTRY, engine_spec, load_engine_model, open_engine
-from sketchapp.core.engines.pix2pix.engine import Pix2PixSettings
+from sketchapp.core.engines.pix2pix.engine import Pix2PixSettings, palette_hints
 from sketchapp.core.engines.pix2pix.model import Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
 from sketchapp.core.engines.pix2pix.recipe import SPREAD, SPREAD_GRID, Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue, spread_hints
@@ -261,6 +261,45 @@ def test_sampled_dropout_gives_measured_variety_and_one_candidate_none():
     assert np.array_equal(four.images()[0], one.images()[0])  # candidate 0 is the deterministic picture
     with pytest.raises(ValueError):
         one.images("sketch")  # no ghost guide: pix2pix draws no sketch of its own
+
+
+def test_palettes_colour_each_closed_area_and_leave_the_paper_and_the_users_hints_alone():
+    grey = torch.ones(1, 1, S, S)
+    grey[..., 4, 4:14] = grey[..., 13, 4:14] = grey[..., 4:14, 4] = grey[..., 4:14, 13] = -1  # a closed square
+    grey[..., 18, 18:30] = grey[..., 29, 18:30] = grey[..., 18:30, 18] = grey[..., 18:30, 29] = -1  # and another
+    grey[..., 2:30, 16] = -1  # an open line: no area
+    user = torch.zeros(1, 4, S, S)
+    user[0, :3, 22:24, 22:24] = torch.tensor([0.2, 0.4, -0.6]).view(3, 1, 1)
+    user[0, 3, 22:24, 22:24] = 1
+    palettes = palette_hints(grey, user, 3, seed=5)
+    assert palettes.shape == (3, 4, S, S)
+    marked = palettes[:, 3] > 0
+    assert marked[:, 5:13, 5:13].flatten(1).any(1).all()  # the first square gets a dab in every candidate
+    assert torch.equal(palettes[:, :, 19:29, 19:29], user[:, :, 19:29, 19:29].expand(3, -1, -1, -1))  # the user's area is theirs
+    outside = torch.ones(S, S, dtype=torch.bool)
+    outside[4:14, 4:14] = outside[18:30, 18:30] = False
+    assert not marked[:, outside].any()  # nothing on the paper around the drawing
+    colours = palettes[:, :3, 5:13, 5:13].flatten(2).amax(2)
+    assert not torch.allclose(colours[0], colours[1]) and torch.equal(palettes, palette_hints(grey, user, 3, seed=5))
+    assert palette_hints(torch.ones(1, 1, S, S), None, 3, seed=5) is None  # no closed area: no palette
+
+
+def test_palette_candidates_differ_far_more_than_dropout_and_fall_back_to_it_without_areas():
+    model = Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8, dropout=0.5)).eval()
+    engine = REGISTRY["pix2pix"].engine(model, torch.device("cpu"))
+    assert engine.capabilities["variations"]
+    sketch = discs(1).sketches[0]
+    run = lambda picture, **kw: next(iter(engine.start(picture, None, Pix2PixSettings(seed=2, candidates=4, **kw))))
+    palettes, dropout = run(sketch), run(sketch, variety="dropout")
+    assert np.array_equal(palettes.images()[0], dropout.images()[0])  # candidate 0 is the model's own picture either way
+    assert palettes.info["spread"] > 2 * dropout.info["spread"] > 0
+    line = np.full((S, S), 255, np.uint8)
+    line[16, 4:28] = 0
+    assert np.array_equal(run(line).images(), run(line, variety="dropout").images())
+    with pytest.raises(SettingsError):
+        Pix2PixSettings(variety="rainbow")
+    plain = REGISTRY["pix2pix"].engine(Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8, hints=False)).eval(), torch.device("cpu"))
+    assert not plain.capabilities["variations"]
 
 
 def test_hue_rotation_keeps_white_and_turns_colours():

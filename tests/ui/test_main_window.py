@@ -220,6 +220,33 @@ def test_a_pix2pix_preset_completes_while_the_pen_moves(qtbot, window, pix2pix_p
     assert app.stop()
 
 
+def test_colour_variations_give_candidates_at_rest_and_one_picture_while_drawing(qtbot, window, pix2pix_preset):
+    window.settings.setValue("preset", pix2pix_preset)
+    app = App(window)
+    qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: Live", timeout=15000)
+    assert window.variations_action.isVisible() and window.gallery.isHidden()
+    sent = []
+    window.completion_requested.connect(lambda generation, sketch, hints, z, settings: sent.append((window.canvas.stroke, settings)))
+    window.variations_action.trigger()  # on: the gallery shows; the empty sheet asks for nothing
+    assert window.gallery.isVisible() and not sent
+    canvas = window.canvas
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(150, 150))
+    for point in (QPoint(300, 150), QPoint(300, 300), QPoint(150, 300), QPoint(150, 152)):  # a closed square
+        QTest.mouseMove(canvas, point)
+        qtbot.wait(20)
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(150, 152))
+    qtbot.waitUntil(lambda: window.frame is not None and len(window.frame.images) == 4, timeout=10000)
+    assert any(stroke is not None for stroke, _ in sent)  # it completed while the pen moved,
+    assert all(settings["candidates"] == 1 for stroke, settings in sent if stroke is not None)  # one picture at a time
+    assert sent[-1][0] is None and sent[-1][1]["candidates"] == 4  # and the drawing at rest in four
+    assert window.gallery.count() == 4 and window.frame.generation == window.generation
+    window.variations_action.trigger()  # off: one picture again, at once
+    qtbot.waitUntil(lambda: window.frame.generation == window.generation and window.frame.final, timeout=10000)
+    assert len(window.frame.images) == 1 and window.gallery.isHidden()
+    window.close()
+    assert app.stop()
+
+
 def test_autosave_is_offered_back_after_a_crash_and_removed_after_a_clean_exit(qtbot, window, tmp_path, monkeypatch):
     draw(window)
     window.document.set_base(window.document.render(64))

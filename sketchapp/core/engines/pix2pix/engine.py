@@ -5,13 +5,18 @@ line of the drawing and arrives in milliseconds, fast enough to complete while t
 moves. Hints enter as input channels and act in the same pass.
 
 Variety: pix2pix's only noise is dropout (the paper keeps it on at test time and notes
-it changes little). Candidate 0 is the network's deterministic picture (dropout off);
-the others sample dropout masks, each from the run's seed. ``variety_spread`` measures
-how much they differ, so a model without real variety can show a single result.
+it changes little: 2-4 grey levels of 255 between candidates of the shipped models).
+Real variety comes through the hint channels instead: candidate 0 is the network's own
+picture, and each other candidate gets a sampled palette, one dab of a random colour in
+each of the drawing's larger closed areas that the user has not hinted (``palette_hints``),
+so the same pass that follows a user's hint recolours the picture. A model without hint
+inputs, or a drawing without closed areas, samples dropout instead (``variety
+"dropout"`` asks for it). ``variety_spread`` measures how much the candidates differ.
 """
 
 from __future__ import annotations
 
+import colorsys
 import copy
 import math
 import time
@@ -19,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -31,11 +37,15 @@ from sketchapp.core.records import from_record
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
 
 
+VARIETIES = ("palette", "dropout")
+
+
 @dataclass(frozen=True)
 class Pix2PixSettings:
     """What shapes one pix2pix completion (presets store these)."""
 
-    candidates: int = 1  # > 1: the others sample the decoder's dropout
+    candidates: int = 1  # > 1: the others get sampled palettes (or sampled dropout, see ``variety``)
+    variety: str = "palette"  # how candidates after the first differ: "palette" (hint colours) or "dropout"
     ink_lines: bool = False
     match_line_width: bool = True
     seed: int | None = None
@@ -48,11 +58,13 @@ class Pix2PixSettings:
             if f.name == "seed":
                 ok = value is None or (type(value) is int and 0 <= value < 2**63)
             else:
-                ok = type(value) is {"int": int, "bool": bool}[str(f.type)]
+                ok = type(value) is {"int": int, "bool": bool, "str": str}[str(f.type)]
             if not ok:
                 raise SettingsError(f"pix2pix setting {f.name} has a bad value {value!r}")
         if not 1 <= self.candidates <= 16:
             raise SettingsError(f"candidates must be 1..16, got {self.candidates}")
+        if self.variety not in VARIETIES:
+            raise SettingsError(f"variety must be one of {', '.join(VARIETIES)}, got {self.variety[:40]!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,9 +114,11 @@ class Pix2PixEngine:
 
     kind = PIX2PIX
     #: what the window offers with this engine (the worker reports it)
-    capabilities = {"ghost": False, "refine": False, "live": True, "latents": False}
+    capabilities = {"ghost": False, "refine": False, "live": True, "latents": False, "variations": False}
 
     def __init__(self, model: Pix2PixModel, device: torch.device | str = "cpu") -> None:
+        # sampled palettes go in through the hint channels: real variety only where the model has them
+        self.capabilities = {**Pix2PixEngine.capabilities, "variations": model.config.hints}
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.model.generator.requires_grad_(False)
@@ -186,7 +200,7 @@ class Pix2PixEngine:
             else:
                 pictures = self.folded(x).float()
             if settings.candidates > 1:
-                pictures = torch.cat([pictures, self._sampled(x, settings.candidates - 1, seed)])
+                pictures = torch.cat([pictures, self._variations(grey, hint_channels, x, settings, seed)])
         if cancel.cancelled:
             return
         spread = variety_spread(pictures)
@@ -196,6 +210,23 @@ class Pix2PixEngine:
             iteration=1, iterations=1, phase="done", losses={"total": zero}, best=0,
             pictures=pictures.contiguous(), final=True, info={"spread": spread}, lines=lines,
         )
+
+    def _variations(
+        self, grey: torch.Tensor, hint_channels: torch.Tensor | None, x: torch.Tensor, settings: Pix2PixSettings, seed: int,
+    ) -> torch.Tensor:
+        """``settings.candidates - 1`` more pictures: sampled palettes where the model takes hints and the
+        drawing has closed areas the user left unhinted, else sampled dropout."""
+        count = settings.candidates - 1
+        palettes = None
+        if settings.variety == "palette" and self.model.config.hints:
+            palettes = palette_hints(grey, hint_channels, count, seed)
+        if palettes is None:
+            return self._sampled(x, count, seed)
+        batch = generator_input(grey.expand(count, -1, -1, -1), palettes.to(grey), self.model.config)
+        batch = batch.contiguous(memory_format=self._layout)
+        if self.fast is not None and settings.bfloat16:
+            return self.fast(batch.to(torch.bfloat16)).float()
+        return self.folded(batch).float()
 
     def _sampled(self, x: torch.Tensor, count: int, seed: int) -> torch.Tensor:
         """``count`` pictures with the decoder's dropout sampled (batch norm stays in eval mode)."""
@@ -212,6 +243,56 @@ class Pix2PixEngine:
             finally:
                 for module in dropouts:
                     module.eval()
+
+
+PALETTE_AREAS = 6  # at most this many closed areas get a sampled colour, the largest first
+DAB = 3  # side of a sampled colour's dab, in model pixels
+
+
+def palette_hints(grey: torch.Tensor, hints: torch.Tensor | None, count: int, seed: int) -> torch.Tensor | None:
+    """Hint channels (count, 4, S, S) with a sampled palette each, or None where the drawing has no closed area.
+
+    ``grey`` (1, 1, S, S) in [-1, 1] is the sketch as the model takes it, ``hints`` (1, 4,
+    S, S) the user's hint channels or None. The closed areas are the paper's 4-connected
+    pieces that do not touch the border (the paper around a drawing is left alone), of at
+    least 1/2000 of the picture; the user's own hints stay, and an area they touch keeps
+    the user's colour. Each other area among the PALETTE_AREAS largest gets a DAB-pixel dab
+    at its deepest point (farthest from its edge) in a colour drawn from candidate ``k``'s
+    seed: any hue, saturation 0.45-0.9, value 0.55-0.95, clear colours that shade well.
+    """
+    side = grey.shape[-1]
+    paper = (grey[0, 0] > 0).cpu().numpy().astype(np.uint8)
+    found, labels, stats, _ = cv2.connectedComponentsWithStats(paper, connectivity=4)
+    edge = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
+    taken = set()
+    if hints is not None:
+        taken = set(np.unique(labels[(hints[0, 3] > 0).cpu().numpy()]).tolist())
+    smallest = max(4, side * side // 2000)
+    areas = [i for i in range(1, found) if i not in edge and i not in taken and stats[i, cv2.CC_STAT_AREA] >= smallest]
+    if not areas:
+        return None
+    areas = sorted(areas, key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:PALETTE_AREAS]
+    dabs = []
+    for area in areas:
+        inside = (labels == area).astype(np.uint8)
+        depth = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        top, left = max(0, y - DAB // 2), max(0, x - DAB // 2)
+        dabs.append((top, left, inside[top : top + DAB, left : left + DAB].astype(bool)))
+    out = torch.zeros(count, 4, side, side)
+    if hints is not None:
+        out[:] = hints[0].cpu()
+    for k in range(count):
+        rng = np.random.default_rng([seed % 2**63, k + 1])
+        for top, left, where in dabs:
+            rgb = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.45, 0.9), rng.uniform(0.55, 0.95))
+            block = torch.from_numpy(where)
+            h, w = block.shape
+            region = out[k, :, top : top + h, left : left + w]
+            for channel, value in enumerate(rgb):
+                region[channel][block] = value * 2 - 1
+            region[3][block] = 1.0
+    return out
 
 
 def variety_spread(pictures: torch.Tensor) -> float:
