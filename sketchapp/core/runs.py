@@ -1,8 +1,8 @@
-"""Run folders, for every engine: what the training wizard asks about a run before, during and after it.
+"""Run folders, for every engine: what the training wizard asks about a run during and after it.
 
-Before: the shape of a time estimate (``TimeEstimate``; each engine's recipe times its
-own steps). During and after: which run folders can be resumed, their loss history, and
-the preset made from them. The training itself is the shared loop of ``core.trainer``.
+Which run folders can be resumed, their loss history, and the preset made from them.
+The training itself is the shared loop of ``core.trainer``; the time estimate before it,
+``core.estimate``.
 """
 
 from __future__ import annotations
@@ -10,64 +10,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sketchapp.core.checkpoint import read_file_record
-from sketchapp.core.data.datasets import split_names
 from sketchapp.core.fileio import read_json, write_bytes_atomic
 from sketchapp.core.trainer import LOSSES_FILE, MODEL_FILE, SETTINGS_FILE, STATE_FILE, STATE_FORMAT, TrainingError
 
 PRESET_FILE = "preset.json"
-
-
-@dataclass(frozen=True)
-class TimeEstimate:
-    batch_size: int
-    train_pairs: int
-    steps_per_epoch: int
-    gan_steps: int
-    encoder_steps: int
-    seconds_per_step: float  # one discriminator and g_steps generator updates
-    seconds_per_encoder_step: float
-    device: str
-
-    @property
-    def seconds(self) -> float:
-        return self.gan_steps * self.seconds_per_step + self.encoder_steps * self.seconds_per_encoder_step
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "batch_size": self.batch_size, "train_pairs": self.train_pairs, "steps_per_epoch": self.steps_per_epoch,
-            "gan_steps": self.gan_steps, "encoder_steps": self.encoder_steps,
-            "seconds_per_step": self.seconds_per_step, "seconds_per_encoder_step": self.seconds_per_encoder_step,
-            "seconds": self.seconds, "device": self.device,
-        }
-
-
-def train_share(pair_count: int, seed: int = 0) -> int:
-    """How many of ``pair_count`` pairs the seeded split puts in the training part."""
-    return len(split_names([str(i) for i in range(pair_count)], seed=seed)["train"])
-
-
-def _timed(step: Callable[[], None], count: int, device: torch.device) -> float:
-    step()  # warm-up: allocator, kernels, thread pool
-    _sync(device)
-    began = time.perf_counter()
-    for _ in range(max(1, count)):
-        step()
-    _sync(device)
-    return (time.perf_counter() - began) / max(1, count)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # -- run folders -----------------------------------------------------------------------

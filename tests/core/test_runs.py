@@ -27,7 +27,8 @@ from sketchapp.core.engines.contextual.recipe import TrainSettings, estimate_tra
 from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
 from sketchapp.core.images import load_image
 from sketchapp.core.presets import load_preset, save_user_preset
-from sketchapp.core.runs import list_runs, read_losses, run_info, train_share
+from sketchapp.core.estimate import train_share
+from sketchapp.core.runs import list_runs, read_losses, run_info
 from sketchapp.core.trainer import TrainingError
 from tests.core.test_training import FAST, SIZE, tiny_pairs
 

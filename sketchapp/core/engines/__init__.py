@@ -47,7 +47,7 @@ class EngineSpec:
     train_settings: type  # training settings: from_dict / to_dict / size / epochs
     train: Callable[..., Iterator[TrainEvent]]  # (run_dir, pairs, settings, device, cancel, resume, init_from, data_record, splits)
     fine_tune_settings: Callable[..., Any]  # (base model file, **overrides) -> training settings that keep its networks
-    estimate: Callable[..., Any]  # (training settings, pair count, device) -> core.runs.TimeEstimate, timed on real steps
+    estimate: Callable[..., Any]  # (training settings, pair count, device) -> core.estimate.TimeEstimate, timed on real steps
     thumbnails: Callable[..., Any]  # (model, count, sketches) -> (count, S, S, 3) uint8 pictures of those sketches
     loss_names: tuple[str, ...]  # what its training reports per step (losses.csv, the wizard's plot)
     loss_labels: dict[str, str]  # the losses the wizard plots, in its order, with their labels (the rest, D's scores, are not)

@@ -47,7 +47,7 @@ from sketchapp.core.engines.contextual.model import CONTEXTUAL, JointModel, load
 from sketchapp.core.engines.contextual.networks import JointGANConfig, sample_z
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
-from sketchapp.core.runs import TimeEstimate, _timed, train_share
+from sketchapp.core.estimate import TimeEstimate, timed, train_share
 from sketchapp.core.trainer import STATE_FILE, TrainEvent, TrainingError, WeightAverage, epoch_order, read_state, train_recipe
 
 SAMPLE_COUNT = 32
@@ -676,7 +676,7 @@ def estimate_training(
         for average, trained in averages:
             average.update(trained)
 
-    per_step = _timed(gan_step, steps, device)
+    per_step = timed(gan_step, steps, device)
     per_encoder_step = 0.0
     encoder_steps = settings.encoder_steps if config.has_encoder else 0
     if encoder_steps and model.encoder is not None:
@@ -691,7 +691,7 @@ def estimate_training(
             targets = torch.cat([made, real[: batch - half]])
             _encoder_step(encoder, model.generator, opt_e, targets, z[:half], config.half_size)
 
-        per_encoder_step = _timed(encoder_step, steps, device)
+        per_encoder_step = timed(encoder_step, steps, device)
     steps_per_epoch = max(1, train_pairs // batch)
     return TimeEstimate(
         batch, train_pairs, steps_per_epoch, steps_per_epoch * settings.epochs, encoder_steps, per_step,

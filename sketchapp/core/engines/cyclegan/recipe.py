@@ -320,7 +320,7 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> CycleG
 
 def estimate_training(settings: CycleGANTrainSettings, pair_count: int, device: torch.device | str = "cpu", steps: int = 3) -> Any:
     """Time ``steps`` real training steps (after one warm-up) on noise pictures; ``pair_count`` is the larger collection."""
-    from sketchapp.core.runs import TimeEstimate, _timed, train_share
+    from sketchapp.core.estimate import TimeEstimate, timed, train_share
 
     if pair_count < 1:
         raise TrainingError("there are no pictures to train on")
@@ -336,7 +336,7 @@ def estimate_training(settings: CycleGANTrainSettings, pair_count: int, device: 
         module.to(device).train()
     recipe.set_data(UnpairedSet(noise, noise.copy(), names, names), device)
     generator = torch.Generator().manual_seed(settings.seed)
-    per_step = _timed(lambda: recipe.step("train", torch.arange(batch), generator, (0, 1), device), steps, device)
+    per_step = timed(lambda: recipe.step("train", torch.arange(batch), generator, (0, 1), device), steps, device)
     steps_per_epoch = max(1, train_count // batch)
     return TimeEstimate(batch, train_count, steps_per_epoch, steps_per_epoch * settings.epochs, 0, per_step, 0.0, device.type)
 

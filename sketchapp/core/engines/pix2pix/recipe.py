@@ -500,7 +500,7 @@ _RECIPE_FIELDS = ("l1_weight", "ssim_weight", "line_jitter", "wobble", "gaps", "
 
 def estimate_training(settings: Pix2PixTrainSettings, pair_count: int, device: torch.device | str = "cpu", steps: int = 3) -> Any:
     """Time ``steps`` real training steps (after one warm-up) of the recipe on noise pictures of the settings' size."""
-    from sketchapp.core.runs import TimeEstimate, _timed, train_share
+    from sketchapp.core.estimate import TimeEstimate, timed, train_share
 
     if pair_count < 1:
         raise TrainingError("there are no pairs to train on")
@@ -516,7 +516,7 @@ def estimate_training(settings: Pix2PixTrainSettings, pair_count: int, device: t
         module.to(device).train()
     recipe.set_data(pairs, device)
     generator = torch.Generator().manual_seed(settings.seed)
-    per_step = _timed(lambda: recipe.step("train", torch.arange(batch), generator, (0, 1), device), steps, device)
+    per_step = timed(lambda: recipe.step("train", torch.arange(batch), generator, (0, 1), device), steps, device)
     steps_per_epoch = max(1, train_pairs // batch)
     return TimeEstimate(batch, train_pairs, steps_per_epoch, steps_per_epoch * settings.epochs, 0, per_step, 0.0, device.type)
 
