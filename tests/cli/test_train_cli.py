@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from sketchapp.cli import main
+from sketchapp.core.checkpoint import read_metadata
 from sketchapp.core.engines.contextual.model import load_model
 
 TINY = ["--size", "16", "--gf", "8", "--df", "8", "--ef", "8", "--batch-size", "8", "--encoder-steps", "2", "--threads", "1"]
@@ -188,6 +189,39 @@ def test_training_recipe_options_reach_the_run_settings(tmp_path, photos, capsys
     assert settings["diff_augment"] is True
     with open(run / "losses.csv", newline="") as handle:
         assert all(row["r_loss"] for row in csv.DictReader(handle) if row["phase"] == "gan")
+
+
+P2P = ["--engine", "pix2pix", "--size", "32", "--gf", "8", "--df", "8", "--batch-size", "4", "--threads", "1", "-q"]
+
+
+def test_pix2pix_trains_from_paired_and_side_by_side_folders_and_a_fine_tune_keeps_its_recipe(tmp_path, photos, capsys):
+    sketches = tmp_path / "sketches"
+    sketches.mkdir()
+    for path in sorted(photos.glob("photo*.jpg"))[:12]:
+        Image.open(path).convert("L").save(sketches / f"{path.stem}.png")
+    paired = tmp_path / "paired"
+    assert main(["train", str(paired), "--sketches", str(sketches), "--images", str(photos), "--epochs", "1",
+                 "--l1", "80", "--ssim", "50", *P2P]) == 0
+    record = read_metadata(paired / "model.safetensors")
+    assert record["engine"] == "pix2pix" and record["architecture"]["size"] == 32 and record["sketch_style"] == "paired"
+    assert record["training"]["settings"]["ssim_weight"] == 50.0 and record["training"]["settings"]["l1_weight"] == 80.0
+    with open(paired / "losses.csv", newline="") as handle:
+        assert all(0 < float(row["g_ssim"]) <= 2 for row in csv.DictReader(handle))
+    side = tmp_path / "side"
+    side.mkdir()
+    for i in range(10):
+        Image.fromarray(np.concatenate([np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), i * 20, np.uint8)], 1)).save(side / f"{i}.png")
+    assert main(["train", str(tmp_path / "sbs"), "--side-by-side", str(side), "--sketch-side", "right", "--epochs", "1", *P2P]) == 0
+    assert read_metadata(tmp_path / "sbs" / "model.safetensors")["engine"] == "pix2pix"
+    tuned = tmp_path / "tuned"
+    assert main(["train", str(tuned), "--sketches", str(sketches), "--images", str(photos), "--epochs", "1",
+                 "--init-from", str(paired / "model.safetensors"), "--engine", "pix2pix", "--batch-size", "4", "-q"]) == 0
+    tuned_record = read_metadata(tuned / "model.safetensors")
+    assert tuned_record["architecture"] == record["architecture"]  # no sizes given: the base's networks
+    assert tuned_record["training"]["settings"]["ssim_weight"] == 50.0  # and its recipe
+    with pytest.raises(SystemExit) as refused:
+        main(["train", str(tmp_path / "wrong"), "--data", str(photos), "--ssim", "10", *TINY])
+    assert refused.value.code == 2 and "--ssim: not options of the contextual engine" in capsys.readouterr().err
 
 
 def test_unpaired_folders_train_cyclegan_resume_and_complete_both_ways(tmp_path, photos, capsys):
