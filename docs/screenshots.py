@@ -3,8 +3,9 @@
 Draws a smiley with the pen (as strokes, like a user would), lets the default preset
 complete it on the CPU, asks for a second result with a new seed and locks that seed (so the
 History strip holds both), and saves the main window in the light and the dark scheme;
-then paints a colour hint on the face and saves the recoloured result, and the preferences,
-shortcuts, user guide and About dialogs (light scheme).
+then paints a colour hint on the face and saves the recoloured result, turns on colour
+variations and saves the four candidates, and the preferences, shortcuts, user guide and
+About dialogs (light scheme).
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path, hinted: Path | 
         wait_until(lambda: True)
         window.grab().save(str(hinted))
         print(f"wrote {hinted}")
+        window.result.clear_hints()
+        window.variations_action.trigger()  # colour variations: four candidates of the drawing at rest
+        wait_until(lambda: len(window.frame.images) == 4 and settled())
+        wait_until(lambda: True)
+        window.grab().save(str(DOCS / "screenshot-variations.png"))
+        print(f"wrote {DOCS / 'screenshot-variations.png'}")
         dialogs(window)
     window.forget_changes()
     window.close()
