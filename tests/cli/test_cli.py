@@ -262,7 +262,8 @@ def test_a_pix2pix_preset_completes_in_one_pass_with_hints(tmp_path, sketch_png,
     assert [(tmp_path / f"p2p-{i}.png").is_file() for i in (1, 2, 3, 4)] == [True, True, True, False]
     text = Image.open(out).text
     assert text["model"] == "live" and json.loads(text["settings"]) == {
-        "candidates": 3, "ink_lines": False, "match_line_width": True, "seed": 3, "channels_last": True, "bfloat16": True}
+        "candidates": 3, "variety": "palette", "ink_lines": False, "match_line_width": True, "seed": 3, "channels_last": True,
+        "bfloat16": True}
     err = capsys.readouterr().err
     assert "one pass" in err and "candidates differ by" in err
     (presets / "bad.json").write_text(json.dumps({

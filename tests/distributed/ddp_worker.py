@@ -1,7 +1,8 @@
 """Run by torchrun from test_torchrun.py: train on tiny data, then save this rank's weights.
 
 argv: folder, reconstruction weight, R1 gamma, EMA decay, DiffAugment (0 or 1);
-or: folder, "cyclegan" (the CycleGAN recipe on two tiny unpaired collections).
+or: folder, "cyclegan" (the CycleGAN recipe on two tiny unpaired collections);
+or: folder, "pix2pix" (the pix2pix recipe with hints, the SSIM term and a weight average on tiny pairs).
 """
 
 from __future__ import annotations
@@ -34,6 +35,21 @@ def cyclegan(folder: str) -> None:
     save(folder, events, rank, world)
 
 
+def pix2pix(folder: str) -> None:
+    from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings
+    from sketchapp.core.trainer import train_recipe
+
+    init_distributed(torch.device("cpu"))
+    rank, world = distributed_world()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8)
+    sketches = rng.integers(0, 255, (20, 32, 32), dtype=np.uint8)
+    pairs = PairSet(sketches, images, [f"p{i:02d}" for i in range(20)], info={"sketch_style": "test"})
+    settings = Pix2PixTrainSettings(size=32, gf=8, df=8, epochs=2, batch_size=8, ssim_weight=10.0, ema=0.9,
+                                    checkpoint_minutes=60.0)
+    save(folder, list(train_recipe(Path(folder) / "run", Pix2PixRecipe(settings), pairs)), rank, world)
+
+
 def save(folder: str, events: list, rank: int, world: int) -> None:
     done = events[-1]
     assert done.kind == "done" and done.model is not None, done
@@ -61,5 +77,7 @@ def main(folder: str, recon_weight: float, r1_gamma: float, ema: float, diff_aug
 if __name__ == "__main__":
     if sys.argv[2] == "cyclegan":
         cyclegan(sys.argv[1])
+    elif sys.argv[2] == "pix2pix":
+        pix2pix(sys.argv[1])
     else:
         main(sys.argv[1], *map(float, sys.argv[2:6]))
