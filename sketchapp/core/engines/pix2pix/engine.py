@@ -286,12 +286,8 @@ def palette_hints(grey: torch.Tensor, hints: torch.Tensor | None, count: int, se
         rng = np.random.default_rng([seed % 2**63, k + 1])
         for top, left, where in dabs:
             rgb = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.45, 0.9), rng.uniform(0.55, 0.95))
-            block = torch.from_numpy(where)
-            h, w = block.shape
-            region = out[k, :, top : top + h, left : left + w]
-            for channel, value in enumerate(rgb):
-                region[channel][block] = value * 2 - 1
-            region[3][block] = 1.0
+            h, w = where.shape
+            out[k, :, top : top + h, left : left + w][:, torch.from_numpy(where)] = torch.tensor([*(2 * v - 1 for v in rgb), 1.0])[:, None]
     return out
 
 
