@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sketchapp.core.checkpoint import read_checkpoint, save_checkpoint
 from sketchapp.core.data.datasets import PairSet
@@ -234,6 +235,29 @@ def test_the_learning_rate_decays_linearly_to_zero_over_the_last_epochs(tmp_path
     recipe = Pix2PixRecipe(settings)
     list(train_recipe(tmp_path / "run", recipe, discs()))  # 2 steps per epoch: the last step runs at a quarter
     assert all(group["lr"] == pytest.approx(2.5e-4) for opt in recipe.optimizers().values() for group in opt.param_groups)
+
+
+def test_the_decoder_runs_as_a_transposed_convolution_equal_to_upsampling_and_3x3():
+    """Each decoder stage's 4x4 stride-2 taps give exactly nearest x2 + the stored 3x3 convolution, in
+    training (gradients reach the 3x3 weights) and folded for inference, so old files draw the same pictures."""
+    torch.manual_seed(0)
+    model = Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8, dropout=0.0))
+    for up in model.generator.ups:
+        x = torch.randn(2, up.conv.in_channels, 5, 7, requires_grad=True)
+        reference = up.conv(F.interpolate(torch.relu(x), scale_factor=2.0, mode="nearest"))
+        reference = torch.tanh(reference) if up.last else up.norm(reference)
+        ours = up(x)
+        assert ours.shape == reference.shape
+        assert torch.allclose(ours, reference, atol=2e-5)
+        ours.square().sum().backward()
+        assert up.conv.weight.grad is not None and up.conv.weight.grad.abs().sum() > 0
+    engine = REGISTRY["pix2pix"].engine(model, torch.device("cpu"))
+    x = torch.randn(1, 5, S, S)
+    with torch.no_grad():
+        trained = model.generator.eval()(x)
+        assert torch.allclose(engine.folded(x), trained, atol=1e-5)
+        assert all(up.taps is not None for up in engine.folded.ups)
+        assert all(up.taps is None for up in model.generator.ups)  # the stored networks keep training their 3x3 weights
 
 
 def test_bfloat16_is_kept_only_where_faster_and_draws_the_float32_picture():

@@ -31,6 +31,7 @@ from torch import nn
 
 from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
+from sketchapp.core.engines.pix2pix.networks import fold_upsampling
 from sketchapp.core.engines.pix2pix.recipe import generator_input
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import from_record
@@ -122,7 +123,7 @@ class Pix2PixEngine:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.model.generator.requires_grad_(False)
-        self.folded = fold_batch_norm(self.model.generator).to(self.device)
+        self.folded = fold_upsampling(fold_batch_norm(self.model.generator)).to(self.device)
         self._layout = torch.contiguous_format
         self.fast: nn.Module | None = None  # a bfloat16 copy of ``folded``, where the warm-up found it faster
 

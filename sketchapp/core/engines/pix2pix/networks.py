@@ -7,9 +7,13 @@ with Learned Deep Priors"), and returns the picture. Its encoder halves the size
 after the first); its decoder mirrors it, each stage fed the matching encoder stage
 through a skip connection, so the drawing's lines reach the output directly.
 
-One change from the paper: the decoder enlarges by nearest-neighbour upsampling and a
-3x3 convolution instead of a transposed convolution (Odena et al. 2016, "Deconvolution
-and Checkerboard Artifacts"), which leaves no dot grid in flat fills.
+One change from the paper: each decoder stage is a nearest-neighbour upsampling followed
+by a 3x3 convolution (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"),
+which leaves no dot grid in flat fills; its 3x3 weights are the stored parameters. That
+pair is exactly a 4x4 stride-2 transposed convolution whose taps are sums of the 3x3
+weights (``upsampling_taps``), so it runs as one: the same function at 45 % fewer
+multiply-adds, in training (the taps derived from the weights at every step, so the
+gradient reaches the 3x3 weights) and at inference (derived once, ``fold_upsampling``).
 """
 
 from __future__ import annotations
@@ -113,18 +117,47 @@ class _Down(nn.Module):
         return self.norm(self.conv(nn.functional.leaky_relu(x, 0.2)))
 
 
+#: Which 3x3 tap rows feed each of the 4 rows of the equivalent transposed convolution's taps:
+#: output row 2m reads input rows m-1 (tap 3) and m (tap 1), output row 2m+1 rows m (tap 2) and m+1
+#: (tap 0); after a nearest upsampling, row m-1 meets the 3x3 row 0, row m rows 1-2 or 0-1, row m+1 row 2.
+_TAP_ROWS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+def upsampling_taps(weight: torch.Tensor) -> torch.Tensor:
+    """The 4x4 stride-2 transposed-convolution taps (in, out, 4, 4) equal to a nearest x2 upsampling
+    followed by the 3x3 convolution ``weight`` (out, in, 3, 3) with padding 1."""
+    rows = _TAP_ROWS.to(weight)
+    return torch.einsum("ay,bx,oiyx->ioab", rows, rows, weight)
+
+
 class _Up(nn.Module):
+    """ReLU, nearest x2 upsampling and a 3x3 convolution, run as the equal 4x4 stride-2 transposed
+    convolution; batch norm and dropout after, tanh on the last stage."""
+
     def __init__(self, cin: int, cout: int, last: bool, dropout: float) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=last)
         self.norm = nn.Identity() if last else nn.BatchNorm2d(cout)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.last = last
+        self.taps: torch.Tensor | None
+        self.register_buffer("taps", None, persistent=False)  # the 4x4 taps fixed once for inference (``fold_upsampling``)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.interpolate(torch.relu(x), scale_factor=2.0, mode="nearest")
-        x = self.dropout(self.norm(self.conv(x)))
+        taps = self.taps if self.taps is not None else upsampling_taps(self.conv.weight)
+        x = nn.functional.conv_transpose2d(torch.relu(x), taps, self.conv.bias, stride=2, padding=1)
+        x = self.dropout(self.norm(x))
         return torch.tanh(x) if self.last else x
+
+
+def fold_upsampling(generator: nn.Module) -> nn.Module:
+    """``generator`` (in place, for inference) with each decoder stage's 4x4 taps derived once from its
+    3x3 weights instead of at every pass; later changes to the weights no longer reach it."""
+    for module in generator.modules():
+        if isinstance(module, _Up):
+            with torch.no_grad():
+                module.taps = upsampling_taps(module.conv.weight).contiguous()
+    return generator
 
 
 class UNetGenerator(nn.Module):
