@@ -102,6 +102,12 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--ssim", type=float, metavar="WEIGHT",
                        help="pix2pix: weight of a 1 - SSIM term beside L1, for structure where the lines do not decide it "
                        "(default 0, the paper's loss)")
+    train.add_argument("--colour-grid", type=non_negative, metavar="SIDE",
+                       help="pix2pix: also classify colour over CIELab ab cells of this side, e.g. 16, so the model "
+                       "picks a colour where L1 alone paints the grey average of the possible ones (Zhang et al. 2016; "
+                       "default 0: colour regressed only)")
+    train.add_argument("--colour-weight", type=float, metavar="WEIGHT",
+                       help="pix2pix: weight of the colour cross-entropy with --colour-grid (default 1)")
     train.add_argument("--no-hints", action="store_true", help="pix2pix: a generator without colour-hint inputs")
     train.add_argument("--gf", type=positive, help="generator width (default 64; pix2pix 32)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64; pix2pix 32)")
@@ -311,7 +317,8 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     contextual_only = (("--g-steps", args.g_steps), ("--ef", args.ef), ("--encoder-steps", args.encoder_steps),
                        ("--recon", args.recon), ("--r1", args.r1), ("--judge-redrawn", args.judge_redrawn or None),
                        ("--diff-augment", args.diff_augment or None))
-    pix2pix_only = (("--l1", args.l1), ("--ssim", args.ssim), ("--no-hints", args.no_hints or None))
+    pix2pix_only = (("--l1", args.l1), ("--ssim", args.ssim), ("--no-hints", args.no_hints or None),
+                    ("--colour-grid", args.colour_grid), ("--colour-weight", args.colour_weight))
     cyclegan_only = (("--cycle", args.cycle), ("--identity", args.identity), ("--pool", args.pool), ("--blocks", args.blocks))
     others = {"contextual": (pix2pix_only, cyclegan_only, (("--decay-epochs", args.decay_epochs),)),
               "pix2pix": (contextual_only, cyclegan_only), "cyclegan": (contextual_only, pix2pix_only)}
@@ -325,7 +332,8 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
             "judge_redrawn": True if args.judge_redrawn else None, "diff_augment": True if args.diff_augment else None,
         }
     elif kind == "pix2pix":
-        own = {"size": args.size, "l1_weight": args.l1, "ssim_weight": args.ssim, "hints": False if args.no_hints else None, "decay_epochs": args.decay_epochs}
+        own = {"size": args.size, "l1_weight": args.l1, "ssim_weight": args.ssim, "hints": False if args.no_hints else None,
+               "decay_epochs": args.decay_epochs, "colour_grid": args.colour_grid, "colour_weight": args.colour_weight}
     else:
         own = {"size": args.size, "decay_epochs": args.decay_epochs, "cycle_weight": args.cycle,
                "identity_weight": args.identity, "pool": args.pool, "blocks": args.blocks}

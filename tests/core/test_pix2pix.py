@@ -125,7 +125,7 @@ def test_pix2pix_memorises_a_tiny_paired_set(tmp_path):
     assert events[-1].kind == "done"
     assert after < 0.25 * before
     header = (tmp_path / "run" / LOSSES_FILE).read_text().splitlines()[0]
-    assert header == "step,phase,epoch,d_loss,g_gan,g_l1,g_ssim,d_real,d_fake,seconds"
+    assert header == "step,phase,epoch,d_loss,g_gan,g_l1,g_ssim,g_colour,d_real,d_fake,seconds"
     assert (tmp_path / "run" / "samples" / "epoch-060.png").exists()
 
 

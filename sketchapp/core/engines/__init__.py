@@ -98,7 +98,7 @@ REGISTRY: dict[str, EngineSpec] = {
         pix2pix_recipe.fine_tune_settings, pix2pix_recipe.estimate_training, pix2pix_recipe.thumbnails,
         Pix2PixRecipe.loss_names,
         loss_labels={"d_loss": "discriminator", "g_gan": "generator (cGAN)", "g_l1": "L1 to the picture",
-                     "g_ssim": "structure (1 - SSIM)"},
+                     "g_ssim": "structure (1 - SSIM)", "g_colour": "colour cells (cross-entropy)"},
         sizes=(128, 256), default_size=128, batch_size=16, preference=0, new_model=_sized,
     ),
     CYCLEGAN: EngineSpec(

@@ -7,11 +7,13 @@ moves. Hints enter as input channels and act in the same pass.
 Variety: pix2pix's only noise is dropout (the paper keeps it on at test time and notes
 it changes little: 2-4 grey levels of 255 between candidates of the shipped models).
 Real variety comes through the hint channels instead: candidate 0 is the network's own
-picture, and each other candidate gets a sampled palette, one dab of a random colour in
-each of the drawing's larger closed areas that the user has not hinted (``palette_hints``),
-so the same pass that follows a user's hint recolours the picture. A model without hint
-inputs, or a drawing without closed areas, samples dropout instead (``variety
-"dropout"`` asks for it). ``variety_spread`` measures how much the candidates differ.
+picture, and each other candidate gets a sampled palette, one dab of colour in each of
+the drawing's larger closed areas that the user has not hinted (``palette_hints``), so
+the same pass that follows a user's hint recolours the picture. A model with a colour
+head draws each area's colour from its own distribution over that area (what it thinks
+plausible there); others draw any clear colour. A model without hint inputs, or a
+drawing without closed areas, samples dropout instead (``variety "dropout"`` asks for
+it). ``variety_spread`` measures how much the candidates differ.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import colorsys
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sketchapp.core.colour import ab_grid, lab_to_rgb, rgb_to_lab
 from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import fold_upsampling
@@ -196,12 +199,11 @@ class Pix2PixEngine:
         seed = settings.seed if settings.seed is not None else int(torch.seed() % (2**63))
         with torch.inference_mode():
             x = generator_input(grey, hint_channels, self.model.config).contiguous(memory_format=self._layout)
-            if self.fast is not None and settings.bfloat16:
-                pictures = self.fast(x.to(torch.bfloat16)).float()
-            else:
-                pictures = self.folded(x).float()
+            raw, logits = self._run(x, settings)
+            pictures = raw.float() if logits is None else self.folded.mix(raw, logits)
             if settings.candidates > 1:
-                pictures = torch.cat([pictures, self._variations(grey, hint_channels, x, settings, seed)])
+                colours = plausible_colours(pictures, logits, self.model.config.colour_grid) if logits is not None else None
+                pictures = torch.cat([pictures, self._variations(grey, hint_channels, x, settings, seed, colours)])
         if cancel.cancelled:
             return
         spread = variety_spread(pictures)
@@ -212,22 +214,27 @@ class Pix2PixEngine:
             pictures=pictures.contiguous(), final=True, info={"spread": spread}, lines=lines,
         )
 
+    def _run(self, x: torch.Tensor, settings: Pix2PixSettings) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The folded generator's parts for ``x``, in bfloat16 where the warm-up kept it."""
+        if self.fast is not None and settings.bfloat16:
+            return self.fast(x.to(torch.bfloat16), unmixed=True)  # type: ignore[no-any-return]
+        return self.folded(x, unmixed=True)  # type: ignore[no-any-return]
+
     def _variations(
         self, grey: torch.Tensor, hint_channels: torch.Tensor | None, x: torch.Tensor, settings: Pix2PixSettings, seed: int,
+        colours: AreaColours | None = None,
     ) -> torch.Tensor:
         """``settings.candidates - 1`` more pictures: sampled palettes where the model takes hints and the
         drawing has closed areas the user left unhinted, else sampled dropout."""
         count = settings.candidates - 1
         palettes = None
         if settings.variety == "palette" and self.model.config.hints:
-            palettes = palette_hints(grey, hint_channels, count, seed)
+            palettes = palette_hints(grey, hint_channels, count, seed, colours)
         if palettes is None:
             return self._sampled(x, count, seed)
         batch = generator_input(grey.expand(count, -1, -1, -1), palettes.to(grey), self.model.config)
-        batch = batch.contiguous(memory_format=self._layout)
-        if self.fast is not None and settings.bfloat16:
-            return self.fast(batch.to(torch.bfloat16)).float()
-        return self.folded(batch).float()
+        raw, logits = self._run(batch.contiguous(memory_format=self._layout), settings)
+        return raw.float() if logits is None else self.folded.mix(raw, logits)
 
     def _sampled(self, x: torch.Tensor, count: int, seed: int) -> torch.Tensor:
         """``count`` pictures with the decoder's dropout sampled (batch norm stays in eval mode)."""
@@ -249,8 +256,38 @@ class Pix2PixEngine:
 PALETTE_AREAS = 6  # at most this many closed areas get a sampled colour, the largest first
 DAB = 3  # side of a sampled colour's dab, in model pixels
 
+#: A colour (RGB in [0, 1]) for one closed area (a boolean mask of the model's size), drawn with ``rng``.
+AreaColours = Callable[[np.ndarray, np.random.Generator], tuple[float, float, float]]
 
-def palette_hints(grey: torch.Tensor, hints: torch.Tensor | None, count: int, seed: int) -> torch.Tensor | None:
+
+def clear_colour(area: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
+    """Any hue, saturation 0.45-0.9, value 0.55-0.95: clear colours that shade well."""
+    return colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.45, 0.9), rng.uniform(0.55, 0.95))
+
+
+def plausible_colours(pictures: torch.Tensor, logits: torch.Tensor, grid: int) -> AreaColours:
+    """Colours drawn from a colour-head model's own belief: for an area, a cell sampled from the mean of
+    its pixels' distributions (``logits`` (1, S/2, S/2, Q)), at the lightness the picture (1, 3, S, S) has there."""
+    probabilities = torch.softmax(logits[0].float(), -1).cpu()
+    lightness = rgb_to_lab((pictures[:1].float().cpu() + 1) / 2)[0, 0].numpy()
+    centres = ab_grid(grid)
+    half = probabilities.shape[0]
+
+    def colour(area: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
+        small = cv2.resize(area.astype(np.uint8), (half, half), interpolation=cv2.INTER_NEAREST).astype(bool)
+        if not small.any():
+            small = cv2.resize(area.astype(np.uint8), (half, half), interpolation=cv2.INTER_AREA) > 0
+        belief = probabilities[torch.from_numpy(small)].mean(0).double().numpy()
+        a, b = centres[int(rng.choice(len(belief), p=belief / belief.sum()))].tolist()
+        lab = torch.tensor([float(lightness[area].mean()), a, b]).reshape(1, 3, 1, 1)
+        return tuple(float(v) for v in lab_to_rgb(lab)[0, :, 0, 0])  # type: ignore[return-value]
+
+    return colour
+
+
+def palette_hints(
+    grey: torch.Tensor, hints: torch.Tensor | None, count: int, seed: int, colours: AreaColours | None = None,
+) -> torch.Tensor | None:
     """Hint channels (count, 4, S, S) with a sampled palette each, or None where the drawing has no closed area.
 
     ``grey`` (1, 1, S, S) in [-1, 1] is the sketch as the model takes it, ``hints`` (1, 4,
@@ -259,8 +296,9 @@ def palette_hints(grey: torch.Tensor, hints: torch.Tensor | None, count: int, se
     least 1/2000 of the picture; the user's own hints stay, and an area they touch keeps
     the user's colour. Each other area among the PALETTE_AREAS largest gets a DAB-pixel dab
     at its deepest point (farthest from its edge) in a colour drawn from candidate ``k``'s
-    seed: any hue, saturation 0.45-0.9, value 0.55-0.95, clear colours that shade well.
+    seed by ``colours`` (default ``clear_colour``).
     """
+    colours = colours or clear_colour
     side = grey.shape[-1]
     paper = (grey[0, 0] > 0).cpu().numpy().astype(np.uint8)
     found, labels, stats, _ = cv2.connectedComponentsWithStats(paper, connectivity=4)
@@ -279,14 +317,14 @@ def palette_hints(grey: torch.Tensor, hints: torch.Tensor | None, count: int, se
         depth = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
         y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
         top, left = max(0, y - DAB // 2), max(0, x - DAB // 2)
-        dabs.append((top, left, inside[top : top + DAB, left : left + DAB].astype(bool)))
+        dabs.append((inside.astype(bool), top, left, inside[top : top + DAB, left : left + DAB].astype(bool)))
     out = torch.zeros(count, 4, side, side)
     if hints is not None:
         out[:] = hints[0].cpu()
     for k in range(count):
         rng = np.random.default_rng([seed % 2**63, k + 1])
-        for top, left, where in dabs:
-            rgb = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.45, 0.9), rng.uniform(0.55, 0.95))
+        for area, top, left, where in dabs:
+            rgb = colours(area, rng)
             h, w = where.shape
             out[k, :, top : top + h, left : left + w][:, torch.from_numpy(where)] = torch.tensor([*(2 * v - 1 for v in rgb), 1.0])[:, None]
     return out

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sketchapp.core.colour import annealed_mean, bin_count, with_lightness
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import from_record
 from sketchapp.core.engines.contextual.networks import init_dcgan  # the paper's initialisation: N(0, 0.02), batch-norm scales N(1, 0.02)
@@ -48,6 +49,7 @@ class Pix2PixConfig:
     df: int = 32  # discriminator width (the paper's 64)
     hints: bool = True  # the generator takes hint colours and a hint mask
     dropout: float = 0.5  # in the three innermost decoder stages, as the paper
+    colour_grid: int = 0  # > 0: colour is also classified over CIELab ab cells of this side (``core.colour``)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -65,6 +67,8 @@ class Pix2PixConfig:
                 raise SettingsError(f"pix2pix {name} must be 4-256, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise SettingsError(f"pix2pix dropout must be in [0, 1), got {self.dropout}")
+        if self.colour_grid and not 6 <= self.colour_grid <= 32:
+            raise SettingsError(f"pix2pix colour grid must be 0 (none) or 6-32, got {self.colour_grid}")
         if self.parameter_count() > MAX_PARAMETERS:
             raise SettingsError(f"pix2pix networks of {self.parameter_count():,} weights are too large")
 
@@ -76,6 +80,11 @@ class Pix2PixConfig:
     @property
     def in_channels(self) -> int:
         return SKETCH_CHANNELS + (HINT_CHANNELS if self.hints else 0)
+
+    @property
+    def colour_bins(self) -> int:
+        """How many colour cells the colour head scores (0 without one)."""
+        return bin_count(self.colour_grid) if self.colour_grid else 0
 
     def widths(self) -> list[int]:
         return [self.gf * min(2**i, MAX_WIDTH_MULT) for i in range(self.depth)]
@@ -92,6 +101,8 @@ class Pix2PixConfig:
         for i, w in enumerate(ups):  # decoder 3x3 convolutions on the upsampled input (+ skips after the first)
             total += previous * w * 9
             previous = w * 2 if i < len(ups) - 1 else w
+        if self.colour_grid:
+            total += (widths[0] * 2 + 1) * self.colour_bins
         d = [self.df * min(2**i, MAX_WIDTH_MULT) for i in range(4)]
         previous = SKETCH_CHANNELS + PICTURE_CHANNELS
         for w in [*d, 1]:
@@ -160,8 +171,36 @@ def fold_upsampling(generator: nn.Module) -> nn.Module:
     return generator
 
 
+class ColourHead(nn.Module):
+    """Scores of the CIELab ab cells (N, S/2, S/2, Q) from the last decoder stage's input (Zhang et al. 2016).
+
+    A linear map of each pixel's features at half size to the cells (Zhang et al. score at a
+    quarter of the size); the picture's lightness, and so its lines, stay at full size. The
+    scores are pixel-major (cells last), where softmax and the read-out are several times
+    faster on a CPU than over a channel axis.
+    """
+
+    #: The scores are the linear map's output times this (Karras et al. 2018's equalised learning rate):
+    #: Adam moves each weight by about the learning rate a step, and a distribution over ~100 cells
+    #: needs scores several units apart, which the DCGAN-initialised map alone reaches only after
+    #: thousands of steps at the paper's 2e-4.
+    GAIN = 16.0
+
+    def __init__(self, cin: int, bins: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(cin, bins)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score(torch.relu(x).permute(0, 2, 3, 1)) * self.GAIN
+
+
 class UNetGenerator(nn.Module):
-    """G: (sketch, hint colours, hint mask) (N, 1 + 4, S, S) in [-1, 1] -> picture (N, 3, S, S) in [-1, 1]."""
+    """G: (sketch, hint colours, hint mask) (N, 1 + 4, S, S) in [-1, 1] -> picture (N, 3, S, S) in [-1, 1].
+
+    With a colour head (``colour_grid``), the picture takes its lightness from the decoder's
+    own picture and its colour from the annealed mean of the head's cell scores; ``parts``
+    gives both unmixed, for training and for sampling colours.
+    """
 
     def __init__(self, config: Pix2PixConfig) -> None:
         super().__init__()
@@ -180,9 +219,23 @@ class UNetGenerator(nn.Module):
             ups.append(_Up(previous, w, last, config.dropout if i < 3 and not last else 0.0))
             previous = w * 2 if not last else w
         self.ups = nn.ModuleList(ups)
+        self.colour = ColourHead(widths[0] * 2, config.colour_bins) if config.colour_grid else None
         self.apply(init_dcgan)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, unmixed: bool = False) -> Any:
+        """The picture; with ``unmixed``, ``parts(x)`` instead (a keyword, so a DDP wrapper passes it on)."""
+        picture, logits = self.parts(x)
+        if unmixed:
+            return picture, logits
+        return picture if logits is None else self.mix(picture, logits)
+
+    def mix(self, picture: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The decoder's ``picture``'s lightness with the annealed-mean colour of ``logits``, in [-1, 1] (float32)."""
+        rgb = with_lightness((picture.float() + 1) / 2, annealed_mean(logits, self.config.colour_grid))
+        return rgb * 2 - 1
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The decoder's picture (N, 3, S, S) and the colour head's cell scores (N, S/2, S/2, Q), or None without one."""
         skips: list[torch.Tensor] = []
         h = self.downs[0].norm(self.downs[0].conv(x))  # no activation on the input itself
         skips.append(h)
@@ -190,11 +243,10 @@ class UNetGenerator(nn.Module):
             h = down(h)
             skips.append(h)
         skips.pop()  # the 1x1 bottleneck feeds the decoder directly
-        for up in self.ups:
-            h = up(h)
-            if skips:
-                h = torch.cat([h, skips.pop()], dim=1)
-        return h
+        for up in self.ups[:-1]:
+            h = torch.cat([up(h), skips.pop()], dim=1)
+        logits = self.colour(h) if self.colour is not None else None
+        return self.ups[-1](h), logits
 
 
 class PatchDiscriminator(nn.Module):

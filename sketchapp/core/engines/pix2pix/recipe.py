@@ -7,6 +7,13 @@ averaged fills do not (Zhao et al. 2017, "Loss Functions for Image Restoration w
 Neural Networks", mix SSIM and L1 the same way). D judges (sketch, picture) pairs patch by patch; its loss is
 halved, as in the paper's code, so it learns more slowly than G.
 
+With a colour grid, colour is classified as well (Zhang et al. 2016, "Colorful Image
+Colorization"; their 2017 hint paper keeps the same loss beside regression): the colour
+head's cell scores learn a rebalanced cross-entropy against the truth's soft-encoded ab
+(weight ``colour_weight``, the weights from the training pictures' colours), L1 keeps
+teaching the decoder's own picture, whose lightness the final picture keeps, and D and
+the SSIM term judge the final picture, coloured by the scores' annealed mean.
+
 Each step augments the pairs (seed 003: rotation, shear, zoom, shift and Gaussian
 noise, one warp for both sides), then changes the sketch alone the way freehand
 drawing differs from a clean outline (line width and darkness, a small wobble of the
@@ -28,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sketchapp.core.colour import colour_loss, rebalancing_weights, rgb_to_lab
 from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import sketch_thumbnails, to_uint8
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
@@ -58,6 +66,9 @@ class Pix2PixTrainSettings:
     beta2: float = 0.999
     l1_weight: float = 100.0
     ssim_weight: float = 0.0  # weight of 1 - SSIM beside L1 (0: the paper's loss)
+    colour_grid: int = 0  # > 0: colour classified over CIELab ab cells of this side (Zhang et al. 2016); 0: regressed only
+    colour_weight: float = 1.0  # weight of the rebalanced colour cross-entropy (with a colour grid)
+    colour_rebalance: float = 0.5  # the paper's lambda: share of uniform mixed into the colour frequencies (1: no rebalancing)
     ema: float = 0.0
     augment: bool = True
     flip: bool = True
@@ -86,6 +97,8 @@ class Pix2PixTrainSettings:
             (0 < self.lr < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "lr must be in (0, 1), betas in [0, 1)"),
             (0 <= self.l1_weight <= 10_000, "L1 weight must be 0-10000"),
             (0 <= self.ssim_weight <= 10_000, "SSIM weight must be 0-10000"),
+            (0 <= self.colour_weight <= 10_000, "colour weight must be 0-10000"),
+            (0 < self.colour_rebalance <= 1, "colour rebalance must be in (0, 1]"),
             (0 <= self.ema < 1, "EMA decay must be in [0, 1)"),
             (0 <= self.rotate_degrees <= 45, "rotation must be 0-45 degrees"),
             (0 <= self.shear <= 0.5 and 0 <= self.scale <= 0.5 and 0 <= self.shift <= 0.5, "shear, scale and shift must be 0-0.5"),
@@ -104,7 +117,7 @@ class Pix2PixTrainSettings:
 
     @property
     def config(self) -> Pix2PixConfig:
-        return Pix2PixConfig(self.size, self.gf, self.df, self.hints, self.dropout)
+        return Pix2PixConfig(self.size, self.gf, self.df, self.hints, self.dropout, self.colour_grid)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -340,7 +353,7 @@ class Pix2PixRecipe:
     """pix2pix's part of a training run: its networks, optimisers, step and samples."""
 
     kind = PIX2PIX
-    loss_names = ("d_loss", "g_gan", "g_l1", "g_ssim", "d_real", "d_fake")
+    loss_names = ("d_loss", "g_gan", "g_l1", "g_ssim", "g_colour", "d_real", "d_fake")
 
     def __init__(self, settings: Pix2PixTrainSettings) -> None:
         self.settings = settings
@@ -356,6 +369,7 @@ class Pix2PixRecipe:
         self.D: nn.Module = self.model.discriminator
         self._data: torch.Tensor | None = None
         self._fixed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._colour_weights: torch.Tensor | None = None  # rebalancing of the colour cells, from the training pictures
 
     def networks(self) -> dict[str, nn.Module]:
         return self.model.modules()
@@ -384,12 +398,16 @@ class Pix2PixRecipe:
         base = load_engine_model(init_from, "cpu")
         if not isinstance(base, Pix2PixModel):
             raise TrainingError(f"{Path(init_from).name}: a {base.kind} model; fine-tuning pix2pix needs a pix2pix model")
-        if base.config != self.settings.config:
+        config = self.settings.config
+        adds_colour = base.config.colour_grid == 0 and replace(base.config, colour_grid=config.colour_grid) == config
+        if base.config != config and not adds_colour:
             raise TrainingError(
                 f"{Path(init_from).name}: its networks ({base.config.to_dict()}) differ from the settings "
-                f"({self.settings.config.to_dict()}); fine-tuning keeps the architecture"
+                f"({config.to_dict()}); fine-tuning keeps the architecture (or adds a colour head)"
             )
-        self.model.generator.load_state_dict(base.generator.state_dict())
+        # a model without a colour head gives every other weight; the new head starts from scratch
+        missing, unexpected = self.model.generator.load_state_dict(base.generator.state_dict(), strict=not adds_colour)
+        assert not unexpected and all(name.startswith("colour.") for name in missing)
         self.model.discriminator.load_state_dict(base.discriminator.state_dict())
 
     def distribute(self, wrap: Any) -> None:
@@ -406,6 +424,12 @@ class Pix2PixRecipe:
         hints = sample_hints(truth, replace(self.settings, no_hints=0.0, max_hints=3), torch.Generator().manual_seed(self.settings.seed + 11))
         hints[: len(hints) // 2] = 0  # the first half of the samples without hints, the second with
         self._fixed = (sketch, hints, truth)
+        if self.settings.colour_grid:
+            # the cells' frequencies from up to 512 training pictures at 32 px: the paper's rebalancing
+            chosen = torch.from_numpy(np.linspace(0, len(pairs) - 1, min(512, len(pairs))).astype(int))
+            pictures = self._data[chosen, 1:].float().div(255)
+            ab = rgb_to_lab(F.adaptive_avg_pool2d(pictures, 32))[:, 1:]
+            self._colour_weights = rebalancing_weights(ab, self.settings.colour_grid, self.settings.colour_rebalance).to(device)
 
     def batch(self, indices: torch.Tensor, rng: torch.Generator, share: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """This process's share of the step's (sketch, hints, picture), each pair augmented its own way."""
@@ -437,7 +461,8 @@ class Pix2PixRecipe:
         assert indices is not None, "pix2pix has one phase, counted in epochs"
         sketch, hints, truth = self.batch(indices, rng, share, device)
         bce = F.binary_cross_entropy_with_logits
-        fake = self.G(generator_input(sketch, hints, self.settings.config))
+        raw, logits = self.G(generator_input(sketch, hints, self.settings.config), unmixed=True)
+        fake = raw if logits is None else self.model.generator.mix(raw, logits)
         opt_g, opt_d = self._optimizers["G"], self._optimizers["D"]
         # D: real pairs -> 1, generated -> 0, halved (the paper's code), so D learns slower than G
         d_real = self.D(torch.cat([sketch, truth], 1))
@@ -449,8 +474,14 @@ class Pix2PixRecipe:
         # G: fool D (non-saturating cGAN term) and stay near the truth (L1, and 1 - SSIM where weighted)
         score = self.D(torch.cat([sketch, fake], 1))
         g_gan = bce(score, torch.ones_like(score))
-        g_l1 = F.l1_loss(fake, truth)
+        g_l1 = F.l1_loss(raw, truth)
         g_loss = g_gan + self.settings.l1_weight * g_l1
+        g_colour = torch.zeros(())
+        if logits is not None:
+            assert self._colour_weights is not None, "set_data first"
+            truth_ab = rgb_to_lab((truth + 1) / 2)[:, 1:]
+            g_colour = colour_loss(logits, truth_ab, self.settings.colour_grid, self._colour_weights)
+            g_loss = g_loss + self.settings.colour_weight * g_colour
         if self.settings.ssim_weight > 0:
             g_ssim = 1 - ssim(fake, truth).mean()
             g_loss = g_loss + self.settings.ssim_weight * g_ssim
@@ -461,7 +492,7 @@ class Pix2PixRecipe:
         g_loss.backward()
         opt_g.step()
         return {
-            "d_loss": d_loss.item(), "g_gan": g_gan.item(), "g_l1": g_l1.item(), "g_ssim": g_ssim.item(),
+            "d_loss": d_loss.item(), "g_gan": g_gan.item(), "g_l1": g_l1.item(), "g_ssim": g_ssim.item(), "g_colour": g_colour.item(),
             "d_real": torch.sigmoid(d_real.detach()).mean().item(), "d_fake": torch.sigmoid(d_fake.detach()).mean().item(),
         }
 
@@ -495,7 +526,7 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> Pix2Pi
 
 
 #: what a fine-tune inherits of the recipe that made its base model (not epochs, batch or seed)
-_RECIPE_FIELDS = ("l1_weight", "ssim_weight", "line_jitter", "wobble", "gaps", "no_hints", "max_hints", "recolour", "ema")
+_RECIPE_FIELDS = ("l1_weight", "ssim_weight", "colour_weight", "colour_rebalance", "line_jitter", "wobble", "gaps", "no_hints", "max_hints", "recolour", "ema")
 
 
 def estimate_training(settings: Pix2PixTrainSettings, pair_count: int, device: torch.device | str = "cpu", steps: int = 3) -> Any:
