@@ -38,7 +38,9 @@ START_LABELS = {
     "one-pass": "one pass (pix2pix or CycleGAN)",
     "nearest": "nearest training image (baseline)",
 }
-METRICS = ("ssim", "psnr", "l1", "precision", "recall", "seconds")
+METRICS = ("ssim", "psnr", "l1", "precision", "recall", "chroma", "true_chroma", "region_de", "seconds")
+#: A pixel of a true picture is part of the object (not the paper) where any channel is below this.
+PAPER_LEVEL = 240
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -100,10 +102,82 @@ def sketch_fidelity(image: np.ndarray, sketch: np.ndarray, tolerance: int = 2) -
     return precision, recall
 
 
+def lab(image: np.ndarray) -> np.ndarray:
+    """CIELab (L 0-100, a, b) of a uint8 RGB picture, as float32."""
+    return cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 colour difference of CIELab colours (..., 3) (Sharma, Wu and Dalal 2005; kL = kC = kH = 1)."""
+    L1, a1, b1 = np.moveaxis(np.asarray(lab1, np.float64), -1, 0)
+    L2, a2, b2 = np.moveaxis(np.asarray(lab2, np.float64), -1, 0)
+    c_mean = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - np.sqrt(c_mean**7 / (c_mean**7 + 25.0**7)))
+    a1p, a2p = a1 * (1 + g), a2 * (1 + g)
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
+    dl, dc = L2 - L1, c2p - c1p
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(c1p * c2p == 0, 0, dh)
+    dH = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh) / 2)
+    l_mean, cp_mean = (L1 + L2) / 2, (c1p + c2p) / 2
+    h_sum = h1p + h2p
+    h_mean = np.where(np.abs(h1p - h2p) > 180, np.where(h_sum < 360, h_sum + 360, h_sum - 360), h_sum) / 2
+    h_mean = np.where(c1p * c2p == 0, h_sum, h_mean)
+    t = (1 - 0.17 * np.cos(np.radians(h_mean - 30)) + 0.24 * np.cos(np.radians(2 * h_mean))
+         + 0.32 * np.cos(np.radians(3 * h_mean + 6)) - 0.20 * np.cos(np.radians(4 * h_mean - 63)))
+    s_l = 1 + 0.015 * (l_mean - 50) ** 2 / np.sqrt(20 + (l_mean - 50) ** 2)
+    s_c, s_h = 1 + 0.045 * cp_mean, 1 + 0.015 * cp_mean * t
+    r_t = (-2 * np.sqrt(cp_mean**7 / (cp_mean**7 + 25.0**7))
+           * np.sin(np.radians(60 * np.exp(-(((h_mean - 275) / 25) ** 2)))))
+    return np.sqrt((dl / s_l) ** 2 + (dc / s_c) ** 2 + (dH / s_h) ** 2 + r_t * (dc / s_c) * (dH / s_h))
+
+
+def closed_regions(sketch: np.ndarray, smallest: float = 1 / 400) -> list[np.ndarray]:
+    """Boolean masks of the sketch's closed areas: 4-connected pieces of paper that do not touch the
+    border, at least ``smallest`` of the picture, shrunk by a pixel so no line's edge counts."""
+    paper = (sketch > 127).astype(np.uint8)
+    found, labels, stats, _ = cv2.connectedComponentsWithStats(paper, connectivity=4)
+    border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
+    regions = []
+    for i in range(1, found):
+        if i in border or stats[i, cv2.CC_STAT_AREA] < smallest * sketch.size:
+            continue
+        inside = cv2.erode((labels == i).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if inside.any():
+            regions.append(inside)
+    return regions
+
+
+def colour_scores(result: np.ndarray, truth: np.ndarray, sketch: np.ndarray) -> dict[str, float]:
+    """How the result's colours compare with the truth's.
+
+    ``chroma`` and ``true_chroma``: the mean CIELab chroma of the result and of the truth on
+    the object (where the truth is not paper); their ratio over a test split says whether a
+    model commits to colours (1) or hedges into grey (well below 1). ``region_de``: the
+    CIEDE2000 difference between the result's and the truth's mean colour in each closed area
+    of the sketch, averaged weighted by area (NaN for a sketch without closed areas).
+    """
+    result_lab, truth_lab = lab(result), lab(truth)
+    obj = truth.min(axis=2) < PAPER_LEVEL
+    chroma = float(np.hypot(result_lab[..., 1], result_lab[..., 2])[obj].mean()) if obj.any() else 0.0
+    true_chroma = float(np.hypot(truth_lab[..., 1], truth_lab[..., 2])[obj].mean()) if obj.any() else 0.0
+    regions = closed_regions(cv2.resize(sketch, truth.shape[1::-1], interpolation=cv2.INTER_AREA))
+    if regions:
+        errors = [float(ciede2000(result_lab[r].mean(0), truth_lab[r].mean(0))) for r in regions]
+        areas = [int(r.sum()) for r in regions]
+        region_de = float(np.average(errors, weights=areas))
+    else:
+        region_de = float("nan")
+    return {"chroma": chroma, "true_chroma": true_chroma, "region_de": region_de}
+
+
 def score(result: np.ndarray, truth: np.ndarray, sketch: np.ndarray) -> dict[str, float]:
     precision, recall = sketch_fidelity(result, sketch)
     return {"ssim": ssim(result, truth), "psnr": psnr(result, truth), "l1": l1(result, truth),
-            "precision": precision, "recall": recall}
+            "precision": precision, "recall": recall, **colour_scores(result, truth, sketch)}
 
 
 class NearestBaseline:
@@ -152,14 +226,16 @@ class EvalReport:
 
     def markdown(self) -> str:
         lines = [
-            "| start | iterations | SSIM ↑ | PSNR dB ↑ | L1 ↓ | edge precision ↑ | edge recall ↑ | s / completion |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| start | iterations | SSIM ↑ | PSNR dB ↑ | L1 ↓ | edge precision ↑ | edge recall ↑ | chroma ratio → 1 "
+            "| region ΔE2000 ↓ | s / completion |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for start in ("one-pass", "random", "encoder", "refine", "nearest"):
             for checkpoint, m in sorted(self.rows.get(start, {}).items()):
                 lines.append(
                     f"| {START_LABELS[start]} | {checkpoint} | {m['ssim']:.3f} | {m['psnr']:.2f} | {m['l1']:.3f} "
-                    f"| {m['precision']:.3f} | {m['recall']:.3f} | {m['seconds']:.2f} |"
+                    f"| {m['precision']:.3f} | {m['recall']:.3f} | {m['chroma_ratio']:.2f} | {m['region_de']:.1f} "
+                    f"| {m['seconds']:.2f} |"
                 )
         return "\n".join(lines)
 
@@ -226,11 +302,17 @@ def evaluate(
         if len(sheet) < sheet_rows:
             sheet.append(_sheet_row(sketch, truth, results))
         yield EvalProgress(index + 1, len(test), name, time.monotonic() - clock)
-    rows = {
-        start: {mark: {m: float(np.mean([r[m] for r in runs])) for m in METRICS} for mark, runs in cols.items()}
-        for start, cols in sums.items()
-    }
+    rows = {start: {mark: _means(runs) for mark, runs in cols.items()} for start, cols in sums.items()}
     yield EvalReport(marks, getattr(base, "candidates", 1), len(test), rows, _sheet(sheet, list(results)), per_case)
+
+
+def _means(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the cases that have it (region ΔE only where a sketch has closed areas),
+    and the chroma ratio: the mean chroma of the results on their objects over the truths'."""
+    means = {m: float(np.nanmean([r[m] for r in runs])) if any(np.isfinite(r[m]) for r in runs) else float("nan")
+             for m in METRICS}
+    means["chroma_ratio"] = means["chroma"] / means["true_chroma"] if means["true_chroma"] > 0 else float("nan")
+    return means
 
 
 def _complete(

@@ -17,6 +17,8 @@ from sketchapp.core.evaluation import (
     PSNR_LIMIT,
     EvalReport,
     NearestBaseline,
+    ciede2000,
+    colour_scores,
     evaluate,
     l1,
     psnr,
@@ -163,3 +165,25 @@ def test_the_training_ssim_is_the_evaluations_and_has_gradients():
     (1 - scores.mean()).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert float(differentiable_ssim(y, y).min()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_our_ciede2000_agrees_with_scikit_images():
+    from skimage.color import deltaE_ciede2000
+
+    rng = np.random.default_rng(0)
+    a = np.stack([rng.uniform(0, 100, 500), rng.uniform(-100, 100, 500), rng.uniform(-100, 100, 500)], 1)
+    b = a + rng.normal(0, 8, a.shape)
+    assert np.allclose(ciede2000(a, b), deltaE_ciede2000(a, b), atol=1e-6)
+    assert np.allclose(ciede2000(a, a), 0)
+
+
+def test_colour_scores_tell_a_committed_colour_from_a_grey_wash_and_a_wrong_one():
+    truth, sketch = square(colour=(220, 30, 30)), outline()
+    right = colour_scores(square(colour=(210, 40, 35)), truth, sketch)
+    grey = colour_scores(square(colour=(120, 110, 105)), truth, sketch)
+    wrong = colour_scores(square(colour=(30, 60, 220)), truth, sketch)
+    assert right["chroma"] / right["true_chroma"] > 0.85
+    assert grey["chroma"] / grey["true_chroma"] < 0.2
+    assert right["region_de"] < 5 < grey["region_de"] < wrong["region_de"]
+    no_areas = colour_scores(truth, truth, np.full((32, 32), 255, np.uint8))
+    assert np.isnan(no_areas["region_de"])
