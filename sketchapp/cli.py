@@ -239,7 +239,8 @@ def _complete(args: argparse.Namespace) -> int:
         ink_lines=args.ink_lines,
         match_line_width=args.match_line_width,
     )
-    engine.warm_up(settings)
+    if engine.capabilities.get("latents"):
+        engine.warm_up(settings)  # a search runs hundreds of passes; one picture is not worth building kernels twice
     frames = Path(args.frames) if args.frames else None
     if frames:
         try:
