@@ -239,7 +239,11 @@ def _tensor_span(name: str, key: str, entry: Any) -> tuple[int, int, str]:
 
 
 def load_modules(name: str, parts: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> None:
-    """Load ``tensors`` (keys "PREFIX.param") into the networks ``parts``, checking that they fit exactly."""
+    """Load ``tensors`` (keys "PREFIX.param") into the networks ``parts``, checking that they fit exactly.
+
+    The tensors are assigned, not copied, so ``parts`` may be built on the meta device
+    (``torch.device("meta")``): no memory, no random initialisation to throw away.
+    """
     grouped: dict[str, dict[str, torch.Tensor]] = {prefix: {} for prefix in parts}
     for key, tensor in tensors.items():
         prefix, _, rest = key.partition(".")
@@ -266,7 +270,7 @@ def load_modules(name: str, parts: dict[str, nn.Module], tensors: dict[str, torc
                 )
             _check_values(name, f"{prefix}.{key}", tensor, expected[key])
             given[key] = tensor.to(expected[key].dtype)
-        module.load_state_dict(given)
+        module.load_state_dict(given, assign=True)
 
 
 def _check_values(name: str, key: str, tensor: torch.Tensor, expected: torch.Tensor) -> None:

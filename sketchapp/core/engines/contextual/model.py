@@ -63,7 +63,8 @@ def build_joint_model(name: str, metadata: dict[str, Any], tensors: dict[str, to
         config = JointGANConfig.from_dict(dict(metadata.get("architecture") or {}))
     except (TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{name}: invalid architecture in metadata ({exc})") from exc
-    model = JointModel.create(config)
+    with torch.device("meta"):  # built without memory or random weights: the file's are assigned
+        model = JointModel.create(config)
     model.metadata = metadata
     load_modules(name, model.modules(), tensors)
     return model

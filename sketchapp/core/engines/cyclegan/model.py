@@ -50,7 +50,8 @@ def build_cyclegan_model(name: str, metadata: dict[str, Any], tensors: dict[str,
         config = CycleGANConfig.from_dict(metadata.get("architecture"))
     except (SettingsError, TypeError) as exc:
         raise CheckpointError(f"{name}: invalid CycleGAN architecture in metadata ({exc})") from exc
-    model = CycleGANModel.create(config)
+    with torch.device("meta"):  # built without memory or random weights: the file's are assigned
+        model = CycleGANModel.create(config)
     model.metadata = metadata
     load_modules(name, model.modules(), tensors)
     return model

@@ -42,7 +42,8 @@ def build_pix2pix_model(name: str, metadata: dict[str, Any], tensors: dict[str, 
         config = Pix2PixConfig.from_dict(metadata.get("architecture"))
     except (SettingsError, TypeError) as exc:
         raise CheckpointError(f"{name}: invalid pix2pix architecture in metadata ({exc})") from exc
-    model = Pix2PixModel.create(config)
+    with torch.device("meta"):  # built without memory or random weights: the file's are assigned
+        model = Pix2PixModel.create(config)
     model.metadata = metadata
     load_modules(name, model.modules(), tensors)
     return model
