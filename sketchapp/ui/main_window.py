@@ -396,7 +396,10 @@ class MainWindow(QMainWindow):
         undo.setShortcut(QKeySequence.StandardKey.Undo)
         redo = self.document.undo_stack.createRedoAction(self, "Redo")
         redo.setIcon(qta.icon("fa5s.redo"))
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        # the platform's own Redo keys and both common ones, each once: a key sequence given twice is
+        # ambiguous to Qt and then triggers nothing (StandardKey.Redo is Ctrl+Shift+Z on Linux)
+        keys = [*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")]
+        redo.setShortcuts(list(dict.fromkeys(keys)))
         self.undo_action, self.redo_action = undo, redo
         self.clear_action = self._action("fa5s.trash-alt", "Clear", self.document.clear, "Ctrl+Backspace")
         self.ghost_action = self._action("fa5s.ghost", "Ghost guide", self.canvas.show_ghost, "G", checkable=True)
@@ -651,8 +654,7 @@ class MainWindow(QMainWindow):
         self.preset_name = str(info.get("name", ""))
         self.preset_label.setText(f"Preset: {self.preset_name}")
         self.device_label.setText(f"Device: {info.get('device', '?')}")
-        if not self.document.is_empty():
-            self.request_completion()
+        self.request_completion()  # an empty sheet clears what the previous preset drew
 
     def model_failed(self, message: str) -> None:
         self.device_label.setText("no model")
@@ -660,7 +662,11 @@ class MainWindow(QMainWindow):
 
     # -- completion -----------------------------------------------------------------------
     def _sketch_changed(self) -> None:
-        if self.live and not self.document.is_empty() and not self._restoring:
+        if self._restoring:
+            return
+        if self.document.is_empty():  # cleared, a new drawing, or undone back to nothing
+            self._clear_result()
+        elif self.live:
             (self.pen_timer if self.engine_live else self.idle).start()
 
     def _drawing(self) -> None:
@@ -671,6 +677,7 @@ class MainWindow(QMainWindow):
     def request_completion(self, z: Any = None) -> None:
         stroke = self.canvas.stroke
         if self.document.is_empty() and stroke is None:
+            self._clear_result()
             return
         self.generation += 1
         self.busy.setVisible(True)
@@ -689,6 +696,17 @@ class MainWindow(QMainWindow):
             self.generation, self.document.to_array(side, stroke), hints, z if isinstance(z, np.ndarray) else None,
             settings,
         )
+
+    def _clear_result(self) -> None:
+        """An empty sheet shows no picture: the result, candidates and ghost go, and runs still under way are dropped."""
+        self.generation += 1
+        self.accept_from = self.generation + 1
+        self.frame = None
+        self.gallery.clear()
+        self.result.set_image(None)
+        self.canvas.set_ghost(None)
+        self.busy.setVisible(False)
+        self.progress_label.setText("")
 
     def run_settings(self) -> dict[str, Any]:
         """Engine settings for the next run: recalled ones, and the seed when it is locked (or given once)."""
@@ -836,6 +854,7 @@ class MainWindow(QMainWindow):
             return
         self.importing.setVisible(False)
         self.statusBar().clearMessage()
+        self.result.clear_hints()  # hints painted for the drawing before are no colours of this one
         self.document.set_base(array_to_qimage(result), f"Import {Path(path).name}" if path else "Paste")
         self.import_finished.emit(True)
 
@@ -847,6 +866,7 @@ class MainWindow(QMainWindow):
         self._sketching = None
         self.importing.setVisible(False)
         self.statusBar().showMessage(f"Sketched {name} with {self.preset_name}", 4000)
+        self.result.clear_hints()
         self.document.set_base(array_to_qimage(sketch), f"Sketch of {name}")
         self.import_finished.emit(True)
 

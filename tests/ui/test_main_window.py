@@ -68,6 +68,9 @@ def test_frames_show_and_stale_generations_are_dropped(window):
 
 
 def test_the_ink_toggle_draws_the_sketch_over_the_shown_and_exported_result(qtbot, window, tmp_path):
+    draw(window)  # a drawing on the sheet: a preset loaded over an empty one shows nothing
+    window.idle.stop()
+    window.pen_timer.stop()
     window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 16, "ink_lines": True})
     assert window.ink_action.isChecked()
     window.generation = 1
@@ -357,3 +360,39 @@ def test_the_window_survives_importing_hostile_files_with_the_drawing_intact(qtb
         assert np.array_equal(window.document.to_array(64), before), path.name
     draw(window)  # still drawing
     assert window.document.undo_stack.count() == 2
+
+
+def test_clearing_undoing_to_nothing_or_a_new_drawing_takes_the_old_result_off_the_screen(qtbot, window):
+    for empty_it in (window.clear_action.trigger, lambda: window.document.undo_stack.undo(), window.new_document):
+        window.document.undo_stack.clear()
+        draw(window)
+        window.generation += 1
+        window.show_frame(frame(window.generation, final=True))
+        assert window.result.image is not None and window.gallery.count() == 3
+        late = window.generation
+        window.is_modified = lambda: False  # type: ignore[method-assign]  # new_document would ask to save
+        empty_it()
+        assert window.document.is_empty()
+        assert window.result.image is None and window.frame is None and window.gallery.count() == 0
+        window.show_frame(frame(late, final=True))  # a run asked for before the sheet was emptied
+        assert window.result.image is None
+
+
+def test_redo_has_each_key_sequence_once_so_none_is_ambiguous(window):
+    keys = [key.toString() for key in window.redo_action.shortcuts()]
+    assert len(keys) == len(set(keys)) and "Ctrl+Shift+Z" in keys and "Ctrl+Y" in keys
+
+
+def test_an_imported_sketch_does_not_take_the_previous_drawings_hints(qtbot, window, tmp_path):
+    draw(window)
+    window.hint_action.trigger()
+    view = window.result
+    centre = view.sheet().center().toPoint()
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+    QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+    assert view.has_hints()
+    sketch = np.full((64, 64), 255, np.uint8)
+    sketch[10:50, 30] = 0
+    Image.fromarray(sketch).save(tmp_path / "other.png")
+    assert imported(qtbot, window, tmp_path / "other.png")
+    assert not view.has_hints()
