@@ -108,6 +108,9 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
                        "default 0: colour regressed only)")
     train.add_argument("--colour-weight", type=float, metavar="WEIGHT",
                        help="pix2pix: weight of the colour cross-entropy with --colour-grid (default 1)")
+    train.add_argument("--colour-rebalance", type=float, metavar="LAMBDA",
+                       help="pix2pix, with --colour-grid: share of the uniform distribution mixed into the colour "
+                       "frequencies before the loss weights are taken (Zhang et al.'s lambda; 1: no rebalancing; default 0.5)")
     train.add_argument("--no-hints", action="store_true", help="pix2pix: a generator without colour-hint inputs")
     train.add_argument("--gf", type=positive, help="generator width (default 64; pix2pix 32)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64; pix2pix 32)")
@@ -318,7 +321,8 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
                        ("--recon", args.recon), ("--r1", args.r1), ("--judge-redrawn", args.judge_redrawn or None),
                        ("--diff-augment", args.diff_augment or None))
     pix2pix_only = (("--l1", args.l1), ("--ssim", args.ssim), ("--no-hints", args.no_hints or None),
-                    ("--colour-grid", args.colour_grid), ("--colour-weight", args.colour_weight))
+                    ("--colour-grid", args.colour_grid), ("--colour-weight", args.colour_weight),
+                    ("--colour-rebalance", args.colour_rebalance))
     cyclegan_only = (("--cycle", args.cycle), ("--identity", args.identity), ("--pool", args.pool), ("--blocks", args.blocks))
     others = {"contextual": (pix2pix_only, cyclegan_only, (("--decay-epochs", args.decay_epochs),)),
               "pix2pix": (contextual_only, cyclegan_only), "cyclegan": (contextual_only, pix2pix_only)}
@@ -333,7 +337,8 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         }
     elif kind == "pix2pix":
         own = {"size": args.size, "l1_weight": args.l1, "ssim_weight": args.ssim, "hints": False if args.no_hints else None,
-               "decay_epochs": args.decay_epochs, "colour_grid": args.colour_grid, "colour_weight": args.colour_weight}
+               "decay_epochs": args.decay_epochs, "colour_grid": args.colour_grid, "colour_weight": args.colour_weight,
+               "colour_rebalance": args.colour_rebalance}
     else:
         own = {"size": args.size, "decay_epochs": args.decay_epochs, "cycle_weight": args.cycle,
                "identity_weight": args.identity, "pool": args.pool, "blocks": args.blocks}
