@@ -19,7 +19,8 @@ from sketchapp.core.engines import REGISTRY, engine_spec, load_engine_model, ope
 from sketchapp.core.engines.pix2pix.engine import Pix2PixSettings, palette_hints
 from sketchapp.core.engines.pix2pix.model import Pix2PixModel
 from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
-from sketchapp.core.engines.pix2pix.recipe import SPREAD, SPREAD_GRID, Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue, spread_hints
+from sketchapp.core.engines.pix2pix.model import SPREAD, SPREAD_GRID, spread_hints
+from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings, rotate_hue
 from sketchapp.core.errors import CheckpointError, SettingsError
 from sketchapp.core.evaluation import ssim
 from sketchapp.core.runs import read_losses

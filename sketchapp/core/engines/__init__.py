@@ -11,8 +11,9 @@ description of these fields.
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,20 +21,14 @@ from typing import Any
 import torch
 
 from sketchapp.core.checkpoint import read_checkpoint
-from sketchapp.core.engines.contextual import recipe as contextual_recipe
+from sketchapp.core.engines.base import Training
 from sketchapp.core.engines.contextual.engine import CompletionSettings, ContextualEngine
 from sketchapp.core.engines.contextual.model import CONTEXTUAL, build_joint_model
-from sketchapp.core.engines.contextual.recipe import ContextualRecipe, TrainSettings, new_model_settings
-from sketchapp.core.engines.cyclegan import recipe as cyclegan_recipe
 from sketchapp.core.engines.cyclegan.engine import CycleGANEngine, CycleGANSettings
 from sketchapp.core.engines.cyclegan.model import CYCLEGAN, build_cyclegan_model
-from sketchapp.core.engines.cyclegan.recipe import CycleGANRecipe, CycleGANTrainSettings
 from sketchapp.core.engines.pix2pix.engine import Pix2PixEngine, Pix2PixSettings
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, build_pix2pix_model
-from sketchapp.core.engines.pix2pix import recipe as pix2pix_recipe
-from sketchapp.core.engines.pix2pix.recipe import Pix2PixRecipe, Pix2PixTrainSettings
 from sketchapp.core.errors import CheckpointError, PresetError
-from sketchapp.core.trainer import TrainEvent, TrainingError, train_recipe
 
 
 @dataclass(frozen=True)
@@ -44,76 +39,84 @@ class EngineSpec:
     settings: type  # completion settings: from_dict / to_dict / updated
     build: Callable[[str, dict[str, Any], dict[str, torch.Tensor]], Any]  # (file name, record, tensors) -> model
     engine: Callable[[Any, torch.device], Any]  # (model, device) -> Engine
-    train_settings: type  # training settings: from_dict / to_dict / size / epochs
-    train: Callable[..., Iterator[TrainEvent]]  # (run_dir, pairs, settings, device, cancel, resume, init_from, data_record, splits)
-    fine_tune_settings: Callable[..., Any]  # (base model file, **overrides) -> training settings that keep its networks
-    estimate: Callable[..., Any]  # (training settings, pair count, device) -> core.estimate.TimeEstimate, timed on real steps
-    thumbnails: Callable[..., Any]  # (model, count, sketches) -> (count, S, S, 3) uint8 pictures of those sketches
-    loss_names: tuple[str, ...]  # what its training reports per step (losses.csv, the wizard's plot)
+    recipe: str  # the module whose ``TRAINING`` (base.Training) is its training side, imported when first asked for
     loss_labels: dict[str, str]  # the losses the wizard plots, in its order, with their labels (the rest, D's scores, are not)
     sizes: tuple[int, ...]  # picture sides the wizard offers for a new model
     default_size: int  # the one of them it proposes
     batch_size: int  # the batch the wizard proposes; 0 = the largest that fits in memory, measured (the recipe's fit_batch)
     preference: int  # the wizard offers the engines that take the data in this order, lowest first
-    new_model: Callable[[int, int], dict[str, Any]]  # (size, width) -> training settings of new networks of that size and width
     unpaired: bool = False  # it learns from two collections without pairs (it takes paired data too, its pairing unused)
 
+    @property
+    def training(self) -> Training:
+        return importlib.import_module(self.recipe).TRAINING  # type: ignore[no-any-return]
 
-def _sized(size: int, width: int) -> dict[str, Any]:
-    """Training settings of a new pix2pix or CycleGAN model: ``size`` px, generator and discriminator ``width`` wide."""
-    return {"size": size, "gf": width, "df": width}
+    @property
+    def train_settings(self) -> type:
+        return self.training.settings
 
+    @property
+    def train(self) -> Callable[..., Any]:
+        return self.training.train
 
-def _train_pix2pix(run_dir: str | os.PathLike[str], pairs: Any, settings: Pix2PixTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
-    return train_recipe(run_dir, Pix2PixRecipe(settings), pairs, *args, **kwargs)
+    @property
+    def fine_tune_settings(self) -> Callable[..., Any]:
+        return self.training.fine_tune_settings
+
+    @property
+    def estimate(self) -> Callable[..., Any]:
+        return self.training.estimate
+
+    @property
+    def thumbnails(self) -> Callable[..., Any]:
+        return self.training.thumbnails
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        return self.training.loss_names
+
+    @property
+    def new_model(self) -> Callable[[int, int], dict[str, Any]]:
+        return self.training.new_model
 
 
 def check_data(spec: EngineSpec, data: Any) -> None:
     """Refuse unpaired collections for an engine that learns from pairs, naming the one that does not."""
     from sketchapp.core.data.datasets import UnpairedSet
+    from sketchapp.core.trainer import TrainingError
 
     if isinstance(data, UnpairedSet) and not spec.unpaired:
         takers = ", ".join(s.title for s in REGISTRY.values() if s.unpaired)
         raise TrainingError(f"{spec.title} learns from sketch/picture pairs; unpaired folders train {takers}")
 
 
-def _train_cyclegan(run_dir: str | os.PathLike[str], data: Any, settings: CycleGANTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
-    return train_recipe(run_dir, CycleGANRecipe(settings), data, *args, **kwargs)
-
-
 REGISTRY: dict[str, EngineSpec] = {
     CONTEXTUAL: EngineSpec(
         CONTEXTUAL, "Contextual GAN",
         "searches a joint sketch|image GAN for pictures that fit: varied candidates and a ghost guide, loose on details",
-        CompletionSettings, build_joint_model, ContextualEngine, TrainSettings, contextual_recipe.train,
-        contextual_recipe.fine_tune_settings, contextual_recipe.estimate_training, contextual_recipe.model_samples,
-        ContextualRecipe.loss_names,
+        CompletionSettings, build_joint_model, ContextualEngine, "sketchapp.core.engines.contextual.recipe",
         loss_labels={"d_loss": "discriminator", "g_loss": "generator", "e_loss": "encoder", "r_loss": "redraw (L1)"},
-        sizes=(64, 128), default_size=128, batch_size=0, preference=1, new_model=new_model_settings,
+        sizes=(64, 128), default_size=128, batch_size=0, preference=1,
     ),
     PIX2PIX: EngineSpec(
         PIX2PIX, "pix2pix",
         "draws the picture straight from your lines in one pass: follows the drawing, live while you draw, instant colour hints",
-        Pix2PixSettings, build_pix2pix_model, Pix2PixEngine, Pix2PixTrainSettings, _train_pix2pix,
-        pix2pix_recipe.fine_tune_settings, pix2pix_recipe.estimate_training, pix2pix_recipe.thumbnails,
-        Pix2PixRecipe.loss_names,
+        Pix2PixSettings, build_pix2pix_model, Pix2PixEngine, "sketchapp.core.engines.pix2pix.recipe",
         loss_labels={"d_loss": "discriminator", "g_gan": "generator (cGAN)", "g_l1": "L1 to the picture",
                      "g_ssim": "structure (1 - SSIM)", "g_colour": "colour cells (cross-entropy)"},
-        sizes=(128, 256), default_size=128, batch_size=16, preference=0, new_model=_sized,
+        sizes=(128, 256), default_size=128, batch_size=16, preference=0,
     ),
     CYCLEGAN: EngineSpec(
         CYCLEGAN, "CycleGAN",
         "learns from a folder of sketches and an unrelated folder of pictures: draws from your lines in one pass, "
         "and sketches a picture the other way",
-        CycleGANSettings, build_cyclegan_model, CycleGANEngine, CycleGANTrainSettings, _train_cyclegan,
-        cyclegan_recipe.fine_tune_settings, cyclegan_recipe.estimate_training, cyclegan_recipe.thumbnails,
-        CycleGANRecipe.loss_names,
+        CycleGANSettings, build_cyclegan_model, CycleGANEngine, "sketchapp.core.engines.cyclegan.recipe",
         loss_labels={
             "d_a": "discriminator (sketches)", "d_b": "discriminator (pictures)", "g_a": "GAN sketch → picture",
             "g_b": "GAN picture → sketch", "cycle_a": "cycle sketch → picture → sketch",
             "cycle_b": "cycle picture → sketch → picture", "idt_a": "identity (pictures)", "idt_b": "identity (sketches)",
         },
-        sizes=(128, 256), default_size=128, batch_size=1, preference=2, new_model=_sized, unpaired=True,
+        sizes=(128, 256), default_size=128, batch_size=1, preference=2, unpaired=True,
     ),
 }
 

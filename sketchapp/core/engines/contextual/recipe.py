@@ -45,6 +45,7 @@ from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import CancelToken, to_uint8
 from sketchapp.core.engines.contextual.model import CONTEXTUAL, JointModel, load_model
 from sketchapp.core.engines.contextual.networks import JointGANConfig, sample_z
+from sketchapp.core.engines.base import Training
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
 from sketchapp.core.estimate import TimeEstimate, timed, train_share
@@ -756,3 +757,7 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
     settings = {**inherited, **overrides}
     settings.setdefault("encoder_steps", default_encoder_steps(settings.get("recon_weight", 0.0), fine_tune=True))
     return replace(TrainSettings(), **settings)
+
+
+TRAINING = Training(TrainSettings, train, fine_tune_settings, estimate_training, model_samples, ContextualRecipe.loss_names,
+                    new_model_settings)

@@ -15,6 +15,7 @@ small gaps, noise), so the model meets drawings like the ones a pen makes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,11 @@ from sketchapp.core.engine import sketch_thumbnails, to_uint8
 from sketchapp.core.engines.cyclegan.model import CYCLEGAN, CycleGANModel
 from sketchapp.core.engines.cyclegan.networks import CycleGANConfig
 from sketchapp.core.engines.pix2pix.recipe import freehand_lines, warp_pairs
+from sketchapp.core.engines.base import Training, sized
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
 from sketchapp.core.records import check_field_types, from_record
-from sketchapp.core.trainer import TrainingError, inherited_settings
+from sketchapp.core.trainer import TrainEvent, TrainingError, inherited_settings, train_recipe
 
 SAMPLE_COUNT = 4  # rows of A -> B -> A and as many of B -> A -> B
 
@@ -347,3 +349,11 @@ def thumbnails(model: CycleGANModel, count: int = 8, sketches: np.ndarray | None
 
     engine = CycleGANEngine(model, next(model.g_ab.parameters()).device)
     return sketch_thumbnails(engine, count, sketches, CycleGANSettings(seed=seed))
+
+
+def train(run_dir: str | os.PathLike[str], data: Any, settings: CycleGANTrainSettings, *args: Any, **kwargs: Any) -> Iterator[TrainEvent]:
+    """Train on ``data`` into ``run_dir``: ``core.trainer.train_recipe``'s arguments after the recipe."""
+    return train_recipe(run_dir, CycleGANRecipe(settings), data, *args, **kwargs)
+
+
+TRAINING = Training(CycleGANTrainSettings, train, fine_tune_settings, estimate_training, thumbnails, CycleGANRecipe.loss_names, sized)

@@ -33,9 +33,8 @@ from torch import nn
 
 from sketchapp.core.colour import ab_grid, lab_to_rgb, rgb_to_lab
 from sketchapp.core.engine import CancelToken, Snapshot
-from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel
+from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel, generator_input
 from sketchapp.core.engines.pix2pix.networks import fold_upsampling
-from sketchapp.core.engines.pix2pix.recipe import generator_input
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import from_record
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
