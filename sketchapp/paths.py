@@ -42,6 +42,14 @@ def user_models_dir() -> Path:
     return user_data_dir() / "models"
 
 
+def user_cache_dir() -> Path:
+    """What is kept only to save time (networks converted for a faster runtime): safe to delete."""
+    if os.environ.get("SKETCHAPP_CACHE_DIR"):
+        return Path(os.environ["SKETCHAPP_CACHE_DIR"])
+    override = os.environ.get("SKETCHAPP_DATA_DIR")
+    return Path(override) / "cache" if override else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
 def user_state_dir() -> Path:
     """Autosave and other state that should survive a crash but is not the user's data."""
     override = os.environ.get("SKETCHAPP_DATA_DIR")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from sketchapp.core.engines.contextual.model import JointModel
 from sketchapp.core.engines.contextual.networks import JointGANConfig, sample_z
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests never need a display
+# networks converted for a faster runtime go to a folder of the test run's, not the user's cache
+os.environ.setdefault("SKETCHAPP_CACHE_DIR", tempfile.mkdtemp(prefix="sketchapp-test-cache-"))
 
 TINY = JointGANConfig(half_size=16, z_dim=32, gf=16, df=16)
 

@@ -173,3 +173,24 @@ def test_written_files_get_normal_permissions(tmp_path, tiny_model):
     finally:
         os.umask(old)
     assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_model_is_built_from_its_file_without_loading_torchs_compiler(tmp_path):
+    """Networks are made on the meta device and take the file's weights: no random draw (torch's meta
+    normal_ loads its compiler, 2 s of a command-line completion) and nothing thrown away."""
+    import subprocess
+    import sys
+
+    from sketchapp.core.engines.cyclegan.model import CycleGANModel
+    from sketchapp.core.engines.cyclegan.networks import CycleGANConfig
+    from sketchapp.core.engines.pix2pix.model import Pix2PixModel
+    from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
+
+    save_checkpoint(tmp_path / "p.safetensors", Pix2PixModel.create(Pix2PixConfig(size=32, gf=8, df=8)))
+    save_checkpoint(tmp_path / "c.safetensors", CycleGANModel.create(CycleGANConfig(32, 8, 8, 2)))
+    code = (
+        "import sys; from sketchapp.core.engines import load_engine_model\n"
+        f"for name in ('p', 'c'): load_engine_model(r'{tmp_path}/' + name + '.safetensors')\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

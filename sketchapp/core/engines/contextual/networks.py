@@ -102,7 +102,13 @@ def _width(base: int, mult: int) -> int:
 
 
 def init_dcgan(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales."""
+    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales.
+
+    Networks built on the meta device (to be filled from a file) are left alone: there is
+    nothing to draw, and torch's meta ``normal_`` loads its compiler (2 s) to do nothing.
+    """
+    if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.is_meta:
+        return
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:

@@ -77,8 +77,8 @@ class CycleGANConfig:
 
 
 def _init(module: nn.Module) -> None:
-    """The paper's code: weights N(0, 0.02), biases 0."""
-    if isinstance(module, nn.Conv2d):
+    """The paper's code: weights N(0, 0.02), biases 0 (nothing on the meta device, see ``init_dcgan``)."""
+    if isinstance(module, nn.Conv2d) and not module.weight.is_meta:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)

@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -38,6 +39,7 @@ from sketchapp.core.engines.pix2pix.networks import fold_upsampling
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import from_record
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
+from sketchapp.core.runtime import CompiledNet, compile_generator
 
 
 VARIETIES = ("palette", "dropout")
@@ -54,6 +56,7 @@ class Pix2PixSettings:
     seed: int | None = None
     channels_last: bool = True
     bfloat16: bool = True  # on the CPU, run in bfloat16 where the warm-up measures it faster (native BF16 units)
+    runtime: bool = True  # on the CPU, run the single picture under ONNX Runtime (core.runtime) where the warm-up measures it faster
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -128,6 +131,7 @@ class Pix2PixEngine:
         self.folded = fold_upsampling(fold_batch_norm(self.model.generator)).to(self.device)
         self._layout = torch.contiguous_format
         self.fast: nn.Module | None = None  # a bfloat16 copy of ``folded``, where the warm-up found it faster
+        self.compiled: CompiledNet | None = None  # ``folded`` under ONNX Runtime for one picture, where the warm-up found it faster
 
     @property
     def half_size(self) -> int:
@@ -145,27 +149,38 @@ class Pix2PixEngine:
                     net.to(memory_format=layout)
             self._layout = layout
 
-    def warm_up(self, settings: Pix2PixSettings | None = None) -> None:
-        """Throw-away passes so the first real result comes at full speed (kernels built), and the
-        choice of bfloat16 on the CPU: kept only where it measures at least 10 % faster than float32
-        (CPUs with native BF16 units; elsewhere it emulates and is slower)."""
+    def warm_up(self, settings: Pix2PixSettings | None = None, cache: Path | None = None) -> None:
+        """Throw-away passes so the first real result comes at full speed (kernels built), and on the CPU
+        the choice of how a picture runs, each kept only where it measures at least 10 % faster than
+        what it would replace: bfloat16 (CPUs with native BF16 units; elsewhere it emulates and is
+        slower), then ONNX Runtime for the single picture (``core.runtime``; converted networks are kept
+        in ``cache``, by default the user's cache folder)."""
         settings = settings or Pix2PixSettings()
         blank = np.full((self.half_size, self.half_size), 255, np.uint8)
         for _ in self.start(blank, None, settings.updated(seed=0)):
             pass
-        self.fast = None
-        if self.device.type != "cpu" or not settings.bfloat16:
+        self.fast, self.compiled = None, None
+        if self.device.type != "cpu":
             return
         x = generator_input(torch.ones(1, 1, self.half_size, self.half_size), None, self.model.config)
         x = x.contiguous(memory_format=self._layout)
-        try:
-            fast = copy.deepcopy(self.folded).to(torch.bfloat16)
-            plain = _seconds(self.folded, x)
-            quick = _seconds(fast, x.to(torch.bfloat16))
-        except RuntimeError:  # no bfloat16 kernels on this build
-            return
-        if quick < 0.9 * plain:
-            self.fast = fast
+        plain = _seconds(self.folded, x)
+        if settings.bfloat16:
+            try:
+                fast = copy.deepcopy(self.folded).to(torch.bfloat16)
+                quick = _seconds(fast, x.to(torch.bfloat16))
+            except RuntimeError:  # no bfloat16 kernels on this build
+                quick = math.inf
+            if quick < 0.9 * plain:
+                self.fast, plain = fast, quick
+        if settings.runtime:
+            if cache is None:
+                from sketchapp import paths
+
+                cache = paths.user_cache_dir() / "networks"
+            compiled = compile_generator(self.folded, x, torch.get_num_threads(), cache)
+            if compiled is not None and _seconds(compiled, x) < 0.9 * plain:
+                self.compiled = compiled
 
     def start(
         self,
@@ -214,7 +229,10 @@ class Pix2PixEngine:
         )
 
     def _run(self, x: torch.Tensor, settings: Pix2PixSettings) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The folded generator's parts for ``x``, in bfloat16 where the warm-up kept it."""
+        """The folded generator's parts for ``x``: under ONNX Runtime or in bfloat16 where the warm-up kept them."""
+        if self.compiled is not None and settings.runtime and tuple(x.shape) == self.compiled.shape:
+            outputs = self.compiled(x)
+            return outputs[0], outputs[1] if len(outputs) > 1 else None
         if self.fast is not None and settings.bfloat16:
             return self.fast(x.to(torch.bfloat16), unmixed=True)  # type: ignore[no-any-return]
         return self.folded(x, unmixed=True)  # type: ignore[no-any-return]
