@@ -221,3 +221,20 @@ def test_the_shipped_cyclegan_model_sketches_a_picture_along_its_edges():
     precision, recall = sketch_fidelity(np.repeat(drawn[..., None], 3, 2), outline)
     assert recall > 0.8 and precision > 0.5  # it draws the disc's outline
     assert (drawn > 200).mean() > 0.7  # on white paper
+
+
+def test_onnx_runtime_draws_the_torch_picture_and_is_dropped_when_switched_off(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from sketchapp.core import runtime
+
+    model = CycleGANModel.create(CycleGANConfig(32, 8, 8, 2)).eval()
+    engine = REGISTRY["cyclegan"].engine(model, torch.device("cpu"))
+    sketch = np.full((32, 32), 255, np.uint8)
+    cv2.circle(sketch, (16, 16), 9, 0, 1)
+    plain = next(iter(engine.start(sketch, None, CycleGANSettings(runtime=False)))).images()[0].astype(int)
+    engine.compiled = runtime.compile_generator(model.g_ab, torch.zeros(1, 3, 32, 32), 1, tmp_path)
+    assert engine.compiled is not None
+    quick = next(iter(engine.start(sketch, None, CycleGANSettings()))).images()[0].astype(int)
+    assert np.abs(quick - plain).max() <= 1
+    engine.warm_up(CycleGANSettings(runtime=False), cache=tmp_path)
+    assert engine.compiled is None

@@ -366,7 +366,7 @@ def test_onnx_runtime_is_kept_only_where_faster_draws_the_torch_picture_and_its_
     engine = REGISTRY["pix2pix"].engine(model, torch.device("cpu"))
     sketch = discs(1).sketches[0]
     plain = next(iter(engine.start(sketch, None, Pix2PixSettings(seed=0, bfloat16=False)))).images()[0].astype(int)
-    engine.compiled = runtime.compile_generator(engine.folded, torch.zeros(1, 5, S, S), 1, tmp_path)
+    engine.compiled = runtime.compile_generator(engine.folded, torch.zeros(1, 5, S, S), 1, tmp_path, unmixed=True)
     assert engine.compiled is not None and len(list(tmp_path.glob("*.onnx"))) == 1
     quick = next(iter(engine.start(sketch, None, Pix2PixSettings(seed=0, bfloat16=False)))).images()[0].astype(int)
     assert np.abs(quick - plain).max() <= 1
@@ -374,7 +374,7 @@ def test_onnx_runtime_is_kept_only_where_faster_draws_the_torch_picture_and_its_
     assert four.shape == (4, S, S, 3)  # the batch of variations runs in torch
     converted = []
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: converted.append(1))
-    assert runtime.compile_generator(engine.folded, torch.zeros(1, 5, S, S), 1, tmp_path) is not None
+    assert runtime.compile_generator(engine.folded, torch.zeros(1, 5, S, S), 1, tmp_path, unmixed=True) is not None
     assert not converted  # read back from the cache
     engine.warm_up(Pix2PixSettings(bfloat16=False, runtime=False), cache=tmp_path)
     assert engine.compiled is None

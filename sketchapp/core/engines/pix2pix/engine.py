@@ -39,7 +39,7 @@ from sketchapp.core.engines.pix2pix.networks import fold_upsampling
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import from_record
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
-from sketchapp.core.runtime import CompiledNet, compile_generator
+from sketchapp.core.runtime import CompiledNet, faster_runtime, seconds
 
 
 VARIETIES = ("palette", "dropout")
@@ -82,17 +82,6 @@ class Pix2PixSettings:
     def updated(self, **changes: Any) -> Pix2PixSettings:
         known = {f.name for f in fields(self)}
         return replace(self, **{k: v for k, v in changes.items() if v is not None and k in known})
-
-
-def _seconds(net: nn.Module, x: torch.Tensor, passes: int = 3) -> float:
-    """The fastest of ``passes`` forward passes of ``net`` on ``x``, after one to build its kernels."""
-    times = []
-    with torch.inference_mode():
-        for _ in range(passes + 1):
-            began = time.perf_counter()
-            net(x)
-            times.append(time.perf_counter() - began)
-    return min(times[1:])
 
 
 def fold_batch_norm(generator: nn.Module) -> nn.Module:
@@ -164,23 +153,17 @@ class Pix2PixEngine:
             return
         x = generator_input(torch.ones(1, 1, self.half_size, self.half_size), None, self.model.config)
         x = x.contiguous(memory_format=self._layout)
-        plain = _seconds(self.folded, x)
+        plain = seconds(self.folded, x)
         if settings.bfloat16:
             try:
                 fast = copy.deepcopy(self.folded).to(torch.bfloat16)
-                quick = _seconds(fast, x.to(torch.bfloat16))
+                quick = seconds(fast, x.to(torch.bfloat16))
             except RuntimeError:  # no bfloat16 kernels on this build
                 quick = math.inf
             if quick < 0.9 * plain:
                 self.fast, plain = fast, quick
         if settings.runtime:
-            if cache is None:
-                from sketchapp import paths
-
-                cache = paths.user_cache_dir() / "networks"
-            compiled = compile_generator(self.folded, x, torch.get_num_threads(), cache)
-            if compiled is not None and _seconds(compiled, x) < 0.9 * plain:
-                self.compiled = compiled
+            self.compiled = faster_runtime(self.folded, x, plain, cache, unmixed=True)
 
     def start(
         self,
