@@ -171,10 +171,18 @@ def handmade(path: np.ndarray, closed: bool, rng: np.random.Generator) -> np.nda
 @functools.cache
 def drawings(side: int) -> dict[str, np.ndarray]:
     """Every drawing, drawn on a fresh canvas and exported at ``side`` px as MainWindow.request_completion does."""
+    return drawn(side, shapes())
+
+
+def drawn(side: int, figures: dict[str, list[Shape]], brush_factor: float | None = None) -> dict[str, np.ndarray]:
+    """Each of ``figures`` drawn on a fresh canvas with its default brush (times ``brush_factor``), by the
+    simulated hand, and exported at ``side`` px as MainWindow.request_completion does."""
     exported: dict[str, np.ndarray] = {}
-    for name, strokes in shapes().items():
+    for name, strokes in figures.items():
         document = SketchDocument(SIDE)
         canvas = Canvas(document)
+        if brush_factor is not None:
+            canvas.set_brush(canvas.brush * brush_factor)
         canvas.resize(WIDGET, WIDGET)
         canvas.show()
         QApplication.processEvents()
@@ -254,14 +262,9 @@ def sheet(title: str, subtitle: str, rows: list[tuple[str, np.ndarray, np.ndarra
     return picture
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("presets", nargs="*", metavar="PRESET", help="bundled preset id, e.g. emoji-colour")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE",
-                        help="also a model file (its engine's default settings), shown as NAME")
-    parser.add_argument("--ink-lines", action="store_true", help="ink the drawing over the results (default: off)")
-    parser.add_argument("--out", type=Path, default=DOCS / "evaluation", help="default: docs/evaluation")
-    args = parser.parse_args()
+def models_to_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[tuple[str, Path, Any]]:
+    """(name, model file, preset settings or None) of each bundled preset in ``args.presets`` and each
+    ``--model NAME=FILE``; a usage error for a preset that is not there or a model without a name."""
     bundled, _problems = list_presets([(paths.bundled_presets_dir(), "bundled")], (paths.bundled_models_dir(),))
     jobs: list[tuple[str, Path, Any]] = []
     try:
@@ -275,6 +278,18 @@ def main() -> int:
         jobs.append((name, Path(file), None))
     if not jobs:
         parser.error("give a preset or --model NAME=FILE")
+    return jobs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("presets", nargs="*", metavar="PRESET", help="bundled preset id, e.g. emoji-colour")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE",
+                        help="also a model file (its engine's default settings), shown as NAME")
+    parser.add_argument("--ink-lines", action="store_true", help="ink the drawing over the results (default: off)")
+    parser.add_argument("--out", type=Path, default=DOCS / "evaluation", help="default: docs/evaluation")
+    args = parser.parse_args()
+    jobs = models_to_run(parser, args)
     app = QApplication(sys.argv[:1])  # noqa: F841 - the canvas needs it alive
     device = select_device("cpu")
     configure_cpu_threads()

@@ -41,7 +41,6 @@ import math
 import os
 import sys
 import time
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,17 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import freehand  # noqa: E402
-from freehand import DOCS, HAND_SEED, MARGIN, SEED, SIDE, WIDGET, arc, bezier, circle, line, polar  # noqa: E402
-from sketchapp import paths  # noqa: E402
+from freehand import DOCS, SEED, SIDE, arc, bezier, circle, line, polar  # noqa: E402
 from sketchapp.core.device import configure_cpu_threads, select_device  # noqa: E402
 from sketchapp.core.engines import REGISTRY, open_engine  # noqa: E402
-from sketchapp.core.errors import PresetError  # noqa: E402
-from sketchapp.core.presets import find_preset, list_presets  # noqa: E402
 from sketchapp.ui.canvas import Canvas  # noqa: E402
 from sketchapp.ui.sketch import SketchDocument  # noqa: E402
 
@@ -321,34 +315,9 @@ def shapes() -> dict[str, list[Shape]]:
 
 @functools.cache
 def drawings(side: int, brush_factor: float | None) -> dict[str, np.ndarray]:
-    """Every drawing, drawn on a fresh canvas with the default brush (times ``brush_factor``) and exported at
-    ``side`` px as MainWindow.request_completion does. The hand moves as in ``freehand.drawings``."""
-    exported: dict[str, np.ndarray] = {}
-    for name, strokes in shapes().items():
-        document = SketchDocument(SIDE)
-        canvas = Canvas(document)
-        if brush_factor is not None:
-            canvas.set_brush(canvas.brush * brush_factor)
-        canvas.resize(WIDGET, WIDGET)
-        canvas.show()
-        QApplication.processEvents()
-        if abs(canvas.transform().m11() - 1.0) > 1e-9:
-            raise SystemExit(f"{name}: the canvas is not at zoom 1")
-        rng = np.random.default_rng([HAND_SEED, zlib.crc32(name.encode())])
-        for path, closed in strokes:
-            pixels = [QPoint(int(round(x)) + MARGIN, int(round(y)) + MARGIN)
-                      for x, y in freehand.handmade(path, closed, rng)]
-            QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixels[0])
-            for pixel in pixels[1:]:
-                QTest.mouseMove(canvas, pixel)
-            QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixels[-1])
-        QApplication.processEvents()
-        if len(document.strokes) != len(strokes):
-            raise SystemExit(f"{name}: the canvas took {len(document.strokes)} strokes of {len(strokes)}")
-        exported[name] = document.to_array(side)
-        canvas.close()
-        canvas.deleteLater()
-    return exported
+    """Every drawing, drawn through the canvas by ``freehand``'s simulated hand, with the default brush
+    times ``brush_factor``."""
+    return freehand.drawn(side, shapes(), brush_factor)
 
 
 @functools.cache
@@ -492,19 +461,7 @@ def main() -> int:
     names = [thing.name for thing in THINGS]
     if sorted(names) != sorted(shapes()):
         raise SystemExit(f"THINGS and shapes() differ: {sorted(set(names) ^ set(shapes()))}")
-    bundled, _problems = list_presets([(paths.bundled_presets_dir(), "bundled")], (paths.bundled_models_dir(),))
-    jobs: list[tuple[str, Path, Any]] = []
-    try:
-        jobs += [(p.id, p.model, p.settings) for p in (find_preset(key, bundled) for key in args.presets)]
-    except PresetError as exc:
-        parser.error(str(exc))
-    for given in args.model:
-        name, _, file = given.partition("=")
-        if not file:
-            parser.error(f"--model takes NAME=FILE, got {given!r}")
-        jobs.append((name, Path(file), None))
-    if not jobs:
-        parser.error("give a preset or --model NAME=FILE")
+    jobs = freehand.models_to_run(parser, args)
     app = QApplication(sys.argv[:1])  # noqa: F841 - the canvas needs it alive
     device = select_device("cpu")
     configure_cpu_threads(args.threads or None)

@@ -263,7 +263,7 @@ def test_a_pix2pix_preset_completes_in_one_pass_with_hints(tmp_path, sketch_png,
     text = Image.open(out).text
     assert text["model"] == "live" and json.loads(text["settings"]) == {
         "candidates": 3, "variety": "palette", "ink_lines": False, "match_line_width": True, "seed": 3, "channels_last": True,
-        "bfloat16": True}
+        "bfloat16": True, "runtime": True}
     err = capsys.readouterr().err
     assert "one pass" in err and "candidates differ by" in err
     (presets / "bad.json").write_text(json.dumps({

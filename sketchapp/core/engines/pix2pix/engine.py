@@ -21,7 +21,6 @@ from __future__ import annotations
 import colorsys
 import copy
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
