@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import time
@@ -211,6 +212,9 @@ def _complete(args: argparse.Namespace) -> int:
         raise ImageSaveError(f"{output.parent}: output folder does not exist")
     if output.is_dir():
         raise ImageSaveError(f"{output}: is a folder; give a file name for the result")
+    for given in (args.sketch, args.hints, args.style_reference):
+        if given and output.exists() and os.path.samefile(output, given):
+            raise ImageSaveError(f"{output}: is one of the inputs ({Path(given).name}); give another name for the result")
 
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.engines import engine_settings, open_engine

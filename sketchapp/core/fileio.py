@@ -23,9 +23,10 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a temp file for binary writing; on success it replaces ``path`` in one step.
 
     On any error (full disk, cancel, exception in the caller) the temp file is removed
-    and an existing file at ``path`` is left untouched.
+    and an existing file at ``path`` is left untouched. A ``path`` that is a symbolic link
+    is written through: the file it points to gets the new bytes and the link stays.
     """
-    target = Path(path)
+    target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -77,6 +78,7 @@ def write_all_or_nothing(files: list[tuple[Path, bytes]], error: type[SketchAppE
     way removes the temp files and whatever this call had already put in place that was not
     there before, so it leaves nothing new; a target that is a folder is refused before any
     byte is written."""
+    files = [(Path(os.path.realpath(path)), data) for path, data in files]  # through links, as atomic_write
     for path, _data in files:
         if path.is_dir():
             raise error(f"{_shown(path)}: is a folder; nothing was written")

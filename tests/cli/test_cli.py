@@ -307,3 +307,15 @@ def test_a_file_given_alone_opens_in_the_window_and_a_typo_is_still_a_usage_erro
     with pytest.raises(SystemExit) as usage:
         main(["complet"])
     assert usage.value.code == 2
+
+
+def test_a_result_is_never_written_over_its_own_sketch_and_goes_through_a_link(tmp_path, sketch_png, tiny_checkpoint, capsys):
+    before = sketch_png.read_bytes()
+    assert complete(sketch_png, "-o", sketch_png, "--model", tiny_checkpoint, *FAST) == 1
+    assert "is one of the inputs" in capsys.readouterr().err and sketch_png.read_bytes() == before
+    kept = tmp_path / "kept.png"
+    kept.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(kept)
+    assert complete(sketch_png, "-o", link, "--model", tiny_checkpoint, *FAST) == 0
+    assert link.is_symlink() and kept.read_bytes()[:4] == b"\x89PNG"  # the file it points to has the result

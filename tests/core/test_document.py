@@ -178,3 +178,14 @@ def test_what_is_saved_always_opens_again(tmp_path):
     back = doc.read_document(tmp_path / "w.sketchapp")
     assert len(back.strokes) == 1 and back.strokes[0].points == [(-2048.0, 5.0, 0.5), (40.0, 2048.0, 1.0)]
     assert back.strokes[0].size == doc.MIN_SIZE
+
+
+def test_saving_through_a_link_updates_the_file_it_points_to_and_keeps_the_link(tmp_path):
+    from sketchapp.core.fileio import write_bytes_atomic
+
+    real = tmp_path / "real.sketchapp"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.sketchapp"
+    link.symlink_to(real)
+    write_bytes_atomic(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
