@@ -11,6 +11,7 @@ and is offered back.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from PySide6.QtCore import QIODevice, QLockFile, QSaveFile
@@ -139,7 +140,10 @@ def load_session(folder: Path, document: SketchDocument) -> QImage | bool:
         record = json.loads(file.read_text(encoding="utf-8"))
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             return False
-        scale = document.side / float(record["side"])
+        side = float(record["side"])
+        if not (math.isfinite(side) and side > 0):  # a side of 0, below 0 or NaN scales nothing
+            return False
+        scale = document.side / side
         strokes = []
         for item in record["strokes"]:
             tool = item["tool"] if item["tool"] in (PEN, ERASER) else PEN

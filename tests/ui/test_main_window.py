@@ -396,3 +396,17 @@ def test_an_imported_sketch_does_not_take_the_previous_drawings_hints(qtbot, win
     Image.fromarray(sketch).save(tmp_path / "other.png")
     assert imported(qtbot, window, tmp_path / "other.png")
     assert not view.has_hints()
+
+
+@pytest.mark.parametrize("side", [0, -512, float("nan"), float("inf")])
+def test_an_autosave_with_a_side_that_scales_nothing_is_ignored(qtbot, tmp_path, monkeypatch, side):
+    from sketchapp.ui import session
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "autosave.json").write_text(json.dumps({"format": session.FORMAT, "side": side, "strokes": [
+        {"tool": "pen", "size": 4.0, "points": [[10, 10, 1.0], [50, 50, 1.0]]}]}))
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    win = MainWindow(CoreServices(), QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), state)
+    qtbot.addWidget(win)
+    assert not win.offer_recovery() and win.document.is_empty()
