@@ -33,16 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     complete = sub.add_parser(
         "complete",
-        help="complete a sketch into images (Contextual GAN latent search)",
-        description="Complete SKETCH into coloured images. Writes the best result to OUT "
-        "and every candidate beside it as OUT-1, OUT-2, ...",
+        help="complete a sketch into a coloured picture with a preset's model",
+        description="Complete SKETCH into a coloured picture. Writes the best result to OUT and, when there "
+        "are several candidates, each beside it as OUT-1, OUT-2, ... (a missing output folder is made)",
     )
     complete.add_argument("sketch", metavar="SKETCH", help="sketch image (PNG, JPEG, WebP, BMP)")
     complete.add_argument("-o", "--output", required=True, metavar="OUT", help="result file (.png, .jpg, .webp)")
     source = complete.add_mutually_exclusive_group()
     source.add_argument("--preset", metavar="NAME", help="style preset (see 'sketchapp presets'; default: the app's default preset)")
     source.add_argument("--model", metavar="FILE", help="model checkpoint (.safetensors)")
-    complete.add_argument("--candidates", type=_positive, metavar="K", help="candidates optimised together")
+    complete.add_argument("--candidates", type=_positive, metavar="K",
+                          help="how many results (default: the preset's, 1 for pix2pix and 4 for the Contextual GAN presets; "
+                          "8 for a model file of the Contextual GAN)")
     complete.add_argument("--iterations", type=_non_negative, metavar="N", help="optimisation steps at most (default: the preset's; "
                           "with --hints, up to its hint_iterations if that is more)")
     complete.add_argument("--seed", type=_seed, help="random seed (printed and stored in the PNG)")
@@ -209,7 +211,10 @@ def _complete(args: argparse.Namespace) -> int:
         args.usage_error("--vgg19, --style-strength and --style-steps go with --style-reference")
     reference = load_image(args.style_reference, mode="RGB", max_side=4096) if args.style_reference else None
     if not output.parent.is_dir():
-        raise ImageSaveError(f"{output.parent}: output folder does not exist")
+        try:
+            output.parent.mkdir(parents=True)
+        except OSError as exc:
+            raise ImageSaveError(f"{output.parent}: cannot make the output folder ({exc.strerror or exc})") from exc
     if output.is_dir():
         raise ImageSaveError(f"{output}: is a folder; give a file name for the result")
     for given in (args.sketch, args.hints, args.style_reference):
@@ -293,13 +298,14 @@ def _save_frame(folder: Path, snapshot) -> None:  # noqa: ANN001 - core type imp
 
 
 def _write_results(output: Path, snapshot, text: dict[str, str]) -> None:  # noqa: ANN001
-    """The best picture and every candidate, all written or none (a full disk or Ctrl-C half way leaves nothing new)."""
+    """The best picture and, where there are several, every candidate, all written or none (a full disk or
+    Ctrl-C half way leaves nothing new)."""
     from sketchapp.core.images import save_images
 
     images = snapshot.results()
     losses = snapshot.losses["total"]
     items = [(output, images[snapshot.best], {**text, "candidate": str(snapshot.best + 1)})]
-    for index, image in enumerate(images):
+    for index, image in enumerate(images if len(images) > 1 else []):
         path = output.with_name(f"{output.stem}-{index + 1}{output.suffix}")
         items.append((path, image, {**text, "candidate": str(index + 1), "loss": f"{losses[index]:.6f}"}))
     save_images(items)

@@ -209,7 +209,9 @@ def test_output_that_is_a_folder_fails_before_the_run(tmp_path, sketch_png, tiny
     assert complete(sketch_png, "-o", folder, "--model", tiny_checkpoint, *FAST) == 1
     assert "is a folder" in capsys.readouterr().err
     assert complete(sketch_png, "-o", sketch_png / "r.png", "--model", tiny_checkpoint, *FAST) == 1
-    assert "output folder does not exist" in capsys.readouterr().err
+    assert "cannot make the output folder" in capsys.readouterr().err  # a file stands where the folder would be
+    assert complete(sketch_png, "-o", tmp_path / "new" / "deeper" / "r.png", "--model", tiny_checkpoint, *FAST) == 0
+    assert (tmp_path / "new" / "deeper" / "r.png").is_file()
 
 
 def test_out_of_range_seed_and_threads_are_usage_errors(tmp_path, sketch_png):
@@ -307,6 +309,11 @@ def test_a_file_given_alone_opens_in_the_window_and_a_typo_is_still_a_usage_erro
     with pytest.raises(SystemExit) as usage:
         main(["complet"])
     assert usage.value.code == 2
+
+
+def test_one_candidate_is_one_file(tmp_path, sketch_png, tiny_pix2pix_checkpoint):
+    assert complete(sketch_png, "-o", tmp_path / "one.png", "--model", tiny_pix2pix_checkpoint, "--seed", "1", "-q") == 0
+    assert sorted(p.name for p in tmp_path.glob("one*.png")) == ["one.png"]
 
 
 def test_a_result_is_never_written_over_its_own_sketch_and_goes_through_a_link(tmp_path, sketch_png, tiny_checkpoint, capsys):

@@ -284,12 +284,12 @@ def test_bad_training_folders_and_output_targets_get_one_line_each(arena, capsys
                          ("missing", a["hostile"] / "nothing")):
         check(["train", str(a["out"] / "run"), "--engine", "pix2pix", "--data", str(folder), "--size", "32", "-q"],
               capsys, watch, f"train {what}")
-    for what, target in (("a folder", a["out"]), ("no such folder", a["out"] / "no" / "r.png"),
+    for what, target in (("a folder", a["out"]), ("a file where its folder would be", a["sketch"] / "r.png"),
                          ("a long name", a["out"] / ("n" * 300 + ".png")), ("no image extension", a["out"] / "r.txt")):
         check(["complete", str(a["sketch"]), "-o", str(target), "--model", str(a["model"]), "-q"], capsys, watch, f"output {what}")
-    (a["out"] / "r-1.png").mkdir()  # a result name taken by a folder: nothing written at all
-    check(["complete", str(a["sketch"]), "-o", str(a["out"] / "r.png"), "--model", str(a["model"]), "-q"], capsys, watch,
-          "output r-1.png is a folder")
+    (a["out"] / "r-1.png").mkdir()  # a candidate's name taken by a folder: nothing written at all
+    check(["complete", str(a["sketch"]), "-o", str(a["out"] / "r.png"), "--model", str(a["model"]), "--candidates", "2", "-q"],
+          capsys, watch, "output r-1.png is a folder")
 
 
 @pytest.mark.slow
