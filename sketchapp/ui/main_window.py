@@ -1073,10 +1073,18 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved {shown(path)}", 5000)
         return True
 
+    def export_suggestion(self) -> Path:
+        """Where an export is offered: beside the drawing's document under its name, else in the folder of
+        the last export as "drawing", in the preferences' format (unless the user types another)."""
+        if self.document_path:
+            start = Path(self.document_path)
+        else:
+            last = self.settings.value("last_export")
+            start = (Path(str(last)).parent if last else Path.home()) / "drawing"
+        return start.with_suffix("." + self.preferences.export_format)
+
     def _ask_path(self, title: str) -> str:
-        start = Path(str(self.settings.value("last_export", str(Path.home() / "sketch.png"))))
-        start = start.with_suffix("." + self.preferences.export_format)  # the preferences' format unless the user types another
-        path, _ = QFileDialog.getSaveFileName(self, title, str(start), EXPORT_FILTER)
+        path, _ = QFileDialog.getSaveFileName(self, title, str(self.export_suggestion()), EXPORT_FILTER)
         if path:
             self.settings.setValue("last_export", path)
         return path

@@ -410,3 +410,12 @@ def test_an_autosave_with_a_side_that_scales_nothing_is_ignored(qtbot, tmp_path,
     win = MainWindow(CoreServices(), QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), state)
     qtbot.addWidget(win)
     assert not win.offer_recovery() and win.document.is_empty()
+
+
+def test_export_is_offered_beside_the_document_under_its_name(window, tmp_path):
+    assert window.export_suggestion() == Path.home() / f"drawing.{window.preferences.export_format}"
+    window.settings.setValue("last_export", str(tmp_path / "exports" / "old.png"))
+    assert window.export_suggestion().parent == tmp_path / "exports"
+    draw(window)
+    assert window.save_document(str(tmp_path / "cat.sketchapp"))
+    assert window.export_suggestion() == tmp_path / f"cat.{window.preferences.export_format}"
