@@ -37,6 +37,12 @@ class HistoryEntry:
         seed = (self.frame.settings or {}).get("seed")
         return seed if isinstance(seed, int) else None
 
+    def same_drawing(self, other: HistoryEntry) -> bool:
+        """Whether ``other`` was made from the same strokes, base layer, hints and preset: a re-run of it."""
+        same_hints = (self.hints is None) == (other.hints is None) and (self.hints is None or self.hints == other.hints)
+        return (self.preset_id == other.preset_id and self.strokes == other.strokes and self.base is other.base
+                and same_hints)
+
     def describe(self) -> str:
         when = time.strftime("%H:%M:%S", time.localtime(self.made_at))
         return f"{when}  {self.preset_name}  seed {self.seed if self.seed is not None else '?'}"
@@ -56,14 +62,22 @@ class HistoryStrip(QListWidget):
         self.setWrapping(False)
         self.setMovement(QListWidget.Movement.Static)
         self.setFixedHeight(92)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # one row: only the horizontal bar
         self.setToolTip("Results of this session: click one to bring it back with its drawing and settings")
         self.itemClicked.connect(lambda item: self.restore_requested.emit(self.row(item)))
         self.itemActivated.connect(lambda item: self.restore_requested.emit(self.row(item)))
 
     def add(self, entry: HistoryEntry, picture: QImage) -> None:
+        """``entry`` first; a result of the same drawing and preset as the newest entry takes that entry's place."""
+        icon = QIcon(QPixmap.fromImage(picture.scaled(
+            64, 64, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)))
+        if self.entries and self.entries[0].same_drawing(entry):
+            self.entries[0] = entry
+            self.item(0).setIcon(icon)
+            self.item(0).setToolTip(entry.describe())
+            return
         self.entries.insert(0, entry)
-        item = QListWidgetItem(QIcon(QPixmap.fromImage(picture.scaled(
-            64, 64, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))), "")
+        item = QListWidgetItem(icon, "")
         item.setToolTip(entry.describe())
         self.insertItem(0, item)
         while len(self.entries) > LIMIT:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QImage
 from PySide6.QtWidgets import QMessageBox
 
@@ -336,3 +336,15 @@ def test_hostile_documents_opened_in_the_window_leave_it_alive_and_the_drawing_i
                 win.open_path(str(tmp_path / "good.sketchapp"))
     assert refused >= 8
     assert win.isVisible()
+
+
+def test_results_of_an_unchanged_drawing_and_preset_share_one_history_entry(qtbot, make_window):
+    win = make_window()
+    draw(win)
+    settle(win, seed=11, value=60)
+    settle(win, seed=12, value=80)  # run again (a preset clicked again, a new seed): the same drawing
+    assert len(win.history.entries) == 1 and win.history.count() == 1 and win.history.entries[0].seed == 12
+    draw(win)
+    settle(win, seed=13, value=90)  # a changed drawing: a new entry
+    assert len(win.history.entries) == 2
+    assert win.history.verticalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
