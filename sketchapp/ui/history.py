@@ -67,11 +67,11 @@ class HistoryStrip(QListWidget):
         self.itemClicked.connect(lambda item: self.restore_requested.emit(self.row(item)))
         self.itemActivated.connect(lambda item: self.restore_requested.emit(self.row(item)))
 
-    def add(self, entry: HistoryEntry, picture: QImage) -> None:
-        """``entry`` first; a result of the same drawing and preset as the newest entry takes that entry's place."""
+    def add(self, entry: HistoryEntry, picture: QImage, replace: bool = False) -> None:
+        """``entry`` first; with ``replace`` it takes the newest entry's place instead."""
         icon = QIcon(QPixmap.fromImage(picture.scaled(
             64, 64, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)))
-        if self.entries and self.entries[0].same_drawing(entry):
+        if replace and self.entries:
             self.entries[0] = entry
             self.item(0).setIcon(icon)
             self.item(0).setToolTip(entry.describe())

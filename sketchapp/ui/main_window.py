@@ -294,6 +294,7 @@ class MainWindow(QMainWindow):
         self._pending_ink: bool | None = None  # an opened document's ink toggle, once its preset is loaded
         self._settled = -1  # the generation asked for with the pen up: its final result goes to the history
         self._restoring = False  # a history entry or document is being put back: no completion for that
+        self._seed_chosen_generation = -1  # the newest run whose seed was locked or given (not drawn at random)
         self.setWindowTitle("SketchApp")
         self.setAcceptDrops(True)
 
@@ -716,6 +717,7 @@ class MainWindow(QMainWindow):
             self._next_seed_generation = self.generation  # kept until that run's result is shown
         if seed is not None:
             settings["seed"] = seed
+            self._seed_chosen_generation = self.generation  # its result is a picture the user asked for by seed
         else:
             settings.pop("seed", None)
         return settings
@@ -1397,7 +1399,12 @@ class MainWindow(QMainWindow):
         hints = self.result.hints.copy() if self.result.has_hints() else None
         entry = HistoryEntry(frame, self.chosen, list(self.document.strokes), self.document.base, hints,
                              self.current_preset_id(), self.preset_name, self.ink_action.isChecked())
-        self.history.add(entry, array_to_qimage(self._picture(self.chosen, 1)))
+        # a re-run of the newest entry's drawing, hints and preset (the preset clicked again, settings reloaded)
+        # takes its place; a seed the user locked or asked for anew is a picture worth keeping beside it
+        newest = self.history.entries[0] if self.history.entries else None
+        chosen_seed = frame.generation == self._seed_chosen_generation
+        rerun = newest is not None and newest.same_drawing(entry) and (not chosen_seed or newest.seed == entry.seed)
+        self.history.add(entry, array_to_qimage(self._picture(self.chosen, 1)), replace=rerun)
 
     def restore_history(self, index: int) -> None:
         """Bring back history entry ``index``: its drawing (one undo step), hints, preset, result on show,

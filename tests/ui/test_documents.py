@@ -342,9 +342,12 @@ def test_results_of_an_unchanged_drawing_and_preset_share_one_history_entry(qtbo
     win = make_window()
     draw(win)
     settle(win, seed=11, value=60)
-    settle(win, seed=12, value=80)  # run again (a preset clicked again, a new seed): the same drawing
+    settle(win, seed=12, value=80)  # run again (the preset clicked again): the same drawing, a random seed
     assert len(win.history.entries) == 1 and win.history.count() == 1 and win.history.entries[0].seed == 12
-    draw(win)
-    settle(win, seed=13, value=90)  # a changed drawing: a new entry
+    win.new_seed()  # a seed asked for anew (and locked): a picture worth keeping beside the other
+    win.show_frame(result_frame(win.generation, win.seed, 70))
     assert len(win.history.entries) == 2
+    draw(win)
+    settle(win, seed=win.seed, value=90)  # a changed drawing: a new entry
+    assert len(win.history.entries) == 3
     assert win.history.verticalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
