@@ -399,7 +399,7 @@ class MainWindow(QMainWindow):
         redo.setIcon(qta.icon("fa5s.redo"))
         # the platform's own Redo keys and both common ones, each once: a key sequence given twice is
         # ambiguous to Qt and then triggers nothing (StandardKey.Redo is Ctrl+Shift+Z on Linux)
-        keys = [*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")]
+        keys = [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)]
         redo.setShortcuts(list(dict.fromkeys(keys)))
         self.undo_action, self.redo_action = undo, redo
         self.clear_action = self._action("fa5s.trash-alt", "Clear", self.document.clear, "Ctrl+Backspace")
