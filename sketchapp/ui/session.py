@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from PySide6.QtCore import QIODevice, QLockFile, QSaveFile
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QImageReader
 
 from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke
 
@@ -151,15 +151,36 @@ def load_session(folder: Path, document: SketchDocument) -> QImage | bool:
             strokes.append(Stroke(tool, float(item["size"]) * scale, points))
         base = None
         if record.get("base"):
-            image = QImage(str(folder / BASE))
+            image = _read_image(folder / BASE)
             base = None if image.isNull() else image.scaled(document.side, document.side)
-        hints = QImage(str(folder / HINTS)) if record.get("hints") else QImage()
+        hints = _read_image(folder / HINTS) if record.get("hints") else QImage()
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return False
     document.restore(strokes, base)
     return True if hints.isNull() else hints
 
 
+#: The largest autosaved picture read back: a 4096 px sheet's PNG is far below it.
+MAX_IMAGE_BYTES = 64 << 20
+#: The largest side of an autosaved picture read back (the sheet is 512 px; hints 512 px).
+MAX_IMAGE_SIDE = 8192
+
+
+def _read_image(path: Path) -> QImage:
+    """An autosaved picture, or a null QImage for anything but a regular file of a sane size and PNG
+    dimensions (a FIFO, a folder or a link to a device put there would otherwise block or exhaust Qt)."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
+        return QImage()
+    reader = QImageReader(str(path), b"png")
+    size = reader.size()
+    if not size.isValid() or max(size.width(), size.height()) > MAX_IMAGE_SIDE:
+        return QImage()
+    return reader.read()
+
+
 def discard_session(folder: Path) -> None:
+    """Remove the autosave's files; whatever else stands under their names (a folder, say) is left alone."""
     for name in (AUTOSAVE, BASE, HINTS):
-        (folder / name).unlink(missing_ok=True)
+        path = folder / name
+        if path.is_symlink() or not path.is_dir():
+            path.unlink(missing_ok=True)

@@ -419,3 +419,27 @@ def test_export_is_offered_beside_the_document_under_its_name(window, tmp_path):
     draw(window)
     assert window.save_document(str(tmp_path / "cat.sketchapp"))
     assert window.export_suggestion() == tmp_path / f"cat.{window.preferences.export_format}"
+
+
+def test_a_pipe_or_a_folder_where_the_autosaved_picture_was_does_not_hang_the_recovery(qtbot, tmp_path, monkeypatch):
+    import os
+
+    from sketchapp.ui import session
+
+    for kind in ("fifo", "folder"):
+        state = tmp_path / kind
+        state.mkdir()
+        (state / "autosave.json").write_text(json.dumps({"format": session.FORMAT, "side": 512, "base": session.BASE,
+                                                         "hints": session.HINTS, "strokes": [
+            {"tool": "pen", "size": 4.0, "points": [[10, 10, 1.0], [50, 50, 1.0]]}]}))
+        if kind == "fifo":
+            os.mkfifo(state / session.BASE)
+            os.mkfifo(state / session.HINTS)
+        else:
+            (state / session.BASE).mkdir()
+            (state / session.HINTS).mkdir()
+        monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+        win = MainWindow(CoreServices(), QSettings(str(tmp_path / f"{kind}.ini"), QSettings.Format.IniFormat), state)
+        qtbot.addWidget(win)
+        win.offer_recovery()
+        assert len(win.document.strokes) == 1 and win.document.base is None  # the drawing back, no picture read
