@@ -110,9 +110,8 @@ def colour_loss(logits: torch.Tensor, truth_ab: torch.Tensor, step: int, weights
     with torch.no_grad():
         if truth_ab.shape[-2:] != logits.shape[1:3]:
             truth_ab = F.adaptive_avg_pool2d(truth_ab, logits.shape[1:3])
-        distances = _square_distances(truth_ab.float(), step)
-        pixel_weight = weights.to(distances)[distances.argmin(-1)]
-        target = torch.softmax(distances.div_(-2 * (SOFT_SIGMA * step) ** 2), -1)
+        target = soft_encode(truth_ab.float(), step)
+        pixel_weight = weights.to(target)[target.argmax(-1)]  # the weight of each pixel's nearest cell
     cross = -(target * F.log_softmax(logits.float(), -1)).sum(-1)
     return (pixel_weight * cross).mean()
 

@@ -87,8 +87,6 @@ def _key(net: nn.Module, shape: tuple[int, ...]) -> str:
     for name, tensor in net.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    for name, buffer in net.named_buffers():
-        digest.update(name.encode())
     return digest.hexdigest()[:32]
 
 
