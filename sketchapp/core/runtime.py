@@ -6,11 +6,11 @@ at 256 px with the generator under ONNX Runtime than under torch's own CPU kerne
 generator alone reaches 70 % of one core's ceiling instead of 33-51 %), with outputs
 equal to 2e-6. OpenVINO, also measured, was slower than ONNX Runtime at both sizes and
 is three times the download. The network is exported by torch's TorchScript-based ONNX
-exporter (about a second for the shipped generator, no other package needed) and kept
-in the user's cache folder, keyed by its weights and input shape, so the next start
-only loads it; a cached graph is data (protobuf), never code. ONNX Runtime's telemetry
-(a device id and usage events kept under the home folder for upload) is switched off
-before it is imported.
+exporter (about a second for the shipped generator; the exporter needs the ``onnx``
+package to finish the graph) and kept in the user's cache folder, keyed by its weights
+and input shape, so the next start only loads it; a cached graph is data (protobuf),
+never code. ONNX Runtime's telemetry (a device id and usage events kept under the home
+folder for upload) is switched off before it is imported.
 
 A compiled network is called like the torch module it came from, with tensors in and a
 tuple of tensors out; it serves one input shape (the live single picture) and the
@@ -94,7 +94,7 @@ def compile_generator(
     net: nn.Module, example: torch.Tensor, threads: int, cache: Path | None, unmixed: bool = False,
 ) -> CompiledNet | None:
     """``net`` (eval mode; with ``unmixed``, a pix2pix generator's parts) under ONNX Runtime for ``example``'s
-    shape, or None where ONNX Runtime is not installed or cannot take it. ``cache``: a folder for exported networks."""
+    shape, or None where ONNX Runtime or onnx is not installed or cannot take it. ``cache``: a folder for exported networks."""
     # ONNX Runtime's uploader of usage events, and the device id and event store it keeps in the user's
     # home, start at its import unless this is set: SketchApp reports nothing to anyone.
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"
