@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,15 @@ from PySide6.QtWidgets import QApplication
 from sketchapp.ui.main_window import MainWindow, PresetEntry, UserError
 from sketchapp.ui.theme import follow_system
 
-UPSCALE_LIMIT = 8
 GIL_SWITCH_SECONDS = 0.0005
 
 
 class CoreServices:
     """File reading and writing for the window, done by the core (PIL, OpenCV, resvg)."""
+
+    def __init__(self) -> None:
+        self._upscaler_lock = threading.Lock()  # the result pane's thread and an export may ask at once
+        self._upscaler_model: Any = None  # None: not loaded yet; False: none installed
 
     def load_sketch(self, path: str, side: int) -> np.ndarray:
         from sketchapp.core.errors import SketchAppError
@@ -113,19 +117,30 @@ class CoreServices:
         except SketchAppError as exc:
             raise UserError(str(exc)) from exc
 
-    def upscale(self, pixels: np.ndarray, factor: int) -> np.ndarray:
-        import cv2
+    def enlarge(self, pixels: np.ndarray, side: int) -> np.ndarray:
+        """``pixels`` at ``side`` px: the learned x4 upscaler past the picture's size (loaded once, on first use)."""
+        from sketchapp.core.upscale import MAX_SIDE, enlarge
 
-        factor = max(1, min(UPSCALE_LIMIT, int(factor)))
-        if factor == 1:
-            return pixels
-        height, width = pixels.shape[:2]
-        return cv2.resize(pixels, (width * factor, height * factor), interpolation=cv2.INTER_LANCZOS4)
+        return enlarge(pixels, max(1, min(MAX_SIDE, int(side))), self._upscaler())
+
+    def _upscaler(self) -> Any:
+        with self._upscaler_lock:
+            if self._upscaler_model is None:
+                from sketchapp.core.errors import CheckpointError
+                from sketchapp.core.upscale import bundled_upscaler
+
+                try:
+                    self._upscaler_model = bundled_upscaler() or False
+                except CheckpointError:  # a damaged install: pictures are enlarged plainly
+                    self._upscaler_model = False
+            return self._upscaler_model or None
 
     def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray:
         from sketchapp.core.prepare import ink_over
 
-        return ink_over(pixels[None], lines, max(1, min(UPSCALE_LIMIT * pixels.shape[0], int(side))))[0]
+        from sketchapp.core.upscale import MAX_SIDE
+
+        return ink_over(pixels[None], lines, max(1, min(MAX_SIDE, int(side))))[0]
 
 
 def _sketch_file(content: dict[str, Any]) -> Any:

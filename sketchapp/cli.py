@@ -17,9 +17,10 @@ from typing import TextIO
 
 from sketchapp import __version__
 from sketchapp.cli_train import add_parsers as add_training_parsers
-from sketchapp.cli_train import run_data, run_evaluate, run_train
+from sketchapp.cli_train import run_data, run_evaluate, run_train, run_upscaler
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_RESULT_SIDE = 4096  # core.upscale.MAX_SIDE, named here so --help needs no torch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,8 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     complete.add_argument("--threads", type=_threads, help="CPU threads (default: all available)")
     complete.add_argument("--hints", metavar="HINTS.png", help="RGBA colour hints over the sketch")
+    complete.add_argument("--size", type=_positive, metavar="PX",
+                          help=f"side of the result in pixels, up to {MAX_RESULT_SIDE}: larger than the model's own is "
+                          "enlarged by the learned x4 upscaler, the same for every preset (default: the model's own size)")
     complete.add_argument("--ink-lines", action=argparse.BooleanOptionalAction,
-                          help="draw the sketch's own lines over the results, at its resolution "
+                          help="draw the sketch's own lines over the results, at the result's size "
                           "(default: the preset's setting; off for --model)")
     complete.add_argument("--match-line-width", action=argparse.BooleanOptionalAction,
                           help="thicken lines thinner than the model's training sketches' before completing "
@@ -158,6 +162,8 @@ def main(argv: list[str]) -> int:
             return run_train(args)
         if args.command == "evaluate":
             return run_evaluate(args)
+        if args.command == "upscaler":
+            return run_upscaler(args)
         if args.command == "desktop":
             from sketchapp.identity import desktop_command
 
@@ -203,6 +209,8 @@ def _complete(args: argparse.Namespace) -> int:
     from sketchapp.core.images import SAVE_FORMATS, load_image
 
     output = Path(args.output)
+    if args.size is not None and args.size > MAX_RESULT_SIDE:
+        args.usage_error(f"--size is at most {MAX_RESULT_SIDE} pixels")
     if output.suffix.lower() not in SAVE_FORMATS:
         args.usage_error(f"output {output.name!r} needs an image extension ({', '.join(sorted(SAVE_FORMATS))})")
     sketch = load_image(args.sketch, mode="RGB")
@@ -277,7 +285,14 @@ def _complete(args: argparse.Namespace) -> int:
         progress.note(f"taking the style of {Path(args.style_reference).name} ({style.steps} steps, features of {features.name})")
         last = stylised_snapshot(last, reference, features, style)
         text.update(style_reference=Path(args.style_reference).name, style=json.dumps({**style.__dict__, "features": features.name}))
-    _write_results(output, last, text)
+    side = args.size or engine.model.size
+    upscaler = None
+    if side > engine.model.size:
+        from sketchapp.core.upscale import bundled_upscaler
+
+        upscaler = bundled_upscaler()
+        progress.note(f"enlarging to {side} px with {'the x4 upscaler' if upscaler else 'Lanczos (no upscaler installed)'}")
+    _write_results(output, last, text, side, upscaler)
     if last.candidates > 1 and "spread" in last.info:
         progress.note(f"candidates differ by {last.info['spread']:.1f} grey levels on average")
     what = f"{last.iteration} iterations" if engine.capabilities.get("latents") else "one pass"
@@ -297,12 +312,12 @@ def _save_frame(folder: Path, snapshot) -> None:  # noqa: ANN001 - core type imp
     save_image(folder / name, contact_grid(snapshot.images("joint" if snapshot.sketches is not None else "image"), columns=4))
 
 
-def _write_results(output: Path, snapshot, text: dict[str, str]) -> None:  # noqa: ANN001
-    """The best picture and, where there are several, every candidate, all written or none (a full disk or
-    Ctrl-C half way leaves nothing new)."""
+def _write_results(output: Path, snapshot, text: dict[str, str], side: int, upscaler) -> None:  # noqa: ANN001
+    """The best picture and, where there are several, every candidate, ``side`` px, all written or none
+    (a full disk or Ctrl-C half way leaves nothing new)."""
     from sketchapp.core.images import save_images
 
-    images = snapshot.results()
+    images = snapshot.results(side, upscaler)
     losses = snapshot.losses["total"]
     items = [(output, images[snapshot.best], {**text, "candidate": str(snapshot.best + 1)})]
     for index, image in enumerate(images if len(images) > 1 else []):

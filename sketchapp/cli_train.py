@@ -126,6 +126,47 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     train.set_defaults(usage_error=train.error)
 
+    upscaler = sub.add_parser(
+        "upscaler", help="train or measure the x4 upscaler that enlarges results sharply",
+        description="The upscaler enlarges any engine's picture four times (export, complete --size, the result "
+        "pane). It learns from pictures shrunk to a quarter of their side and back.",
+    )
+    actions = upscaler.add_subparsers(dest="action", metavar="ACTION", required=True)
+    teach = actions.add_parser(
+        "train", help="train an upscaler into RUN (a folder)",
+        description="Train into RUN: checkpoints, loss history, sample grids (bicubic | upscaler | truth) and "
+        "model.safetensors. Ctrl-C saves and stops; --resume continues exactly where it stopped.",
+    )
+    teach.add_argument("run", metavar="RUN", help="run folder (created)")
+    teach.add_argument("--data", metavar="DIR",
+                       help="a data set built by 'sketchapp data' (its pictures and training split; e.g. OpenMoji at "
+                       "--size 512) or a folder of pictures")
+    teach.add_argument("--resume", action="store_true", help="continue the run saved in RUN")
+    teach.add_argument("--init-from", metavar="MODEL", help="fine-tune from an upscaler model file")
+    teach.add_argument("--size", type=positive, help="side the pictures are read at: the targets (default: the data set's, else 512)")
+    teach.add_argument("--patch", type=positive, help="side of a target crop (default 128)")
+    teach.add_argument("--width", type=positive, help="features per layer (default 32)")
+    teach.add_argument("--blocks", type=non_negative, help="residual blocks (default 4)")
+    teach.add_argument("--epochs", type=positive, help="epochs (default 40; with --resume, may be raised)")
+    teach.add_argument("--decay-epochs", type=non_negative, metavar="N", help="the learning rate falls to zero over the last N epochs (default 10)")
+    teach.add_argument("--batch-size", type=positive, help="crops per step (default 16)")
+    teach.add_argument("--lr", type=float, help="Adam learning rate (default 5e-4)")
+    teach.add_argument("--seed", type=seed, help="seed (default 0)")
+    teach.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    teach.add_argument("--threads", type=threads, help="CPU threads (default: all available)")
+    teach.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    teach.set_defaults(usage_error=teach.error)
+    measure = actions.add_parser(
+        "evaluate", help="PSNR and edge sharpness against Lanczos and bicubic on held-out pictures",
+        description="Shrink every picture of DATA's test split to a quarter of its side and enlarge it back with "
+        "Lanczos, bicubic and the upscaler; report PSNR and edge sharpness against the picture itself.",
+    )
+    measure.add_argument("--model", metavar="FILE", help="upscaler model file (default: the shipped one)")
+    measure.add_argument("--data", required=True, metavar="DIR", help="a data set built by 'sketchapp data', or a folder of pictures")
+    measure.add_argument("--split", choices=("train", "val", "test"), help="split of a built data set (default test)")
+    measure.add_argument("--threads", type=threads, help="CPU threads (default: all available)")
+    measure.set_defaults(usage_error=measure.error)
+
     evaluate = sub.add_parser(
         "evaluate",
         help="measure a model on held-out sketches (SSIM, PSNR, L1, sketch fidelity, speed)",
@@ -223,7 +264,6 @@ def _print_skipped(entries: list[tuple[str, str]], where: str = "") -> None:
 def run_train(args: argparse.Namespace) -> int:
     from sketchapp.core.data.datasets import load_spec
     from sketchapp.core.device import configure_cpu_threads, select_device
-    from sketchapp.core.engine import CancelToken
     from sketchapp.core.engines import check_data, engine_spec, model_kind, resumed_training, training_settings
     from sketchapp.core.trainer import init_distributed
 
@@ -270,6 +310,15 @@ def run_train(args: argparse.Namespace) -> int:
         for warning in getattr(pairs, "warnings", lambda: [])():
             print(f"warning: {warning}", file=sys.stderr)
     record = {**pairs.info, "spec": spec}
+    where = device.type + (f", {threads} threads" if device.type == "cpu" else "")
+    return _drive(lambda cancel: spec_of_engine.train(run, pairs, settings, device, cancel, args.resume, init_from, record),
+                  run, quiet, world, where, "train")
+
+
+def _drive(events: Any, run: Path, quiet: bool, world: int, where: str, command: str) -> int:
+    """Run a training (``events(cancel)``: its TrainEvents) with its progress shown; the first Ctrl-C or
+    SIGTERM saves and stops (exit 130), a second Ctrl-C quits without saving."""
+    from sketchapp.core.engine import CancelToken
 
     cancel = CancelToken()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -291,11 +340,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     for sig in previous:
         signal.signal(sig, on_signal)
-    where = device.type + (f", {threads} threads" if device.type == "cpu" else "")
     progress = _TrainingProgress(quiet, where)
     try:
         last = None
-        for event in spec_of_engine.train(run, pairs, settings, device, cancel, args.resume, init_from, record):
+        for event in events(cancel):
             last = event
             progress.show(event)
     finally:
@@ -304,7 +352,7 @@ def run_train(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     if last is not None and last.kind == "cancelled":
         if not quiet:
-            print(f"stopped at step {last.step}/{last.steps}; continue with: sketchapp train {run} --resume", file=sys.stderr)
+            print(f"stopped at step {last.step}/{last.steps}; continue with: sketchapp {command} {run} --resume", file=sys.stderr)
         return 130
     if not quiet and last is not None:
         print(f"done: {last.message}", file=sys.stderr)
@@ -492,4 +540,77 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_all_or_nothing(files, ImageSaveError)  # the three files of one report, or none
         if not quiet:
             print(f"wrote {out / 'report.md'}, report.json and contact-sheet.png", file=sys.stderr)
+    return 0
+
+
+def run_upscaler(args: argparse.Namespace) -> int:
+    return _train_upscaler(args) if args.action == "train" else _evaluate_upscaler(args)
+
+
+def _train_upscaler(args: argparse.Namespace) -> int:
+    from sketchapp.core.data.datasets import MANIFEST, DataError, is_built_dataset, load_spec
+    from sketchapp.core.fileio import read_json
+    from sketchapp.core.device import configure_cpu_threads, select_device
+    from sketchapp.core.trainer import init_distributed, resume_record
+    from sketchapp.core.upscale_recipe import UpscalerTrainSettings, train
+
+    run = Path(args.run)
+    given = {"size": args.size, "patch": args.patch, "width": args.width, "blocks": args.blocks, "epochs": args.epochs,
+             "decay_epochs": args.decay_epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+    if args.resume:
+        if args.data or args.init_from:
+            args.usage_error("--resume reloads the data the run was started with; do not give --data or --init-from")
+        recorded = resume_record(run)
+        if recorded.get("engine") != "upscaler":
+            args.usage_error(f"{run} is not an upscaler run (resume it with 'sketchapp train {run} --resume')")
+        settings = UpscalerTrainSettings.from_dict({**recorded["settings"], **({"epochs": args.epochs} if args.epochs else {})})
+        spec = recorded["data"]["spec"]
+    else:
+        if not args.data:
+            args.usage_error("give the pictures to learn from: --data DIR")
+        if given["size"] is None:
+            manifest = read_json(Path(args.data) / MANIFEST, DataError, "data set manifest") if is_built_dataset(args.data) else {}
+            given["size"] = manifest.get("size") if isinstance(manifest, dict) and isinstance(manifest.get("size"), int) else 512
+        settings = UpscalerTrainSettings(**{k: v for k, v in given.items() if v is not None})
+        spec = {"kind": "folder", "folder": str(Path(args.data).resolve()), "style": "xdog"}
+    device = select_device(args.device)
+    threads = configure_cpu_threads(args.threads)
+    rank, world = init_distributed(device)
+    quiet = args.quiet or rank != 0
+    bar = Bar("reading", unit="pictures", quiet=quiet, delay=READING_DELAY)
+    pictures = load_spec(spec, settings.size, progress=bar.count)
+    bar.close()
+    if pictures.skipped and not quiet:
+        print(f"skipped {len(pictures.skipped)} unreadable files:", file=sys.stderr)
+        _print_skipped([(entry.path, entry.reason) for entry in pictures.skipped])
+    record = {**pictures.info, "spec": spec}
+    init_from = Path(args.init_from) if args.init_from else None
+    where = device.type + (f", {threads} threads" if device.type == "cpu" else "")
+    return _drive(lambda cancel: train(run, pictures, settings, device, cancel, args.resume, init_from, record),
+                  run, quiet, world, where, "upscaler train")
+
+
+def _evaluate_upscaler(args: argparse.Namespace) -> int:
+    from sketchapp.core.data.datasets import DataError, is_built_dataset, load_dataset, load_folder
+    from sketchapp.core.device import configure_cpu_threads
+    from sketchapp.core.upscale import bundled_upscaler, load_upscaler, upscaler_scores
+
+    configure_cpu_threads(args.threads)
+    model = load_upscaler(args.model) if args.model else bundled_upscaler()
+    if model is None:
+        raise DataError("this install ships no upscaler; give --model FILE")
+    if is_built_dataset(args.data):
+        pictures = load_dataset(args.data).split(args.split or "test")
+    else:
+        if args.split:
+            args.usage_error("--split needs a data set built by 'sketchapp data'; a folder is measured whole")
+        pictures = load_folder(args.data, model.size, "xdog")
+    if not len(pictures):
+        raise DataError(f"{args.data}: no pictures to measure on")
+    scores = upscaler_scores(model, pictures.images)
+    side = pictures.size
+    print(f"| x{model.factor} from {side // model.factor} to {side} px, {len(pictures)} pictures | PSNR dB | edge sharpness |")
+    print("|---|---:|---:|")
+    for way, label in (("lanczos", "Lanczos"), ("bicubic", "bicubic"), ("upscaler", "upscaler")):
+        print(f"| {label} | {scores[way]['psnr']:.2f} | {scores[way]['sharpness']:.3f} |")
     return 0

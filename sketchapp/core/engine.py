@@ -79,15 +79,21 @@ class Snapshot:
             raise ValueError("this engine draws no sketches of its own")
         return to_uint8(self.sketches if part == "sketch" else torch.cat([self.sketches, self.pictures], dim=-1))
 
-    def results(self) -> np.ndarray:
-        """(K, S, S, 3) uint8: the pictures as the user gets them.
+    def results(self, side: int | None = None, upscaler: Any = None) -> np.ndarray:
+        """(K, side, side, 3) uint8: the pictures as the user gets them.
 
-        With a line layer (the ``ink_lines`` setting) they are enlarged to the sketch's
-        resolution and its own lines are drawn over them; otherwise they are
-        ``images("image")``.
+        ``side`` (default: the model's) larger than the model's size is reached with
+        ``upscaler`` (a ``core.upscale.UpscalerModel``; a plain enlargement without one).
+        With a line layer (the ``ink_lines`` setting) the sketch's own lines are drawn over
+        them at that size.
         """
         images = self.images("image")
-        return images if self.lines is None else ink_over(images, self.lines)
+        side = int(side or images.shape[1])
+        if side != images.shape[1]:
+            from sketchapp.core.upscale import enlarge
+
+            images = np.stack([enlarge(image, side, upscaler) for image in images])
+        return images if self.lines is None else ink_over(images, self.lines, side)
 
     def best_image(self, part: str = "image") -> np.ndarray:
         return self.images(part)[self.best]

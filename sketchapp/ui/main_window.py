@@ -8,6 +8,8 @@ and shows whatever frames it is handed (objects with the attributes of
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import secrets
 from collections.abc import Sequence
@@ -66,6 +68,8 @@ from sketchapp.ui.theme import set_theme
 
 AUTOSAVE_MS = 3000
 IDLE_MS = 250  # restart a completion this long after the sketch last changed
+SHARPEN_MS = 200  # the result pane is drawn sharp once no new result has come for this long
+SHARPEN_FACTOR = 4  # the upscaler's one step: a 128 px picture at 512 px, the pane's usual size
 LIVE_MS = 0  # with a one-pass engine: the pen events already queued share one request, made as soon as they are handled
 RECENT_LIMIT = 8
 IMPORT_FILTER = "Sketches (*.png *.jpg *.jpeg *.webp *.bmp *.svg);;All files (*)"
@@ -107,7 +111,7 @@ class Services(Protocol):
 
     def save_images(self, items: list[tuple[str, np.ndarray, dict[str, str]]]) -> None: ...  # all or none; UserError
 
-    def upscale(self, pixels: np.ndarray, factor: int) -> np.ndarray: ...
+    def enlarge(self, pixels: np.ndarray, side: int) -> np.ndarray: ...  # side x side, sharp (a learned upscaler)
 
     def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray: ...  # lines over pixels, side x side
 
@@ -138,6 +142,7 @@ class ResultView(QWidget):
 
     hints_changed = Signal()
     hints_painting = Signal()  # a hint stroke grew (live engines recolour while it is painted)
+    resized = Signal()
     HINT_SIDE = 512
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -225,6 +230,10 @@ class ResultView(QWidget):
             self._last = None
             self.hints_changed.emit()
 
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.resized.emit()
+
     def paintEvent(self, _event: Any) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
@@ -258,6 +267,7 @@ class MainWindow(QMainWindow):
     import_finished = Signal(bool)  # an import ended: its picture is the base layer now (True) or it failed
     _import_done = Signal(int, str, object)  # from the import thread: ticket, path, pixels or a UserError
     _style_loaded = Signal(int, str, object)  # from the import thread: ticket, reference name, pixels or a UserError
+    _sharpened = Signal(int, object)  # from the enlarging thread: ticket, the pane's sharp picture
     _document_read = Signal(int, str, object)  # from the import thread: ticket, path, what was read or a UserError
     document_opened = Signal(bool)  # a document or result was opened (True) or could not be
     preferences_changed = Signal(object)  # Preferences: the app moves the model to the new device or threads
@@ -363,6 +373,15 @@ class MainWindow(QMainWindow):
         self._style_picture: np.ndarray | None = None
         self._autosave_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._autosave_job: Future | None = None
+        # The result pane's sharp picture: enlarged by the upscaler once results stop arriving.
+        self._enlarge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enlarge")
+        self._sharpen_ticket = 0
+        self._sharpened.connect(self._show_sharpened)
+        self.sharpen_timer = QTimer(self)
+        self.sharpen_timer.setSingleShot(True)
+        self.sharpen_timer.setInterval(SHARPEN_MS)
+        self.sharpen_timer.timeout.connect(self._sharpen)
+        self.result.resized.connect(self.sharpen_timer.start)
         self.autosave_failed.connect(lambda message: self.statusBar().showMessage(f"Autosave failed: {message}", 8000))
         self.autosave = QTimer(self)
         self.autosave.setInterval(AUTOSAVE_MS)
@@ -593,7 +612,7 @@ class MainWindow(QMainWindow):
     def _set_ink(self, _on: bool) -> None:
         if self.frame is not None:
             self._show_candidates(self.frame)
-            self.result.set_image(array_to_qimage(self._picture(self.chosen)))
+            self._show_result(self.chosen)
 
     def _variations_on(self) -> bool:
         return self.variations_action.isVisible() and self.variations_action.isChecked()
@@ -704,6 +723,7 @@ class MainWindow(QMainWindow):
         self.accept_from = self.generation + 1
         self.frame = None
         self.gallery.clear()
+        self._sharpen_ticket += 1
         self.result.set_image(None)
         self.canvas.set_ghost(None)
         self.busy.setVisible(False)
@@ -756,7 +776,7 @@ class MainWindow(QMainWindow):
             self.chosen = int(frame.best)
         self.chosen = min(self.chosen, len(frame.images) - 1)
         self._show_candidates(frame)
-        self.result.set_image(array_to_qimage(self._picture(self.chosen)))
+        self._show_result(self.chosen)
         if frame.final and frame.generation == self._next_seed_generation:
             self._next_seed, self._next_seed_generation = None, -1
         if not self.seed_locked and isinstance((frame.settings or {}).get("seed"), int):
@@ -795,7 +815,7 @@ class MainWindow(QMainWindow):
     def _choose(self, row: int) -> None:
         if self.frame is not None and 0 <= row < len(self.frame.images):
             self.chosen = row
-            self.result.set_image(array_to_qimage(self._picture(row)))
+            self._show_result(row)
 
     def _picture(self, index: int, scale: int = 0) -> np.ndarray:
         """Candidate ``index`` as the user gets it: on screen (scale 0) or exported at x``scale``.
@@ -805,9 +825,46 @@ class MainWindow(QMainWindow):
         """
         image = self.frame.images[index]
         lines = getattr(self.frame, "lines", None)
-        if not self.ink_action.isChecked() or lines is None:
-            return image if scale <= 1 else self.services.upscale(image, scale)
-        return self.services.ink(image, lines, lines.shape[0] if scale == 0 else image.shape[0] * scale)
+        inked = self.ink_action.isChecked() and lines is not None
+        if scale == 0:
+            return self.services.ink(image, lines, lines.shape[0]) if inked else image
+        side = image.shape[0] * scale
+        large = self.services.enlarge(image, side) if scale > 1 else image
+        return self.services.ink(large, lines, side) if inked else large
+
+    def _show_result(self, index: int) -> None:
+        """Candidate ``index`` in the result pane; once results stop arriving, drawn again sharp at the pane's size."""
+        self._sharpen_ticket += 1
+        self.result.set_image(array_to_qimage(self._picture(index)))
+        self.sharpen_timer.start()
+
+    def _sharpen(self) -> None:
+        """The shown candidate enlarged x4 by the learned upscaler (on the enlarging thread) where the pane
+        shows it more than a fifth larger than the model drew it; a plain enlargement stands in meanwhile."""
+        if self.frame is None or self.canvas.stroke is not None or self.result.hint_painting:
+            return
+        image = self.frame.images[self.chosen]
+        shown = self.result.sheet().width() * self.result.devicePixelRatioF()
+        if shown <= 1.2 * image.shape[0]:
+            return
+        side = image.shape[0] * SHARPEN_FACTOR
+        lines = getattr(self.frame, "lines", None)
+        inked = self.ink_action.isChecked() and lines is not None
+        ticket = self._sharpen_ticket
+
+        def work() -> None:
+            try:
+                large = self.services.enlarge(image, side)
+                self._sharpened.emit(ticket, self.services.ink(large, lines, side) if inked else large)
+            except Exception:  # noqa: BLE001 - the plain enlargement stays on show
+                return
+
+        with contextlib.suppress(RuntimeError):  # the window is closing: no more enlargements
+            self._enlarge_pool.submit(work)
+
+    def _show_sharpened(self, ticket: int, pixels: np.ndarray) -> None:
+        if ticket == self._sharpen_ticket:  # nothing else was shown meanwhile
+            self.result.set_image(array_to_qimage(pixels))
 
     # -- files ------------------------------------------------------------------------------
     def import_sketch(self, path: str, as_picture: bool = False) -> None:
@@ -924,7 +981,7 @@ class MainWindow(QMainWindow):
         self.frame = replace(self.frame, images=images, settings=settings)
         self.chosen = chosen
         self._show_candidates(self.frame)
-        self.result.set_image(array_to_qimage(self._picture(chosen)))
+        self._show_result(chosen)
         self.progress_label.setText(f"style of {name}: step {step}/{steps}")
         if step == steps:
             self._styling = None
@@ -1433,7 +1490,7 @@ class MainWindow(QMainWindow):
             self.frame = entry.frame
             self.chosen = entry.chosen
             self._show_candidates(entry.frame)
-            self.result.set_image(array_to_qimage(self._picture(self.chosen)))
+            self._show_result(self.chosen)
         self.statusBar().showMessage(f"Back to the result of {entry.describe()}", 6000)
 
     # -- session safety -----------------------------------------------------------------------
@@ -1503,10 +1560,12 @@ class MainWindow(QMainWindow):
             return
         self.idle.stop()
         self.autosave.stop()
+        self.sharpen_timer.stop()
         self.flush_autosave()
         self._autosave_pool.shutdown(wait=True)
         self._import_ticket += 1  # an import still running is dropped when it ends
         self._import_pool.shutdown(wait=False, cancel_futures=True)
+        self._enlarge_pool.shutdown(wait=False, cancel_futures=True)
         if self.slot.folder is not None:
             session.discard_session(self.slot.folder)
         self.slot.release()

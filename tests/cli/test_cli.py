@@ -34,14 +34,33 @@ def test_complete_writes_best_and_every_candidate(tmp_path, sketch_png, tiny_che
     assert capsys.readouterr().err == ""
 
 
-def test_ink_lines_draws_the_sketch_over_every_result(tmp_path, sketch_png, tiny_checkpoint):
+def test_ink_lines_draws_the_sketch_over_every_result_at_the_asked_size(tmp_path, sketch_png, tiny_checkpoint):
     out = tmp_path / "inked.png"
-    assert complete(sketch_png, "-o", out, "--model", tiny_checkpoint, "--ink-lines", *FAST) == 0
+    assert complete(sketch_png, "-o", out, "--model", tiny_checkpoint, "--ink-lines", "--size", "120", *FAST) == 0
     for path in (out, tmp_path / "inked-2.png"):
         pixels = np.asarray(Image.open(path).convert("RGB"))
-        assert pixels.shape == (120, 120, 3)  # the sketch's resolution, not the model's 16 px
+        assert pixels.shape == (120, 120, 3)
         assert pixels[25:95, 57:60].max() == 0  # the vertical stroke (columns 40:46, padded by 15)
     assert json.loads(Image.open(out).text["settings"])["ink_lines"] is True
+    assert complete(sketch_png, "-o", out, "--model", tiny_checkpoint, "--ink-lines", *FAST) == 0
+    assert Image.open(out).size == (16, 16)  # by default the model's own size, inked or not
+
+
+def test_size_gives_the_same_side_for_every_model_through_the_upscaler(tmp_path, sketch_png, tiny_pix2pix_checkpoint, tiny_checkpoint, monkeypatch):
+    from sketchapp.core import upscale
+    from sketchapp.core.upscale import UpscalerConfig, UpscalerModel
+
+    used = []
+    monkeypatch.setattr(upscale, "bundled_upscaler", lambda: used.append(1) or UpscalerModel.create(UpscalerConfig(width=8, blocks=1)))
+    for model in (tiny_pix2pix_checkpoint, tiny_checkpoint):
+        out = tmp_path / f"{model.stem}.png"
+        assert complete(sketch_png, "-o", out, "--model", model, "--size", "256", "--iterations", "15", "--candidates", "1", "--seed", "1", "-q") == 0
+        assert Image.open(out).size == (256, 256)
+    assert len(used) == 2
+    assert complete(sketch_png, "-o", tmp_path / "small.png", "--model", tiny_pix2pix_checkpoint, "--size", "20", "-q") == 0
+    assert Image.open(tmp_path / "small.png").size == (20, 20) and len(used) == 2  # smaller: no upscaler needed
+    with pytest.raises(SystemExit):
+        complete(sketch_png, "-o", tmp_path / "huge.png", "--model", tiny_checkpoint, "--size", "5000")
 
 
 def test_same_seed_same_result(tmp_path, sketch_png, tiny_checkpoint):
