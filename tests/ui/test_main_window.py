@@ -443,3 +443,39 @@ def test_a_pipe_or_a_folder_where_the_autosaved_picture_was_does_not_hang_the_re
         qtbot.addWidget(win)
         win.offer_recovery()
         assert len(win.document.strokes) == 1 and win.document.base is None  # the drawing back, no picture read
+
+
+def test_the_result_pane_is_drawn_sharp_once_results_stop_and_a_newer_result_wins(qtbot, window, monkeypatch):
+    asked = []
+
+    def enlarge(pixels, side):
+        asked.append(side)
+        return np.zeros((side, side, 3), np.uint8)
+
+    monkeypatch.setattr(window.services, "enlarge", enlarge)
+    window.generation = 1
+    window.show_frame(frame(1, final=True))
+    assert window.result.image.width() == 16  # the model's picture at once, enlarged plainly by the pane
+    qtbot.waitUntil(lambda: window.result.image.width() == 64, timeout=3000)
+    assert asked == [64]  # one x4 step: the pane is larger than 1.2 x 16 px
+    # a sharp picture still on its way when a newer result arrives is dropped
+    stale = window._sharpen_ticket
+    window.show_frame(frame(1, value=50, final=True))
+    window._show_sharpened(stale, np.zeros((64, 64, 3), np.uint8))
+    assert window.result.image.width() == 16
+
+
+def test_exports_enlarge_with_the_upscaler_and_ink_at_the_export_size(window, tmp_path, monkeypatch):
+    sides = []
+    real = window.services.enlarge
+    monkeypatch.setattr(window.services, "enlarge", lambda pixels, side: sides.append(side) or real(pixels, side))
+    window.generation = 1
+    frame_with_lines = frame(1, final=True)
+    frame_with_lines.lines = np.ones((64, 64), np.float32)
+    frame_with_lines.lines[30:34] = 0  # a black band across the sheet
+    window.show_frame(frame_with_lines)
+    window.ink_action.setChecked(True)
+    assert window.export_result(str(tmp_path / "x4.png"), 4)
+    pixels = np.asarray(Image.open(tmp_path / "x4.png").convert("RGB"))
+    assert pixels.shape == (64, 64, 3) and sides == [64]
+    assert pixels[31, :].max() == 0 and pixels[5, 5].min() == 200  # the lines drawn at 64 px over the enlarged picture
