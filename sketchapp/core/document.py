@@ -76,9 +76,41 @@ def _png(pixels: np.ndarray) -> bytes:
     return encode_image("layer.png", pixels)
 
 
+def _simplified(points: np.ndarray, tolerance: float) -> np.ndarray:
+    """``points`` (x, y, pressure) less those within ``tolerance`` of the line through their neighbours
+    (Ramer-Douglas-Peucker; pressure counts as a third coordinate in units of the stroke's reach)."""
+    if len(points) <= 2:
+        return points
+    keep = np.zeros(len(points), bool)
+    keep[[0, -1]] = True
+    spans = [(0, len(points) - 1)]
+    while spans:
+        first, last = spans.pop()
+        if last - first < 2:
+            continue
+        a, b = points[first], points[last]
+        inner = points[first + 1 : last]
+        direction = b - a
+        length = float(np.linalg.norm(direction))
+        offsets = inner - a
+        if length == 0:
+            distances = np.linalg.norm(offsets, axis=1)
+        else:
+            along = offsets @ direction / length**2
+            distances = np.linalg.norm(offsets - along[:, None] * direction, axis=1)
+        farthest = int(np.argmax(distances))
+        if distances[farthest] > tolerance:
+            middle = first + 1 + farthest
+            keep[middle] = True
+            spans += [(first, middle), (middle, last)]
+    return points[keep]
+
+
 def _kept(document: SketchFile) -> list[dict[str, Any]]:
     """The strokes as the reader will take them: points off the sheet's reach clipped to it, pressures to
-    0..1, sizes to the sheet, anything not finite dropped, so a file SketchApp writes always opens again."""
+    0..1, sizes to the sheet, anything not finite dropped, and a drawing of more than MAX_POINTS points
+    thinned (points on a straight run between their neighbours left out, from a tenth of a pixel of a
+    1024 px sheet up), so a file SketchApp writes always opens again."""
     side = float(document.side)
     kept = []
     for stroke in document.strokes:
@@ -89,8 +121,15 @@ def _kept(document: SketchFile) -> list[dict[str, Any]]:
         points[:, :2] = np.clip(points[:, :2], -REACH * side, REACH * side)
         points[:, 2] = np.clip(points[:, 2], 0.0, 1.0)
         size = min(max(float(stroke.size), MIN_SIZE), side)
-        kept.append({"tool": stroke.tool, "size": size, "points": points.tolist()})
-    return kept
+        kept.append((stroke.tool, size, points))
+    tolerance = side / 10240
+    while sum(len(points) for _, _, points in kept) > MAX_POINTS:
+        if len(kept) > MAX_POINTS // 2:  # thinning keeps two points a stroke: this many strokes never fit
+            raise ValueError(f"more than {MAX_POINTS // 2} strokes")
+        pressure = np.array([1.0, 1.0, side / 100])  # a pressure change of 0.01 counts as a sheet pixel of 100
+        kept = [(tool, size, _simplified(points * pressure, tolerance) / pressure) for tool, size, points in kept]
+        tolerance *= 2
+    return [{"tool": tool, "size": size, "points": points.tolist()} for tool, size, points in kept]
 
 
 def encode_document(document: SketchFile) -> bytes:
@@ -122,7 +161,7 @@ def save_document(path: str | os.PathLike[str], document: SketchFile) -> None:
     file = Path(path)
     try:
         data = encode_document(document)
-    except ValueError as exc:  # a NaN in the settings: never written as JSON no reader takes
+    except ValueError as exc:  # a NaN in the settings, or strokes past counting: never written as a file no reader takes
         raise DocumentError(f"{printable(file.name)}: cannot save this drawing ({exc})") from None
     try:
         write_bytes_atomic(file, data)
@@ -179,7 +218,12 @@ def decode_document(data: bytes, name: str) -> SketchFile:
             raise DocumentError(f"{name}: its {member} unpacks to more than {sizes[member] // MB} MB")
         return content
 
-    record = parse_json(member_bytes(RECORD), DocumentError, f"{name}: {RECORD}")
+    raw = member_bytes(RECORD)
+    # every point is a JSON array: counted before parsing, since parsing a few million of them takes
+    # seconds and gigabytes (each stroke and the stroke list add one more; settings a few)
+    if raw.count(b"[") > 2 * MAX_POINTS + 1000:
+        raise DocumentError(f"{name}: more than {MAX_POINTS} points in its strokes")
+    record = parse_json(raw, DocumentError, f"{name}: {RECORD}")
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise DocumentError(f"{name}: not a SketchApp document (its record is of another format)")
     version = record.get("version")

@@ -13,8 +13,8 @@ batch norm at the small size, then a sub-pixel convolution, Shi et al. 2016) pre
 what a bilinear enlargement misses, so an untrained network already gives the bilinear
 picture. It knows no engine: it takes any RGB picture.
 
-``enlarge`` reaches any side: x4 steps while the picture is smaller than asked, then an
-area shrink to the exact side (so 128 px to 1024 px is 128 -> 512 -> 2048 -> 1024).
+``enlarge`` reaches any side: learned x4 steps, then a plain resize of the sharp picture to
+the exact side.
 """
 
 from __future__ import annotations
@@ -148,14 +148,18 @@ def _pass(model: UpscalerModel, image: np.ndarray) -> np.ndarray:
 
 
 def enlarge(image: np.ndarray, side: int, model: UpscalerModel | None) -> np.ndarray:
-    """RGB uint8 ``image`` (square) at ``side`` px: learned x``factor`` steps while smaller, then an
-    area shrink to the exact side; a plain resize without a model or where ``side`` is not larger."""
+    """RGB uint8 ``image`` (square) at ``side`` px, or plainly resized without a model or where ``side``
+    is not larger. Larger: a learned x``factor`` step, more learned steps while a whole one still
+    fits, a Lanczos enlargement of the sharp picture for the rest, an area shrink where a step
+    overshot (so x2 is a learned x4 shrunk by half, and 128 px to 1024 px is 128 -> 512 learned,
+    then 512 -> 1024 by Lanczos: the second learned step at 512 px would cost 40 times the first)."""
     side = max(1, min(MAX_SIDE, int(side)))
     if model is None or side <= image.shape[0]:
         return image if side == image.shape[0] else lanczos(image, side)
-    while image.shape[0] < side:
+    image = _pass(model, image)
+    while image.shape[0] * model.factor <= side:
         image = _pass(model, image)
-    return image if image.shape[0] == side else cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+    return image if image.shape[0] == side else lanczos(image, side)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

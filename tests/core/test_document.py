@@ -189,3 +189,34 @@ def test_saving_through_a_link_updates_the_file_it_points_to_and_keeps_the_link(
     link.symlink_to(real)
     write_bytes_atomic(link, b"new")
     assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+def test_a_drawing_longer_than_the_reader_takes_is_thinned_on_saving_and_opens_again(tmp_path):
+    # 1,800 wavy drags of 300 px with 152 points each: 273,600 points, past the reader's 250,000
+    rng = np.random.default_rng(0)
+    xs = np.linspace(10, 310, 152)
+    strokes = [doc.Stroke("pen", 6.0, [(float(x), y + float(np.sin(x / 30) * 3), 0.5) for x in xs])
+               for y in rng.uniform(0, 512, 1800).tolist()]
+    path = tmp_path / "long.sketchapp"
+    doc.save_document(path, doc.SketchFile(512.0, strokes))
+    back = doc.read_document(path)
+    assert len(back.strokes) == 1800 and sum(len(s.points) for s in back.strokes) <= doc.MAX_POINTS
+    for before, after in zip(strokes[:50], back.strokes):
+        before_xy, after_xy = np.asarray(before.points)[:, :2], np.asarray(after.points)[:, :2]
+        assert np.array_equal(before_xy[[0, -1]], after_xy[[0, -1]])
+        # every point drawn lies within a tenth of a sheet pixel of the thinned line
+        gaps = [np.min(np.abs(np.interp(x, after_xy[:, 0], after_xy[:, 1]) - y)) for x, y in before_xy]
+        assert max(gaps) < 0.1
+    # a drawing under the limit is written point for point
+    short = doc.SketchFile(512.0, strokes[:100])
+    assert doc.decode_document(doc.encode_document(short), "s").strokes[0].points == [tuple(p) for p in strokes[0].points]
+
+
+def test_a_record_of_millions_of_points_is_refused_before_it_is_parsed(monkeypatch):
+    points = b"[" + b",".join([b"[1,1,1]"] * 3_000_000) + b"]"
+    record = b'{"format": "sketchapp.document", "version": 1, "side": 512, "strokes": [{"tool": "pen", "size": 2, "points": ' + points + b"}]}"
+    parsed = []
+    monkeypatch.setattr(doc, "parse_json", lambda *args: parsed.append(1))  # parsing took 10 s and 1.4 GB
+    with pytest.raises(DocumentError, match="more than 250000 points"):
+        doc.decode_document(archive(record), "big.sketchapp")
+    assert parsed == []

@@ -54,9 +54,13 @@ def test_a_new_network_is_the_bilinear_enlargement_and_enlarge_reaches_every_sid
     with torch.no_grad():
         assert torch.allclose(model.net(x), F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False), atol=1e-6)
     image = shapes(1).images[0]
-    assert enlarge(image, 256, model).shape == (256, 256, 3)  # one x4 step
-    assert enlarge(image, 512, model).shape == (512, 512, 3)  # two steps (1024) and an area shrink
-    assert enlarge(image, 100, model).shape == (100, 100, 3)
+    calls = []
+    original = model.net.forward
+    model.net.forward = lambda x: calls.append(x.shape[-1]) or original(x)
+    assert enlarge(image, 256, model).shape == (256, 256, 3) and calls == [64]  # one x4 step
+    assert enlarge(image, 1024, model).shape == (1024, 1024, 3) and calls[1:] == [64, 256]  # two whole steps
+    assert enlarge(image, 512, model).shape == (512, 512, 3) and calls[3:] == [64]  # one step, then Lanczos x2
+    assert enlarge(image, 100, model).shape == (100, 100, 3) and calls[4:] == [64]  # x1.6: a step shrunk
     assert enlarge(image, 32, model).shape == (32, 32, 3)  # smaller: an area shrink, no network
     assert np.array_equal(enlarge(image, 256, None), lanczos(image, 256))  # no model: the plain way
     assert enlarge(image, S, model) is image
