@@ -98,6 +98,8 @@ def inspect_svg(data: bytes | str, name: str) -> tuple[str, tuple[float, float]]
         for event, element in SafeTree.iterparse(io.BytesIO(raw), events=("start", "end")):
             if event == "end":
                 depth -= 1
+                if element.tag.rsplit("}", 1)[-1] == "style" and _EXTERNAL_CSS.search(element.text or ""):
+                    raise ImageLoadError(f"{name}: the SVG's <style> refers to something outside the drawing")
                 continue
             root = element if root is None else root
             depth += 1
@@ -106,6 +108,7 @@ def inspect_svg(data: bytes | str, name: str) -> tuple[str, tuple[float, float]]
                 raise ImageLoadError(f"{name}: SVG elements nest more than {MAX_DEPTH} deep")
             if elements > MAX_ELEMENTS:
                 raise ImageLoadError(f"{name}: the SVG drawing has more than {MAX_ELEMENTS} elements")
+            _check_references(element, name)
     except DefusedXmlException as exc:
         raise ImageLoadError(f"{name}: the SVG uses XML entities or external references ({type(exc).__name__})") from None
     except SafeTree.ParseError as exc:
@@ -113,6 +116,31 @@ def inspect_svg(data: bytes | str, name: str) -> tuple[str, tuple[float, float]]
     if root is None or root.tag.rsplit("}", 1)[-1] != "svg":
         raise ImageLoadError(f"{name}: not an SVG drawing (no <svg> element)")
     return raw.decode("utf-8", errors="replace"), _natural_size(root, name)
+
+
+def _check_references(element: object, name: str) -> None:
+    """Refuse an element that would make the renderer read something outside the SVG: an ``href`` to a
+    file or address (``<image href="/home/.../photo.jpg">`` draws any local picture, by absolute path or
+    from the working folder), a data URL other than a PNG, JPEG, GIF or WebP picture, or a CSS ``url()``
+    or ``@import`` of anything but an element of the drawing itself (``<style>`` text is checked when its
+    element ends). Links (``<a href>``) draw nothing and stay."""
+    tag = element.tag.rsplit("}", 1)[-1]  # type: ignore[attr-defined]
+    for key, value in element.attrib.items():  # type: ignore[attr-defined]
+        attribute = key.rsplit("}", 1)[-1]
+        if attribute == "href" and tag != "a" and not _inside(value):
+            raise ImageLoadError(f"{name}: the SVG's <{tag}> refers to {value.strip()[:60]!r} outside the drawing; "
+                                 "SketchApp draws only what is inside an SVG (embed the picture instead)")
+        if attribute != "href" and _EXTERNAL_CSS.search(value):  # style="fill:url(...)", fill="url(...)"
+            raise ImageLoadError(f"{name}: the SVG's <{tag}> {attribute} refers to something outside the drawing")
+
+
+_EMBEDDED = re.compile(r"^\s*data:image/(png|jpeg|jpg|gif|webp)\s*[;,]", re.IGNORECASE)
+_EXTERNAL_CSS = re.compile(r"url\(\s*(?!['\"]?\s*#)|@import", re.IGNORECASE)
+
+
+def _inside(reference: str) -> bool:
+    """An element of the drawing (``#id``) or a picture embedded in it (a data URL of a raster format)."""
+    return reference.strip().startswith("#") or _EMBEDDED.match(reference) is not None
 
 
 def _gunzip(raw: bytes, name: str) -> bytes:

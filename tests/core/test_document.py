@@ -220,3 +220,12 @@ def test_a_record_of_millions_of_points_is_refused_before_it_is_parsed(monkeypat
     with pytest.raises(DocumentError, match="more than 250000 points"):
         doc.decode_document(archive(record), "big.sketchapp")
     assert parsed == []
+
+
+def test_a_base_layer_of_svg_markup_cannot_bring_in_someone_elses_file(tmp_path):
+    secret = tmp_path / "secret.png"
+    save_image(secret, np.zeros((8, 8, 3), np.uint8))
+    markup = f'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><image href="{secret}" width="8" height="8"/></svg>'
+    data = archive(record(base=doc.BASE), {doc.BASE: markup.encode()})
+    with pytest.raises(DocumentError, match="outside the drawing"):
+        doc.decode_document(data, "forged.sketchapp")

@@ -15,7 +15,7 @@ from sketchapp.core.checkpoint import read_checkpoint
 from sketchapp.core.engines import load_engine_model
 from sketchapp.core.errors import CheckpointError, ImageLoadError, PresetError
 from sketchapp.core.fileio import json_depth, read_json
-from sketchapp.core.images import load_image
+from sketchapp.core.images import load_image, save_image
 from sketchapp.core.presets import list_presets
 from tests.conftest import beside
 
@@ -303,3 +303,41 @@ def test_json_with_an_integer_of_thousands_of_digits_is_one_line_error():
 
     with pytest.raises(PresetError, match="not valid JSON"):
         parse_json(b'{"name": "x", "n": ' + b"9" * 5000 + b"}", PresetError, "evil.json")
+
+
+@pytest.mark.parametrize("what, body", [
+    ("an image by absolute path", '<image href="{secret}" width="20" height="20"/>'),
+    ("an image by file URL (xlink)", '<image xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="file://{secret}" width="20" height="20"/>'),
+    ("an image relative to the working folder", '<image href="secret.png" width="20" height="20"/>'),
+    ("another SVG's element", '<use href="other.svg#shape"/>'),
+    ("an SVG inside a data URL", '<image href="data:image/svg+xml;base64,PHN2Zy8+" width="20" height="20"/>'),
+    ("a CSS url() in a style", '<rect style="fill:url({secret}#p)" width="5" height="5"/>'),
+    ("a paint url() attribute", '<rect fill="url(other.svg#p)" width="5" height="5"/>'),
+    ("a CSS import", '<style>@import "{secret}";</style>'),
+])
+def test_an_svg_never_reads_a_file_outside_itself(tmp_path, monkeypatch, what, body):
+    secret = tmp_path / "secret.png"
+    save_image(secret, np.zeros((20, 20, 3), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "drawing.svg"
+    path.write_text(SVG.format('width="20" height="20"', body.format(secret=secret)))
+    with pytest.raises(ImageLoadError, match="outside the drawing") as exc:
+        load_image(path)
+    one_line(exc)
+
+
+def test_embedded_pictures_and_the_drawings_own_references_are_drawn(tmp_path):
+    import base64
+
+    from sketchapp.core.images import encode_image
+
+    png = base64.b64encode(encode_image("red.png", np.full((20, 20, 3), (255, 0, 0), np.uint8))).decode()
+    path = tmp_path / "drawing.svg"
+    path.write_text(SVG.format(
+        'width="20" height="20"',
+        f'<defs><linearGradient id="g"><stop offset="0" stop-color="blue"/></linearGradient></defs>'
+        f'<image href="data:image/png;base64,{png}" width="20" height="10"/><rect fill="url(#g)" y="10" width="20" height="10"/>'
+        '<a href="https://example.org"><use href="#g"/></a>',
+    ))
+    pixels = load_image(path, mode="RGB", max_side=20)
+    assert tuple(pixels[5, 5]) == (255, 0, 0) and pixels[15, 5, 2] > 200
