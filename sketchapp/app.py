@@ -203,7 +203,9 @@ class App:
             window.model_failed("No presets are installed.")
 
     def show_presets(self, current: str) -> None:
-        entries = [PresetEntry(p.id, p.name, p.description, str(p.thumbnail) if p.thumbnail else None, p.source) for p in self.presets]
+        from sketchapp.core.presets import thumbnail_pixels
+
+        entries = [PresetEntry(p.id, p.name, p.description, thumbnail_pixels(p.thumbnail), p.source) for p in self.presets]
         self.window.set_presets(entries, current)
 
     def open_training(self) -> None:

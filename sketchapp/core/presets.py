@@ -24,6 +24,8 @@ from sketchapp.core.fileio import check_regular, printable, read_json, read_user
 _FIELDS = {"name", "engine", "model", "sketch_style", "settings", "thumbnail", "description"}
 #: the preset the app starts with and ``sketchapp complete`` uses when given none (chosen by docs/evaluation.md)
 DEFAULT_PRESET = "emoji-pix2pix"
+THUMBNAIL_SIDE = 128  # pixels a side a preset's picture is read at (the list shows it at 48)
+THUMBNAIL_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,24 @@ def _thumbnail(preset: Path, name: str) -> Path | None:
     except PresetError:
         return None
     return path
+
+
+def thumbnail_pixels(path: Path | None, side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
+    """A preset's picture as RGB pixels at most ``side`` a side, through the same door as every user file
+    (size limits, decompression bombs), or None where it cannot be read. Only raster pictures: a preset
+    thumbnail is drawn at every start, and an SVG can cost seconds to draw."""
+    if path is None:
+        return None
+    from sketchapp.core.images import decode_image
+    from sketchapp.core.svg import looks_like_svg
+
+    try:
+        data = read_user_file(path, PresetError, "thumbnail", THUMBNAIL_BYTES)
+        if looks_like_svg(data, path.name):
+            return None
+        return decode_image(data, path.name, "RGB", max_side=side)
+    except SketchAppError:
+        return None
 
 
 def _locate(preset: Path, name: str, folders: tuple[Path, ...]) -> Path:

@@ -133,7 +133,7 @@ class PresetEntry:
     id: str
     name: str
     description: str = ""
-    thumbnail: str | None = None
+    thumbnail: np.ndarray | None = None  # RGB pixels, decoded by the core (never a file Qt opens by itself)
     source: str = "bundled"
 
 
@@ -643,8 +643,8 @@ class MainWindow(QMainWindow):
             item = QListWidgetItem(entry.name + ("" if entry.source == "bundled" else "  (yours)"))
             item.setData(Qt.ItemDataRole.UserRole, entry.id)
             item.setToolTip(entry.description)
-            if entry.thumbnail:
-                item.setIcon(QIcon(entry.thumbnail))
+            if entry.thumbnail is not None:
+                item.setIcon(QIcon(QPixmap.fromImage(array_to_qimage(entry.thumbnail))))
             self.presets.addItem(item)
             if entry.id == current:
                 self.presets.setCurrentItem(item)

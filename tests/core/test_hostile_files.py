@@ -341,3 +341,30 @@ def test_embedded_pictures_and_the_drawings_own_references_are_drawn(tmp_path):
     ))
     pixels = load_image(path, mode="RGB", max_side=20)
     assert tuple(pixels[5, 5]) == (255, 0, 0) and pixels[15, 5, 2] > 200
+
+
+@pytest.mark.parametrize("name, content", [
+    ("fan-out.svg", SVG.format('width="10" height="10"', '<g id="a"><rect width="1" height="1"/></g>'
+                               + "".join(f'<g id="a{i}"><use href="#a{i - 1 if i else ""}"/><use href="#a{i - 1 if i else ""}"/></g>' for i in range(40)))),
+    ("bomb.png", b"\x1f\x8b" + b"\x00" * 100),
+    ("huge.png", None),
+])
+def test_a_preset_thumbnail_is_read_through_the_safe_door_or_not_at_all(tmp_path, tiny_pix2pix_checkpoint, name, content):
+    from sketchapp.core.presets import thumbnail_pixels
+
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    if content is None:  # a PNG claiming 100k x 100k pixels: refused from its header
+        save_image(folder / name, np.zeros((4, 4, 3), np.uint8))
+        data = bytearray((folder / name).read_bytes())
+        data[16:24] = struct.pack(">II", 100_000, 100_000)
+        (folder / name).write_bytes(bytes(data))
+    else:
+        (folder / name).write_bytes(content.encode() if isinstance(content, str) else content)
+    (folder / "p.json").write_text(json.dumps({"name": "P", "engine": "pix2pix", "sketch_style": "outline",
+                                               "model": beside(folder, tiny_pix2pix_checkpoint), "thumbnail": name}))
+    presets, problems = list_presets([(folder, "user")])
+    assert problems == [] and thumbnail_pixels(presets[0].thumbnail) is None  # an SVG is never drawn for a thumbnail
+    save_image(folder / "fine.png", np.full((300, 200, 3), 90, np.uint8))
+    pixels = thumbnail_pixels(folder / "fine.png")
+    assert pixels is not None and max(pixels.shape[:2]) <= 128

@@ -479,3 +479,10 @@ def test_exports_enlarge_with_the_upscaler_and_ink_at_the_export_size(window, tm
     pixels = np.asarray(Image.open(tmp_path / "x4.png").convert("RGB"))
     assert pixels.shape == (64, 64, 3) and sides == [64]
     assert pixels[31, :].max() == 0 and pixels[5, 5].min() == 200  # the lines drawn at 64 px over the enlarged picture
+
+
+def test_preset_pictures_come_as_pixels_the_core_decoded(window):
+    from sketchapp.ui.main_window import PresetEntry
+
+    window.set_presets([PresetEntry("a", "A", thumbnail=np.full((40, 40, 3), 200, np.uint8)), PresetEntry("b", "B")], "a")
+    assert not window.presets.item(0).icon().isNull() and window.presets.item(1).icon().isNull()
