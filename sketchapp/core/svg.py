@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 import subprocess
 import sys
@@ -49,6 +50,14 @@ _LENGTH = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-z%]
 _RENDER = (
     "import resource, sys\n"
     "resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))\n"
+    # its own time limit, and death with the app: a killed app's child would otherwise draw on
+    # for as long as a hostile drawing lasts, adopted by init
+    "resource.setrlimit(resource.RLIMIT_CPU, (int(sys.argv[4]), int(sys.argv[4]) + 1))\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    import ctypes, os, signal\n"
+    "    ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"  # PR_SET_PDEATHSIG
+    "    if os.getppid() != int(sys.argv[5]):\n"
+    "        sys.exit(1)\n"  # the app died before the line above
     "import resvg_py\n"
     "markup = sys.stdin.buffer.read().decode('utf-8')\n"
     "sys.stdout.buffer.write(bytes(resvg_py.svg_to_bytes(svg_string=markup, width=int(sys.argv[1]), height=int(sys.argv[2]))))\n"
@@ -210,7 +219,7 @@ def _draw(text: str, width: int, height: int, name: str) -> bytes:
 
 def _draw_isolated(text: str, width: int, height: int, name: str) -> bytes:
     """The drawing rendered by resvg in a child process with RENDER_SECONDS and RENDER_MEMORY."""
-    sizes = [str(width), str(height), str(RENDER_MEMORY)]
+    sizes = [str(width), str(height), str(RENDER_MEMORY), str(math.ceil(RENDER_SECONDS)), str(os.getpid())]
     if getattr(sys, "frozen", False):  # sys.executable is the app, not Python: it runs _child_code() itself
         command = [sys.executable, SVG_CHILD, *sizes]
     else:
@@ -232,13 +241,14 @@ def _draw_isolated(text: str, width: int, height: int, name: str) -> bytes:
 def _child_code() -> str:
     """``_RENDER`` for this platform."""
     if sys.platform == "win32":  # no address-space limit there; the time limit still holds
-        code = _RENDER.replace("resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))\n", "")
-        return code.replace("import resource, sys", "import sys")
+        lines = [line for line in _RENDER.splitlines(keepends=True) if "resource" not in line]
+        return "import sys\n" + "".join(lines)
     return _RENDER
 
 
 def run_child(argv: list[str]) -> int:
-    """The SVG child in a frozen app: ``argv`` is width, height and memory limit; markup on stdin, PNG on stdout."""
+    """The SVG child in a frozen app: ``argv`` is width, height, memory limit, CPU seconds and the app's
+    process id; markup on stdin, PNG on stdout."""
     sys.argv = [SVG_CHILD, *argv]
     exec(compile(_child_code(), "<svg child>", "exec"), {"__name__": "__svg_child__"})  # noqa: S102 - our own code
     return 0

@@ -368,3 +368,41 @@ def test_a_preset_thumbnail_is_read_through_the_safe_door_or_not_at_all(tmp_path
     save_image(folder / "fine.png", np.full((300, 200, 3), 90, np.uint8))
     pixels = thumbnail_pixels(folder / "fine.png")
     assert pixels is not None and max(pixels.shape[:2]) <= 128
+
+
+def test_the_svg_render_child_dies_with_the_app_and_limits_its_own_cpu_time(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from sketchapp.core import svg
+
+    # the app: renders an SVG whose child records its pid, then spins (a renderer stuck in a filter)
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import sys\n"
+        "from sketchapp.core import svg\n"
+        "stuck = 'import os\\nopen(' + repr(sys.argv[1]) + ', \"w\").write(str(os.getpid()))\\nwhile True: pass\\n'\n"
+        "svg._RENDER = svg._RENDER.replace('import resvg_py\\n', stuck)\n"
+        "svg.RENDER_SECONDS = 60\n"
+        "svg.render_svg('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"9\" height=\"9\"/>')\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(app), str(tmp_path / "pid")])
+    pid_file = tmp_path / "pid"
+    for _ in range(600):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the render child outlived the app")
+    assert f"RLIMIT_CPU, (int(sys.argv[4])" in svg._RENDER  # and would stop itself after RENDER_SECONDS of CPU
