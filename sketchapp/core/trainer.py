@@ -254,8 +254,11 @@ class RunFolder:
         path = self.path(LOSSES_FILE)
         if self.rank != 0 or not path.exists():
             return
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
+        except (ValueError, KeyError, TypeError, csv.Error, UnicodeDecodeError) as exc:
+            raise TrainingError(f"{path}: damaged ({type(exc).__name__}: {exc})"[:300]) from None
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
@@ -271,6 +274,11 @@ def resume_record(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     record = read_json(path, TrainingError, "run record")
     if not isinstance(record, dict):
         raise TrainingError(f"{path}: damaged (not a JSON object)")
+    data = record.get("data")
+    for field, value in (("settings", record.get("settings")), ("data", data),
+                         ("data.spec", data.get("spec") if isinstance(data, dict) else None)):
+        if not isinstance(value, dict):
+            raise TrainingError(f"{path}: damaged ({field} is {'missing' if value is None else 'not a JSON object'})")
     return record
 
 
@@ -370,6 +378,38 @@ def _described(data: PairSet | UnpairedSet) -> str:
     return f"{len(data)} training pairs"
 
 
+
+def _restore(
+    meta: dict[str, Any], tensors: dict[str, torch.Tensor], networks: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer], averages: dict[str, WeightAverage], settings: Any,
+    steps_per_epoch: int, epoch_steps: int, device: torch.device, folder: Path,
+) -> tuple[int, float]:
+    """Load a saved state into the networks, optimisers and ``averages``; (the step it continues from,
+    seconds trained before). KeyError, ValueError, TypeError or RuntimeError where the state is damaged."""
+    for prefix, module in networks.items():
+        module.load_state_dict(_prefixed(prefix, tensors))
+    for name, opt in optimizers.items():
+        _restore_optimizer(f"opt{name}", opt, meta["optimizer_groups"][name], tensors)
+    if int(meta["steps_per_epoch"]) != steps_per_epoch:
+        raise TrainingError(
+            f"{folder}: the data changed since this run started "
+            f"({meta['steps_per_epoch']} steps per epoch then, {steps_per_epoch} now)"
+        )
+    recorded_threads = meta.get("threads")
+    if device.type == "cpu" and type(recorded_threads) is int and 1 <= recorded_threads <= 4096:
+        torch.set_num_threads(recorded_threads)  # the same thread count, or a resumed run is not exact
+    start_step = int(meta["step"])
+    finished = int(meta.get("epoch_steps", meta.get("gan_steps", epoch_steps)))
+    if start_step > finished and epoch_steps > finished:
+        start_step = finished  # more epochs: back to the first phase, and the later ones follow it again
+    if start_step < 0:
+        raise ValueError(f"step {start_step}")
+    elapsed_before = float(meta.get("elapsed", 0.0))
+    for name, updates in (meta.get("ema_updates") or {}).items():
+        averages[name] = WeightAverage(networks[name], settings.ema, int(updates))
+        averages[name].module.load_state_dict(_prefixed(f"ema{name}", tensors))
+    return start_step, elapsed_before
+
 def train_recipe(
     run_dir: str | os.PathLike[str],
     recipe: Recipe,
@@ -403,6 +443,10 @@ def train_recipe(
         if state_meta.get("engine", "contextual") != recipe.kind:
             raise TrainingError(f"{folder}: this run trains the {state_meta.get('engine', 'contextual')!r} engine, not {recipe.kind!r}")
         splits = read_json(run.path(SPLITS_FILE), TrainingError, "run record")
+        if not isinstance(splits, dict) or not all(
+            isinstance(splits.get(part), list) and all(isinstance(name, str) for name in splits[part]) for part in ("train", "val", "test")
+        ):
+            raise TrainingError(f"{run.path(SPLITS_FILE)}: damaged (train, val and test must be lists of names)")
     elif run.path(STATE_FILE).exists():
         raise TrainingError(f"{folder}: already holds a training run; resume it or choose another folder")
     if splits is None:
@@ -436,30 +480,15 @@ def train_recipe(
     ends = list(itertools.accumulate(steps for _, steps in phases))
     start_step = 0
     elapsed_before = 0.0
-    if state_meta is not None:
-        for prefix, module in networks.items():
-            module.load_state_dict(_prefixed(prefix, state_tensors))
-        for name, opt in optimizers.items():
-            _restore_optimizer(f"opt{name}", opt, state_meta["optimizer_groups"][name], state_tensors)
-        if int(state_meta["steps_per_epoch"]) != steps_per_epoch:
-            raise TrainingError(
-                f"{folder}: the data changed since this run started "
-                f"({state_meta['steps_per_epoch']} steps per epoch then, {steps_per_epoch} now)"
-            )
-        recorded_threads = state_meta.get("threads")
-        if device.type == "cpu" and type(recorded_threads) is int and 1 <= recorded_threads <= 4096:
-            torch.set_num_threads(recorded_threads)  # the same thread count, or a resumed run is not exact
-        start_step = int(state_meta["step"])
-        finished = int(state_meta.get("epoch_steps", state_meta.get("gan_steps", epoch_steps)))
-        if start_step > finished and epoch_steps > finished:
-            start_step = finished  # more epochs: back to the first phase, and the later ones follow it again
-        elapsed_before = float(state_meta.get("elapsed", 0.0))
-        run.truncate_losses(start_step)
     averages: dict[str, WeightAverage] = {}
     if state_meta is not None:
-        for name, updates in (state_meta.get("ema_updates") or {}).items():
-            averages[name] = WeightAverage(networks[name], settings.ema, int(updates))
-            averages[name].module.load_state_dict(_prefixed(f"ema{name}", state_tensors))
+        try:
+            start_step, elapsed_before = _restore(state_meta, state_tensors, networks, optimizers, averages, settings,
+                                                  steps_per_epoch, epoch_steps, device, folder)
+        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as exc:
+            what = f"no {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise TrainingError(f"{folder / STATE_FILE}: training state is damaged ({what})"[:300]) from None
+        run.truncate_losses(start_step)
     if settings.ema > 0:
         for name in recipe.averaged(start_step < epoch_steps):
             averages.setdefault(name, WeightAverage(networks[name], settings.ema))

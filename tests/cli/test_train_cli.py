@@ -252,3 +252,61 @@ def test_unpaired_folders_train_cyclegan_resume_and_complete_both_ways(tmp_path,
             main(["train", str(tmp_path / "other"), "--unpaired", str(sketches), str(photos), *wrong])
         assert refused.value.code == 2
     assert "not options of the cyclegan engine" in capsys.readouterr().err
+
+
+def _with_state_meta(run: Path, change) -> None:  # noqa: ANN001
+    """Rewrite the run's state with its record changed by ``change(record)``, tensors kept."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(run / "state.safetensors"))
+    record = json.loads(_state_meta(run))
+    change(record)
+    save_file(tensors, str(run / "state.safetensors"), metadata={"sketchapp": json.dumps(record)})
+
+
+def _with_tensor(run: Path, name_part: str) -> None:
+    from safetensors.torch import load_file, save_file
+    import torch
+
+    tensors = load_file(str(run / "state.safetensors"))
+    key = next(k for k in tensors if name_part in k)
+    tensors[key] = torch.zeros(3, 1)
+    save_file(tensors, str(run / "state.safetensors"), metadata={"sketchapp": _state_meta(run)})
+
+
+EDITS = {
+    "settings.json without settings": ("settings.json", lambda r: json.dumps({k: v for k, v in json.loads(r.read_text()).items() if k != "settings"}), "settings is missing"),
+    "settings a list": ("settings.json", lambda r: json.dumps({**json.loads(r.read_text()), "settings": [1, 2]}), "settings is not a JSON object"),
+    "settings.json without data": ("settings.json", lambda r: json.dumps({k: v for k, v in json.loads(r.read_text()).items() if k != "data"}), "data is missing"),
+    "splits without train": ("splits.json", lambda r: json.dumps({"val": [], "test": []}), "splits.json: damaged"),
+    "garbage losses.csv": ("losses.csv", lambda r: "step,phase\nseven,train\n", "losses.csv: damaged"),
+    "no steps_per_epoch": (None, lambda m: m.pop("steps_per_epoch"), "no 'steps_per_epoch'"),
+    "no optimizer_groups": (None, lambda m: m.pop("optimizer_groups"), "no 'optimizer_groups'"),
+    "text step": (None, lambda m: m.update(step="many"), "training state is damaged"),
+    "text elapsed": (None, lambda m: m.update(elapsed="long"), "training state is damaged"),
+    "ema_updates a list": (None, lambda m: m.update(ema_updates=[1]), "training state is damaged"),
+    "a tensor of the wrong shape": ("tensor", None, "training state is damaged"),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_resume_on_an_edited_run_folder_is_one_line_naming_the_file(tmp_path, photos, capsys, edit):
+    import shutil
+
+    base = tmp_path.parent / "edited-run-base"
+    if not (base / "state.safetensors").exists():  # one small pix2pix run, copied for each edit
+        assert main(["train", str(base), "--engine", "pix2pix", "--data", str(photos), "--size", "32", "--gf", "8",
+                     "--df", "8", "--batch-size", "8", "--epochs", "1", "--threads", "1", "-q"]) == 0
+    run = tmp_path / "run"
+    shutil.copytree(base, run)
+    file, change, expected = EDITS[edit]
+    if file == "tensor":
+        _with_tensor(run, "G.")
+    elif file is None:
+        _with_state_meta(run, change)
+    else:
+        (run / file).write_text(change(run / file))
+    capsys.readouterr()
+    assert main(["train", str(run), "--resume", "--epochs", "2", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err, err
