@@ -310,3 +310,24 @@ def test_resume_on_an_edited_run_folder_is_one_line_naming_the_file(tmp_path, ph
     assert main(["train", str(run), "--resume", "--epochs", "2", "-q"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err and "Traceback" not in err, err
+
+
+def test_a_folder_a_thousand_levels_deep_is_walked_and_built(tmp_path, capsys):
+    import os
+
+    source = folder = tmp_path / "deep"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for level in range(1100):
+        folder = folder / "d"
+        folder.mkdir()
+        if level % 300 == 0:
+            for index in range(3):
+                picture = np.full((40, 40, 3), 255, np.uint8)
+                picture[10:30, 10:30] = rng.integers(0, 200, 3)
+                Image.fromarray(picture).save(folder / f"p{index}.png")
+    os.symlink(source, source / "loop")  # a link back up is not followed round
+    assert main(["data", "folder", str(source), str(tmp_path / "built"), "--size", "32"]) == 0
+    assert "wrote 12 pairs" in capsys.readouterr().out
+    assert main(["train", str(tmp_path / "run"), "--engine", "pix2pix", "--data", str(source), "--size", "32",
+                 "--gf", "8", "--df", "8", "--epochs", "1", "--threads", "1", "-q"]) == 0

@@ -14,6 +14,7 @@ train / val / test, so that the held-out images stay held out.
 from __future__ import annotations
 
 import json
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from sketchapp.core.prepare import fit_square
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".svg", ".svgz"})
 SPLITS = ("train", "val", "test")
+MAX_STEM_BYTES = 200  # a pair's file name, less ".png" and a "~N" for a clash, within the usual 255
 MANIFEST = "dataset.json"
 PAIRS_DIR = "pairs"
 DATASET_FORMAT = "sketchapp.dataset"
@@ -177,16 +179,35 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
         raise DataError(f"{root}: folder does not exist")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    files = [
-        path
-        for path in root.rglob("*")
-        if path.suffix.lower() in IMAGE_SUFFIXES
-        and path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    ]
+    files = [path for path in _walk(root) if path.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _walk(root: Path) -> list[Path]:
+    """Regular files under ``root``, hidden ones and hidden folders left out, walked with a list of
+    folders still to read instead of recursion (a tree a thousand folders deep is walked, not a
+    RecursionError) and without following links to folders (a link to a parent would loop)."""
+    found, waiting = [], [root]
+    while waiting:
+        folder = waiting.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError:  # unreadable, vanished or a path too long: its files are not there to read
+            continue
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    waiting.append(Path(entry.path))
+                elif entry.is_file():
+                    found.append(Path(entry.path))
+            except OSError:
+                continue
+    return found
 
 
 def _name(path: Path, root: Path) -> str:
@@ -462,6 +483,9 @@ def write_dataset(
         if progress is not None:
             progress(i, len(pairs))
         stem = name.replace("/", "__")
+        if len(stem.encode("utf-8")) > MAX_STEM_BYTES:  # a picture deep in folders: its name fits no file system
+            digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+            stem = f"{stem.encode('utf-8')[-MAX_STEM_BYTES + 13:].decode('utf-8', 'ignore')}-{digest}"
         file_name, count = f"{stem}.png", 1
         while file_name in taken:  # "a/b" and "a__b" must not share a file
             count += 1
