@@ -17,7 +17,20 @@ SELF_TEST = "--self-test"
 #: default spin-wait keeps every thread busy between parallel regions; beside another busy
 #: process on a small machine that made a 2-thread pass take 55-536 ms instead of 24, and passive
 #: waiting the whole ``complete`` call 2.1x faster. It is read when torch loads, so it is set here.
-BATCH_COMMANDS = ("complete", "train", "evaluate", "data")
+BATCH_COMMANDS = ("complete", "train", "evaluate", "data", "upscaler")
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # a terminated command cleans up and says so, as after Ctrl-C (exit 130)
+
+
+def _settled() -> None:
+    """Once a command has returned, its outputs are complete: a late Ctrl-C or SIGTERM (during the
+    interpreter's own shutdown) no longer turns its exit status into a signal's or prints a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,10 +48,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return self_test(args[1:])
     if args[:1] and args[0] in BATCH_COMMANDS:
+        import signal
+
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        signal.signal(signal.SIGTERM, _interrupted)
     from sketchapp.cli import main as cli_main
 
-    return cli_main(args)
+    try:
+        return cli_main(args)
+    finally:
+        _settled()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -41,6 +42,27 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+    remove_stale_temps(target)
+
+
+#: A temp file of ours this old is a leftover (the process writing it was killed), not a save under way.
+STALE_TEMP_SECONDS = 60.0
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Remove the temp files a killed save of ``target`` left beside it (``.NAME.XXXXXXXX.tmp``, as
+    ``atomic_write`` names them, unchanged for a minute); anything else is left alone."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
+    now = time.time()
+    try:
+        with os.scandir(target.parent) as entries:
+            for entry in entries:
+                if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
+                            os.unlink(entry.path)
+    except OSError:  # a folder we cannot list: the leftovers stay, the save itself succeeded
+        return
 
 
 def _mode_for(target: Path) -> int:

@@ -317,17 +317,60 @@ def test_a_folder_a_thousand_levels_deep_is_walked_and_built(tmp_path, capsys):
 
     source = folder = tmp_path / "deep"
     folder.mkdir()
-    rng = np.random.default_rng(0)
-    for level in range(1100):
-        folder = folder / "d"
-        folder.mkdir()
-        if level % 300 == 0:
-            for index in range(3):
-                picture = np.full((40, 40, 3), 255, np.uint8)
-                picture[10:30, 10:30] = rng.integers(0, 200, 3)
-                Image.fromarray(picture).save(folder / f"p{index}.png")
-    os.symlink(source, source / "loop")  # a link back up is not followed round
-    assert main(["data", "folder", str(source), str(tmp_path / "built"), "--size", "32"]) == 0
-    assert "wrote 12 pairs" in capsys.readouterr().out
-    assert main(["train", str(tmp_path / "run"), "--engine", "pix2pix", "--data", str(source), "--size", "32",
-                 "--gf", "8", "--df", "8", "--epochs", "1", "--threads", "1", "-q"]) == 0
+    folders = []
+    try:
+        rng = np.random.default_rng(0)
+        for level in range(1100):
+            folder = folder / "d"
+            folder.mkdir()
+            folders.append(folder)
+            if level % 300 == 0:
+                for index in range(3):
+                    picture = np.full((40, 40, 3), 255, np.uint8)
+                    picture[10:30, 10:30] = rng.integers(0, 200, 3)
+                    Image.fromarray(picture).save(folder / f"p{index}.png")
+        os.symlink(source, source / "loop")  # a link back up is not followed round
+        assert main(["data", "folder", str(source), str(tmp_path / "built"), "--size", "32"]) == 0
+        assert "wrote 12 pairs" in capsys.readouterr().out
+        assert main(["train", str(tmp_path / "run"), "--engine", "pix2pix", "--data", str(source), "--size", "32",
+                     "--gf", "8", "--df", "8", "--epochs", "1", "--threads", "1", "-q"]) == 0
+    finally:
+        for folder in reversed(folders):  # removed bottom up here: pytest's own clean-up recurses
+            for file in folder.glob("*.png"):
+                file.unlink()
+            folder.rmdir()
+
+
+def test_an_interrupted_data_build_leaves_nothing_that_looks_like_data(tmp_path, photos):
+    from sketchapp.core.data.datasets import DataError, load_folder, split_names, write_dataset
+
+    pairs = load_folder(photos, 32, "xdog")
+
+    def interrupt(done: int, total: int) -> None:
+        if done == total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(tmp_path / "out", pairs, split_names(pairs.names), {"kind": "folder"}, progress=interrupt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no half-built set, no hidden leftovers
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("not a data set")
+    with pytest.raises(DataError, match="not an empty folder"):
+        write_dataset(tmp_path / "full", pairs, split_names(pairs.names), {"kind": "folder"})
+    (tmp_path / "empty").mkdir()
+    write_dataset(tmp_path / "empty", pairs, split_names(pairs.names), {"kind": "folder"})
+    assert (tmp_path / "empty" / "dataset.json").is_file()
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does_and_signals_after_it_are_ignored(tmp_path, photos):
+    started = subprocess.Popen([sys.executable, "-m", "sketchapp", "data", "folder", str(photos), str(tmp_path / "out"), "--size", "32"],
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the handler is in place at once; loading torch alone takes longer than this
+    started.send_signal(signal.SIGTERM)
+    _, err = started.communicate(timeout=60)
+    assert started.returncode == 130 and err.strip().splitlines() == ["sketchapp: cancelled"], err
+    assert not (tmp_path / "out").exists()
+    late = ("import os, signal, sys\nfrom sketchapp.__main__ import main\ncode = main(['presets'])\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\nos.kill(os.getpid(), signal.SIGINT)\nsys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "Traceback" not in done.stderr

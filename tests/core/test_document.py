@@ -229,3 +229,20 @@ def test_a_base_layer_of_svg_markup_cannot_bring_in_someone_elses_file(tmp_path)
     data = archive(record(base=doc.BASE), {doc.BASE: markup.encode()})
     with pytest.raises(DocumentError, match="outside the drawing"):
         doc.decode_document(data, "forged.sketchapp")
+
+
+def test_a_save_removes_what_a_killed_save_left_beside_the_document(tmp_path):
+    path = tmp_path / "cat.sketchapp"
+    leftover = tmp_path / ".cat.sketchapp.k3j_9xq2.tmp"  # as a save killed before its rename leaves it
+    leftover.write_bytes(b"half a document")
+    fresh = tmp_path / ".cat.sketchapp.a1b2c3d4.tmp"  # another save under way right now
+    fresh.write_bytes(b"being written")
+    others = [tmp_path / ".dog.sketchapp.k3j_9xq2.tmp", tmp_path / "notes.tmp"]
+    for other in others:
+        other.write_bytes(b"not ours to remove")
+    old = os.stat(leftover).st_mtime - 3600
+    for stale in (leftover, *others):
+        os.utime(stale, (old, old))
+    doc.save_document(path, sample())
+    assert not leftover.exists() and fresh.exists() and all(other.exists() for other in others)
+    assert doc.read_document(path).seed == 123

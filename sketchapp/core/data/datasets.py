@@ -13,9 +13,11 @@ train / val / test, so that the held-out images stay held out.
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -473,9 +475,29 @@ def write_dataset(
     info: dict[str, Any],
     progress: Progress | None = None,
 ) -> Path:
-    """Write a built data set: side-by-side PNGs (sketch left) and a manifest."""
+    """Write a built data set into the new or empty folder ``folder``: side-by-side PNGs (sketch left)
+    and a manifest. It is built in a hidden folder beside it and renamed into place when complete, so an
+    interrupted build (Ctrl-C, SIGTERM, a full disk) leaves nothing that looks like data."""
     root = Path(folder)
-    (root / PAIRS_DIR).mkdir(parents=True, exist_ok=True)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise DataError(f"{root}: not an empty folder; a data set is built into a new or empty one")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
+    try:
+        _write_pairs(building, pairs, splits, info, progress)
+        if root.exists():
+            root.rmdir()
+        os.rename(building, root)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return root
+
+
+def _write_pairs(
+    root: Path, pairs: PairSet, splits: dict[str, list[str]], info: dict[str, Any], progress: Progress | None,
+) -> None:
+    (root / PAIRS_DIR).mkdir()
     joint = pairs.joint()
     files = []
     taken: set[str] = set()
@@ -504,7 +526,6 @@ def write_dataset(
         "skipped": [{"path": s.path, "reason": s.reason} for s in pairs.skipped],
     }
     write_bytes_atomic(root / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
-    return root
 
 
 def is_built_dataset(folder: str | os.PathLike[str]) -> bool:
