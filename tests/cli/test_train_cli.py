@@ -362,14 +362,15 @@ def test_an_interrupted_data_build_leaves_nothing_that_looks_like_data(tmp_path,
     assert (tmp_path / "empty" / "dataset.json").is_file()
 
 
-def test_sigterm_ends_a_command_as_ctrl_c_does_and_signals_after_it_are_ignored(tmp_path, photos):
-    started = subprocess.Popen([sys.executable, "-m", "sketchapp", "data", "folder", str(photos), str(tmp_path / "out"), "--size", "32"],
-                               stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # the handler is in place at once; loading torch alone takes longer than this
+def test_sigterm_ends_a_command_as_ctrl_c_does_and_signals_after_it_are_ignored(tmp_path, sketch_png, tiny_checkpoint):
+    out = tmp_path / "out.png"
+    started = subprocess.Popen([sys.executable, "-m", "sketchapp", "complete", str(sketch_png), "-o", str(out), "--model",
+                                str(tiny_checkpoint), "--iterations", "1000000", "-q"], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the handler is in place at once; a million iterations take minutes
     started.send_signal(signal.SIGTERM)
     _, err = started.communicate(timeout=60)
     assert started.returncode == 130 and err.strip().splitlines() == ["sketchapp: cancelled"], err
-    assert not (tmp_path / "out").exists()
+    assert not out.exists()
     late = ("import os, signal, sys\nfrom sketchapp.__main__ import main\ncode = main(['presets'])\n"
             "os.kill(os.getpid(), signal.SIGTERM)\nos.kill(os.getpid(), signal.SIGINT)\nsys.exit(code)\n")
     done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=60)
