@@ -158,7 +158,7 @@ def _looks_like_photo(grey: np.ndarray) -> bool:
 
 class App:
     def __init__(self, window: MainWindow) -> None:
-        from sketchapp.core.presets import DEFAULT_PRESET, installed_presets
+        from sketchapp.core.presets import DEFAULT_PRESET, installed_presets, summarised
         from sketchapp.workers.completion import CompletionThread, Request
 
         self.window = window
@@ -167,7 +167,7 @@ class App:
         # (Python's default is 5 ms) so input events and repaints never wait a frame.
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self.presets, problems = installed_presets()
-        for problem in problems:
+        for problem in summarised(problems):
             print(f"sketchapp: warning: {problem}", file=sys.stderr)
         preferences = window.preferences
         self.completion = CompletionThread(preferences.device, preferences.threads or None)

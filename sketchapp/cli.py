@@ -192,14 +192,14 @@ def _one_line(text: str) -> str:
 
 
 def _presets() -> int:
-    from sketchapp.core.presets import installed_presets
+    from sketchapp.core.presets import installed_presets, summarised
 
     presets, problems = installed_presets()
     if not presets:
         print("No presets installed.")
     for p in presets:
         print(f"{p.id:<20} {p.name:<24} engine={p.engine:<10} style={p.sketch_style:<12} [{p.source}] {p.model}")
-    for problem in problems:
+    for problem in summarised(problems):
         print(f"sketchapp: warning: {problem}", file=sys.stderr)
     return EXIT_OK
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import threading
 import warnings
@@ -25,6 +26,12 @@ MAX_SIDE = 16_384  # pixels on either side: a wider strip is fitted to a square 
 MAX_ASPECT = 32  # longer side over shorter: a ribbon, not a drawing
 #: what Pillow may decode: the formats we read, never its PostScript, EPS or other plugins
 READ_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # JPEG opens phones' multi-picture files too
+
+# Pillow's decoders log what they find wrong in a file ("More samples per pixel than can be decoded")
+# before they raise; with no handler of ours, Python printed that to the terminal above our own
+# one-line message. What is wrong reaches the user in that line only.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
+logging.getLogger("PIL").propagate = False
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
 

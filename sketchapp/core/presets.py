@@ -162,6 +162,18 @@ def find_preset(key: str, presets: list[Preset]) -> Preset:
     return matches[0]
 
 
+#: Problems with presets shown one by one; past this many, the rest are counted in one line.
+PROBLEMS_SHOWN = 5
+
+
+def summarised(problems: list[str]) -> list[str]:
+    """The first PROBLEMS_SHOWN problems, then one line counting the rest (thousands of broken user
+    presets must not print thousands of lines at every start)."""
+    if len(problems) <= PROBLEMS_SHOWN:
+        return problems
+    return [*problems[:PROBLEMS_SHOWN], f"{len(problems) - PROBLEMS_SHOWN} more presets could not be read either"]
+
+
 def installed_presets() -> tuple[list[Preset], list[str]]:
     """Bundled presets and the user's own, with problems found in broken files."""
     from sketchapp import paths

@@ -345,3 +345,29 @@ def test_a_result_is_never_written_over_its_own_sketch_and_goes_through_a_link(t
     link.symlink_to(kept)
     assert complete(sketch_png, "-o", link, "--model", tiny_checkpoint, *FAST) == 0
     assert link.is_symlink() and kept.read_bytes()[:4] == b"\x89PNG"  # the file it points to has the result
+
+
+def test_thousands_of_broken_user_presets_give_a_few_lines_and_a_count(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SKETCHAPP_DATA_DIR", str(tmp_path / "data"))
+    presets = tmp_path / "data" / "presets"
+    presets.mkdir(parents=True)
+    for index in range(2000):
+        (presets / f"broken{index:04d}.json").write_text("{not json")
+    assert main(["presets"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 6 and err[-1] == "sketchapp: warning: 1995 more presets could not be read either"
+
+
+def test_a_decoder_complaint_never_reaches_the_terminal_beside_the_one_line(tmp_path, capsys):
+    import io
+    import struct
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(buffer, format="TIFF")
+    data = bytearray(buffer.getvalue())
+    tag = data.find(struct.pack("<HH", 277, 3))  # SamplesPerPixel
+    data[tag + 8 : tag + 10] = struct.pack("<H", 100)
+    (tmp_path / "bad.tif").write_bytes(bytes(data))
+    assert complete(tmp_path / "bad.tif", "-o", tmp_path / "out.png") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "More samples" not in err
