@@ -28,6 +28,8 @@ import numpy as np
 
 from sketchapp.core.errors import DocumentError, ImageLoadError
 from sketchapp.core.fileio import parse_json, printable, read_user_file, write_bytes_atomic
+from sketchapp.strokes import MAX_POINTS, REACH, too_many_points
+from sketchapp.strokes import kept as strokes_kept
 
 FORMAT = "sketchapp.document"
 VERSION = 1
@@ -38,10 +40,6 @@ RECORD, BASE, HINTS, THUMBNAIL = "document.json", "base.png", "hints.png", "thum
 MB = 1 << 20
 #: what each member may unpack to; anything else in the archive is refused
 MEMBER_LIMITS = {RECORD: 64 * MB, BASE: 64 * MB, HINTS: 64 * MB, THUMBNAIL: 8 * MB}
-#: all strokes together: a long illustration has a few hundred thousand; the canvas redraws them all
-#: on opening (about 30 us a point), so this also bounds the wait
-MAX_POINTS = 250_000
-REACH = 4  # sheet sides a point may lie off the sheet (a stroke drawn past its edge), not more
 MAX_SIDE = 8192  # sheet units and pixels of the layers
 TOOLS = ("pen", "eraser")
 MIN_SIZE = 1e-3  # sheet units: a brush this fine draws nothing, yet scaling a big sheet down can give it
@@ -76,59 +74,9 @@ def _png(pixels: np.ndarray) -> bytes:
     return encode_image("layer.png", pixels)
 
 
-def _simplified(points: np.ndarray, tolerance: float) -> np.ndarray:
-    """``points`` (x, y, pressure) less those within ``tolerance`` of the line through their neighbours
-    (Ramer-Douglas-Peucker; pressure counts as a third coordinate in units of the stroke's reach)."""
-    if len(points) <= 2:
-        return points
-    keep = np.zeros(len(points), bool)
-    keep[[0, -1]] = True
-    spans = [(0, len(points) - 1)]
-    while spans:
-        first, last = spans.pop()
-        if last - first < 2:
-            continue
-        a, b = points[first], points[last]
-        inner = points[first + 1 : last]
-        direction = b - a
-        length = float(np.linalg.norm(direction))
-        offsets = inner - a
-        if length == 0:
-            distances = np.linalg.norm(offsets, axis=1)
-        else:
-            along = offsets @ direction / length**2
-            distances = np.linalg.norm(offsets - along[:, None] * direction, axis=1)
-        farthest = int(np.argmax(distances))
-        if distances[farthest] > tolerance:
-            middle = first + 1 + farthest
-            keep[middle] = True
-            spans += [(first, middle), (middle, last)]
-    return points[keep]
-
-
 def _kept(document: SketchFile) -> list[dict[str, Any]]:
-    """The strokes as the reader will take them: points off the sheet's reach clipped to it, pressures to
-    0..1, sizes to the sheet, anything not finite dropped, and a drawing of more than MAX_POINTS points
-    thinned (points on a straight run between their neighbours left out, from a tenth of a pixel of a
-    1024 px sheet up), so a file SketchApp writes always opens again."""
-    side = float(document.side)
-    kept = []
-    for stroke in document.strokes:
-        points = np.asarray(stroke.points, dtype=np.float64).reshape(-1, 3)
-        points = points[np.isfinite(points).all(axis=1)]
-        if not len(points) or not math.isfinite(stroke.size):
-            continue
-        points[:, :2] = np.clip(points[:, :2], -REACH * side, REACH * side)
-        points[:, 2] = np.clip(points[:, 2], 0.0, 1.0)
-        size = min(max(float(stroke.size), MIN_SIZE), side)
-        kept.append((stroke.tool, size, points))
-    tolerance = side / 10240
-    while sum(len(points) for _, _, points in kept) > MAX_POINTS:
-        if len(kept) > MAX_POINTS // 2:  # thinning keeps two points a stroke: this many strokes never fit
-            raise ValueError(f"more than {MAX_POINTS // 2} strokes")
-        pressure = np.array([1.0, 1.0, side / 100])  # a pressure change of 0.01 counts as a sheet pixel of 100
-        kept = [(tool, size, _simplified(points * pressure, tolerance) / pressure) for tool, size, points in kept]
-        tolerance *= 2
+    """The strokes as the reader will take them (``sketchapp.strokes.kept``), so a file SketchApp writes always opens again."""
+    kept = strokes_kept([(s.tool, s.size, s.points) for s in document.strokes], float(document.side), MIN_SIZE)
     return [{"tool": tool, "size": size, "points": points.tolist()} for tool, size, points in kept]
 
 
@@ -219,9 +167,7 @@ def decode_document(data: bytes, name: str) -> SketchFile:
         return content
 
     raw = member_bytes(RECORD)
-    # every point is a JSON array: counted before parsing, since parsing a few million of them takes
-    # seconds and gigabytes (each stroke and the stroke list add one more; settings a few)
-    if raw.count(b"[") > 2 * MAX_POINTS + 1000:
+    if too_many_points(raw):
         raise DocumentError(f"{name}: more than {MAX_POINTS} points in its strokes")
     record = parse_json(raw, DocumentError, f"{name}: {RECORD}")
     if not isinstance(record, dict) or record.get("format") != FORMAT:

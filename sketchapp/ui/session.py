@@ -14,9 +14,11 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QIODevice, QLockFile, QSaveFile
 from PySide6.QtGui import QImage, QImageReader
 
+from sketchapp.strokes import MAX_POINTS, REACH, kept, too_many_points
 from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke
 
 AUTOSAVE = "autosave.json"
@@ -27,6 +29,8 @@ SESSIONS = "sessions"
 LOCK = "lock"
 MAX_SLOTS = 64
 MAX_RECORD_BYTES = 256 << 20
+MAX_SIDE = 8192  # sheet units, as documents allow
+MIN_SIZE = 1e-3  # sheet units: the finest brush a document keeps
 
 
 class Slot:
@@ -99,7 +103,7 @@ def snapshot(document: SketchDocument, hints: QImage | None = None) -> tuple[dic
         "side": document.side,
         "base": BASE if document.base is not None else None,
         "hints": HINTS if hints is not None else None,
-        "strokes": [{"tool": s.tool, "size": s.size, "points": [list(p) for p in s.points]} for s in document.strokes],
+        "strokes": [(s.tool, s.size, list(s.points)) for s in document.strokes],  # made plain by ``write``
     }
     return record, (document.base.copy() if document.base is not None else None), (hints.copy() if hints is not None else None)
 
@@ -112,7 +116,13 @@ def _write_image(path: Path, image: QImage) -> None:
 
 
 def write(folder: Path, record: dict, base: QImage | None, hints: QImage | None = None) -> None:
-    """Write a snapshot to ``folder`` (strokes JSON, base and hints PNG), atomically. Raises OSError."""
+    """Write a snapshot to ``folder`` (strokes JSON, base and hints PNG), atomically. Raises OSError.
+    The strokes are written as ``load_session`` takes them back (``sketchapp.strokes.kept``, as documents are)."""
+    try:
+        strokes = kept(record["strokes"], record["side"], MIN_SIZE)
+    except ValueError as exc:
+        raise OSError(f"cannot autosave this drawing ({exc})") from None
+    record = {**record, "strokes": [{"tool": tool, "size": size, "points": points.tolist()} for tool, size, points in strokes]}
     folder.mkdir(parents=True, exist_ok=True)
     if base is not None:
         _write_image(folder / BASE, base)
@@ -137,24 +147,37 @@ def load_session(folder: Path, document: SketchDocument) -> QImage | bool:
         file = folder / AUTOSAVE
         if not file.is_file() or file.stat().st_size > MAX_RECORD_BYTES:
             return False
-        record = json.loads(file.read_text(encoding="utf-8"))
+        raw = file.read_bytes()
+        if too_many_points(raw):  # counted before parsing: 5 million points froze the window for a minute
+            return False
+        record = json.loads(raw.decode("utf-8"))
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             return False
         side = float(record["side"])
-        if not (math.isfinite(side) and side > 0):  # a side of 0, below 0 or NaN scales nothing
+        if not (math.isfinite(side) and 0 < side <= MAX_SIDE):  # a side of 0, below 0 or NaN scales nothing
             return False
         scale = document.side / side
-        strokes = []
+        strokes, total = [], 0
         for item in record["strokes"]:
-            tool = item["tool"] if item["tool"] in (PEN, ERASER) else PEN
-            points = [(float(x) * scale, float(y) * scale, float(p)) for x, y, p in item["points"]]
-            strokes.append(Stroke(tool, float(item["size"]) * scale, points))
+            points = np.asarray(item["points"], dtype=np.float64)
+            total += len(points)
+            if total > MAX_POINTS:
+                return False
+            size = float(item["size"])
+            if item["tool"] not in (PEN, ERASER) or points.ndim != 2 or points.shape[1] != 3 or not len(points):
+                return False
+            if not np.isfinite(points).all() or not math.isfinite(size) or not MIN_SIZE <= size <= side:
+                return False
+            if np.abs(points[:, :2]).max() > REACH * side or points[:, 2].min() < 0 or points[:, 2].max() > 1:
+                return False
+            points[:, :2] *= scale
+            strokes.append(Stroke(item["tool"], size * scale, [tuple(p) for p in points.tolist()]))
         base = None
         if record.get("base"):
             image = _read_image(folder / BASE)
             base = None if image.isNull() else image.scaled(document.side, document.side)
         hints = _read_image(folder / HINTS) if record.get("hints") else QImage()
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError, OverflowError):
         return False
     document.restore(strokes, base)
     return True if hints.isNull() else hints

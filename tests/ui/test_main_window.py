@@ -486,3 +486,44 @@ def test_preset_pictures_come_as_pixels_the_core_decoded(window):
 
     window.set_presets([PresetEntry("a", "A", thumbnail=np.full((40, 40, 3), 200, np.uint8)), PresetEntry("b", "B")], "a")
     assert not window.presets.item(0).icon().isNull() and window.presets.item(1).icon().isNull()
+
+
+@pytest.mark.parametrize("strokes", [
+    [{"tool": "pen", "size": 4.0, "points": [[10, 10, 1.0]] * 300_000}],  # 5 million points froze the window for a minute
+    [{"tool": "pen", "size": 4.0, "points": [[float("nan"), 10, 1.0]]}],
+    [{"tool": "pen", "size": 4.0, "points": [[1e9, 10, 1.0]]}],
+    [{"tool": "pen", "size": 4.0, "points": [[10, 10, 7.0]]}],
+    [{"tool": "pen", "size": -4.0, "points": [[10, 10, 1.0]]}],
+    [{"tool": "brush", "size": 4.0, "points": [[10, 10, 1.0]]}],
+    [{"tool": "pen", "size": 4.0, "points": [[10, 10]]}],
+])
+def test_an_autosave_is_checked_like_a_document(qtbot, tmp_path, monkeypatch, strokes):
+    from sketchapp.ui import session
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "autosave.json").write_text(json.dumps({"format": session.FORMAT, "side": 512, "strokes": strokes}))
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    win = MainWindow(CoreServices(), QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), state)
+    qtbot.addWidget(win)
+    assert not win.offer_recovery() and win.document.is_empty()
+
+
+def test_a_drawing_past_the_point_limit_autosaves_and_saves_and_both_open_again(qtbot, window, tmp_path, monkeypatch):
+    from sketchapp.strokes import MAX_POINTS
+    from sketchapp.ui.sketch import Stroke
+
+    strokes = [Stroke("pen", 6.0, [(10.0 + x, 20.0 + i % 400 + (x % 7) * 0.3, 0.5) for x in range(0, 300, 2)]) for i in range(1800)]
+    window.document.restore(strokes, None)  # 1,800 drags of 300 px: 270,000 points
+    window.save_session()
+    window.flush_autosave()
+    assert window.save_document(str(tmp_path / "long.sketchapp"))
+    window.slot.release()
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    second = MainWindow(CoreServices(), window.settings, tmp_path / "state")
+    qtbot.addWidget(second)
+    assert second.offer_recovery() and len(second.document.strokes) == 1800
+    assert sum(len(s.points) for s in second.document.strokes) <= MAX_POINTS
+    with qtbot.waitSignal(second.document_opened, timeout=20000) as opened:
+        second.open_path(str(tmp_path / "long.sketchapp"))
+    assert opened.args == [True] and len(second.document.strokes) == 1800
