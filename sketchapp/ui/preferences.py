@@ -27,7 +27,7 @@ from sketchapp.ui.sketch import MAX_STREAMLINE, STREAMLINE
 from sketchapp.ui.theme import THEMES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-EXPORT_SCALES = (1, 2, 4)
+EXPORT_SCALES = (1, 2, 4, 8)  # x8 gives 1024 px from a 128 px model
 EXPORT_FORMATS = ("png", "jpg", "webp")
 MAX_THREADS = 256
 GROUP = "preferences"
