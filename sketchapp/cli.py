@@ -13,7 +13,7 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sketchapp import __version__
 from sketchapp.cli_train import add_parsers as add_training_parsers
@@ -36,10 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         "complete",
         help="complete a sketch into a coloured picture with a preset's model",
         description="Complete SKETCH into a coloured picture. Writes the best result to OUT and, when there "
-        "are several candidates, each beside it as OUT-1, OUT-2, ... (a missing output folder is made)",
+        "are several candidates, each beside it as OUT-1, OUT-2, ... (a missing output folder is made). Several "
+        "sketches or a folder are completed in one process with one model load; a file that fails is reported "
+        "in one line and the others go on (exit status 1 if any failed).",
     )
-    complete.add_argument("sketch", metavar="SKETCH", help="sketch image (PNG, JPEG, WebP, BMP)")
-    complete.add_argument("-o", "--output", required=True, metavar="OUT", help="result file (.png, .jpg, .webp)")
+    complete.add_argument("sketch", nargs="+", metavar="SKETCH",
+                          help="sketch image (PNG, JPEG, WebP, BMP, SVG); several, or a folder of them, make a batch")
+    complete.add_argument("-o", "--output", required=True, metavar="OUT",
+                          help="result file (.png, .jpg, .webp); for a batch, a folder (made if missing) that gets "
+                          "NAME.png for each sketch NAME")
     source = complete.add_mutually_exclusive_group()
     source.add_argument("--preset", metavar="NAME", help="style preset (see 'sketchapp presets'; default: the app's default preset)")
     source.add_argument("--model", metavar="FILE", help="model checkpoint (.safetensors)")
@@ -211,23 +216,28 @@ def _complete(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if args.size is not None and args.size > MAX_RESULT_SIDE:
         args.usage_error(f"--size is at most {MAX_RESULT_SIDE} pixels")
-    if output.suffix.lower() not in SAVE_FORMATS:
-        args.usage_error(f"output {output.name!r} needs an image extension ({', '.join(sorted(SAVE_FORMATS))})")
-    sketch = load_image(args.sketch, mode="RGB")
+    batch = len(args.sketch) > 1 or Path(args.sketch[0]).is_dir()
+    if batch:
+        if args.frames:
+            args.usage_error("--frames takes one sketch, not a batch")
+        jobs = _batch_jobs(args.sketch, output)
+    else:
+        if output.suffix.lower() not in SAVE_FORMATS:
+            args.usage_error(f"output {output.name!r} needs an image extension ({', '.join(sorted(SAVE_FORMATS))})")
+        jobs = [(Path(args.sketch[0]), output)]
     hints = load_image(args.hints, mode="RGBA") if args.hints else None
     if (args.vgg19 or args.style_strength is not None or args.style_steps) and not args.style_reference:
         args.usage_error("--vgg19, --style-strength and --style-steps go with --style-reference")
     reference = load_image(args.style_reference, mode="RGB", max_side=4096) if args.style_reference else None
-    if not output.parent.is_dir():
+    folder = output if batch else output.parent
+    if not folder.is_dir():
         try:
-            output.parent.mkdir(parents=True)
+            folder.mkdir(parents=True)
         except OSError as exc:
-            raise ImageSaveError(f"{output.parent}: cannot make the output folder ({exc.strerror or exc})") from exc
-    if output.is_dir():
-        raise ImageSaveError(f"{output}: is a folder; give a file name for the result")
-    for given in (args.sketch, args.hints, args.style_reference):
-        if given and output.exists() and os.path.samefile(output, given):
-            raise ImageSaveError(f"{output}: is one of the inputs ({Path(given).name}); give another name for the result")
+            raise ImageSaveError(f"{folder}: cannot make the output folder ({exc.strerror or exc})") from exc
+    if not batch:
+        sketch = load_image(args.sketch[0], mode="RGB")  # a bad sketch is refused before the model loads
+        _check_output(output, [args.sketch[0], args.hints, args.style_reference])
 
     from sketchapp.core.device import configure_cpu_threads, select_device
     from sketchapp.core.engines import engine_settings, open_engine
@@ -256,51 +266,136 @@ def _complete(args: argparse.Namespace) -> int:
         ink_lines=args.ink_lines,
         match_line_width=args.match_line_width,
     )
-    if engine.capabilities.get("latents"):
+    if engine.capabilities.get("latents") and not batch:
         engine.warm_up(settings)  # a search runs hundreds of passes; one picture is not worth building kernels twice
-    frames = Path(args.frames) if args.frames else None
-    if frames:
-        try:
-            frames.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ImageSaveError(f"{frames}: cannot create frames folder ({exc.strerror or exc})") from exc
-    progress = _Progress(sys.stderr, getattr(settings, "iterations", 1), quiet=args.quiet)
-    where = f"{device.type}" + (f", {threads} threads" if device.type == "cpu" else "")
-    progress.note(f"completing {Path(args.sketch).name} with {label} on {where}, seed {seed}")
-    last = None
-    for snapshot in engine.start(sketch, hints, settings):
-        last = snapshot
-        progress.update(snapshot)
-        if frames and (snapshot.final or snapshot.iteration % args.frame_every == 0):
-            _save_frame(frames, snapshot)
-    progress.close()
-    assert last is not None and last.final, "an uncancelled run always ends with a final snapshot"
-    ran = settings.updated(iterations=last.iterations)  # the count in effect: hints may have raised it
-    text = {"model": str(label), "seed": str(seed), "settings": json.dumps(ran.to_dict())}
-    if reference is not None:
-        from sketchapp.core.style import StyleSettings, discriminator_features, stylised_snapshot, vgg19_features
-
-        style = StyleSettings(**{k: v for k, v in (("strength", args.style_strength), ("steps", args.style_steps)) if v is not None})
-        features = vgg19_features(args.vgg19, device) if args.vgg19 else discriminator_features(engine.model)
-        progress.note(f"taking the style of {Path(args.style_reference).name} ({style.steps} steps, features of {features.name})")
-        last = stylised_snapshot(last, reference, features, style)
-        text.update(style_reference=Path(args.style_reference).name, style=json.dumps({**style.__dict__, "features": features.name}))
     side = args.size or engine.model.size
     upscaler = None
+    where = f"{device.type}" + (f", {threads} threads" if device.type == "cpu" else "")
     if side > engine.model.size:
         from sketchapp.core.upscale import bundled_upscaler
 
         upscaler = bundled_upscaler()
-        progress.note(f"enlarging to {side} px with {'the x4 upscaler' if upscaler else 'Lanczos (no upscaler installed)'}")
-    _write_results(output, last, text, side, upscaler)
-    if last.candidates > 1 and "spread" in last.info:
-        progress.note(f"candidates differ by {last.info['spread']:.1f} grey levels on average")
-    what = f"{last.iteration} iterations" if engine.capabilities.get("latents") else "one pass"
-    progress.note(
-        f"best candidate {last.best + 1} of {last.candidates}, loss {last.losses['total'][last.best]:.4f}, "
-        f"{what}; wrote {output}"
-    )
-    return EXIT_OK
+    run = _Completion(engine, settings, label, seed, hints, reference, args, side, upscaler)
+    if not batch:
+        progress = _Progress(sys.stderr, getattr(settings, "iterations", 1), quiet=args.quiet)
+        progress.note(f"completing {Path(args.sketch[0]).name} with {label} on {where}, seed {seed}")
+        if upscaler is not None or side > engine.model.size:
+            progress.note(f"enlarging to {side} px with {'the x4 upscaler' if upscaler else 'Lanczos (no upscaler installed)'}")
+        run.one(sketch, output, progress)
+        return EXIT_OK
+    from sketchapp.core.errors import SketchAppError
+    from sketchapp.progress import Bar
+
+    if not args.quiet:
+        print(f"completing {len(jobs)} sketches into {output} with {label} on {where}, seed {seed}", file=sys.stderr)
+    bar = Bar("completing", len(jobs), unit="sketch", quiet=args.quiet)
+    failed = 0
+    for index, (sketch_path, target) in enumerate(jobs):
+        try:
+            _check_output(target, [sketch_path, args.hints, args.style_reference])
+            run.one(load_image(sketch_path, mode="RGB"), target, None)
+        except SketchAppError as exc:
+            failed += 1
+            bar.note(f"sketchapp: error: {_one_line(str(exc))}")
+        except OSError as exc:
+            failed += 1
+            bar.note(f"sketchapp: error: {_one_line(f'{sketch_path.name}: ' + (exc.strerror or str(exc)))}")
+        bar.to(index + 1, len(jobs), case=sketch_path.name)
+    bar.close()
+    if not args.quiet or failed:
+        print(f"completed {len(jobs) - failed} of {len(jobs)} sketches into {output}", file=sys.stderr)
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def _batch_jobs(given: list[str], folder: Path) -> list[tuple[Path, Path]]:
+    """(sketch, result file) for every sketch named or in a folder named (its pictures, not its subfolders):
+    ``folder/NAME.png``, with ``-2``, ``-3`` ... where two sketches share a name."""
+    from sketchapp.core.data.datasets import IMAGE_SUFFIXES
+    from sketchapp.core.errors import ImageLoadError, ImageSaveError
+
+    if folder.exists() and not folder.is_dir():
+        raise ImageSaveError(f"{folder}: a batch is written into a folder, and this is a file")
+    sketches: list[Path] = []
+    for name in given:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise ImageLoadError(f"{path}: no pictures in this folder")
+            sketches += found
+        else:
+            sketches.append(path)
+    jobs, taken = [], set()
+    for sketch in sketches:
+        stem, count = sketch.stem, 1
+        while f"{stem}.png" in taken:
+            count += 1
+            stem = f"{sketch.stem}-{count}"
+        taken.add(f"{stem}.png")
+        jobs.append((sketch, folder / f"{stem}.png"))
+    return jobs
+
+
+def _check_output(output: Path, inputs: list[object]) -> None:
+    """Refuse a result path that is a folder or one of the inputs (also through links)."""
+    from sketchapp.core.errors import ImageSaveError
+
+    if output.is_dir():
+        raise ImageSaveError(f"{output}: is a folder; give a file name for the result")
+    for given in inputs:
+        if given and output.exists() and os.path.samefile(output, str(given)):
+            raise ImageSaveError(f"{output}: is one of the inputs ({Path(str(given)).name}); give another name for the result")
+
+
+class _Completion:
+    """One loaded engine and its settings, completing sketches into result files one by one."""
+
+    def __init__(self, engine, settings, label, seed, hints, reference, args, side, upscaler) -> None:  # noqa: ANN001, PLR0913
+        self.engine, self.settings, self.label, self.seed = engine, settings, label, seed
+        self.hints, self.reference, self.args, self.side, self.upscaler = hints, reference, args, side, upscaler
+
+    def one(self, sketch: Any, output: Path, progress: Any) -> None:
+        """Complete ``sketch`` into ``output`` (and its candidates beside it); ``progress`` shows the run, or None."""
+        args, settings, engine = self.args, self.settings, self.engine
+        frames = Path(args.frames) if args.frames else None
+        if frames:
+            from sketchapp.core.errors import ImageSaveError
+
+            try:
+                frames.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ImageSaveError(f"{frames}: cannot create frames folder ({exc.strerror or exc})") from exc
+        last = None
+        for snapshot in engine.start(sketch, self.hints, settings):
+            last = snapshot
+            if progress is not None:
+                progress.update(snapshot)
+            if frames and (snapshot.final or snapshot.iteration % args.frame_every == 0):
+                _save_frame(frames, snapshot)
+        if progress is not None:
+            progress.close()
+        assert last is not None and last.final, "an uncancelled run always ends with a final snapshot"
+        ran = settings.updated(iterations=last.iterations)  # the count in effect: hints may have raised it
+        text = {"model": str(self.label), "seed": str(self.seed), "settings": json.dumps(ran.to_dict())}
+        if self.reference is not None:
+            from sketchapp.core.style import StyleSettings, discriminator_features, stylised_snapshot, vgg19_features
+
+            style = StyleSettings(**{k: v for k, v in (("strength", args.style_strength), ("steps", args.style_steps)) if v is not None})
+            features = vgg19_features(args.vgg19, engine.device) if args.vgg19 else discriminator_features(engine.model)
+            if progress is not None:
+                progress.note(f"taking the style of {Path(args.style_reference).name} ({style.steps} steps, features of {features.name})")
+            last = stylised_snapshot(last, self.reference, features, style)
+            text.update(style_reference=Path(args.style_reference).name, style=json.dumps({**style.__dict__, "features": features.name}))
+        _write_results(output, last, text, self.side, self.upscaler)
+        if progress is None:
+            return
+        if last.candidates > 1 and "spread" in last.info:
+            progress.note(f"candidates differ by {last.info['spread']:.1f} grey levels on average")
+        what = f"{last.iteration} iterations" if engine.capabilities.get("latents") else "one pass"
+        progress.note(
+            f"best candidate {last.best + 1} of {last.candidates}, loss {last.losses['total'][last.best]:.4f}, "
+            f"{what}; wrote {output}"
+        )
 
 
 def _save_frame(folder: Path, snapshot) -> None:  # noqa: ANN001 - core type imported lazily

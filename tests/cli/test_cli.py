@@ -371,3 +371,29 @@ def test_a_decoder_complaint_never_reaches_the_terminal_beside_the_one_line(tmp_
     assert complete(tmp_path / "bad.tif", "-o", tmp_path / "out.png") == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "More samples" not in err
+
+
+def test_a_batch_completes_many_sketches_with_one_model_load_and_a_bad_file_does_not_stop_it(tmp_path, sketch_png, tiny_pix2pix_checkpoint, monkeypatch, capsys):
+    from sketchapp.core import engines
+
+    loads = []
+    real = engines.open_engine
+    monkeypatch.setattr(engines, "open_engine", lambda *a, **k: loads.append(1) or real(*a, **k))
+    folder = tmp_path / "sketches"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(sketch_png.read_bytes())
+    (folder / "broken.png").write_bytes(b"not a picture")
+    (folder / "notes.txt").write_text("not a sketch")
+    out = tmp_path / "results"
+    assert complete(folder, sketch_png, "-o", out, "--model", tiny_pix2pix_checkpoint, "--seed", "3") == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "completed 3 of 4 sketches" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", sketch_png.name]
+    assert loads == [1]
+    single = tmp_path / "single.png"
+    assert complete(folder / "a.png", "-o", single, "--model", tiny_pix2pix_checkpoint, "--seed", "3", "-q") == 0
+    assert np.array_equal(np.asarray(Image.open(single)), np.asarray(Image.open(out / "a.png")))  # the same seed, the same picture
+    (tmp_path / "file.png").write_bytes(b"x")
+    assert complete(folder / "a.png", folder / "b.png", "-o", tmp_path / "file.png", "--model", tiny_pix2pix_checkpoint) == 1
+    assert "a batch is written into a folder" in capsys.readouterr().err
