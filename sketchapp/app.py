@@ -40,8 +40,9 @@ class CoreServices:
         return self.prepare_sketch(picture, side)
 
     def prepare_sketch(self, picture: np.ndarray, side: int) -> np.ndarray:
-        """An RGB picture (a file's, the clipboard's) as a side x side grey sketch; photos of paper cleaned to lines."""
-        from sketchapp.core.data.styles import cleanup, to_grey
+        """An RGB picture (a file's, the clipboard's) as a side x side grey line drawing: a drawing as it is,
+        a photo of paper cleaned to its lines, a picture of a thing drawn as its outlines or edges."""
+        from sketchapp.core.data.styles import line_drawing
         from sketchapp.core.prepare import fit_square
 
         if max(picture.shape[:2]) > 2 * side:
@@ -50,10 +51,7 @@ class CoreServices:
             scale = 2 * side / max(picture.shape[:2])
             size = (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale)))
             picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
-        grey = to_grey(picture)
-        if _looks_like_photo(grey):
-            grey = cleanup(grey)
-        return fit_square(grey, side, 255)
+        return fit_square(line_drawing(picture), side, 255)
 
     def save_document(self, path: str, content: dict[str, Any]) -> None:
         from sketchapp.core.document import save_document
@@ -149,11 +147,6 @@ def _sketch_file(content: dict[str, Any]) -> Any:
 
     strokes = [Stroke(tool, float(size), [tuple(p) for p in points]) for tool, size, points in content["strokes"]]
     return SketchFile(**{**content, "strokes": strokes})
-
-
-def _looks_like_photo(grey: np.ndarray) -> bool:
-    """A photo or scan of paper has few pure-white pixels; a drawn sketch file is mostly paper."""
-    return float((grey >= 245).mean()) < 0.5
 
 
 class App:

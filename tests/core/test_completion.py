@@ -264,19 +264,22 @@ def test_settings_types_are_checked(bad):
         CompletionSettings(**bad)
 
 
-def test_ink_lines_draws_the_sketch_over_the_results_at_its_resolution(tiny_model):
+def test_ink_lines_draws_the_sketch_over_the_results_at_the_asked_size(tiny_model):
     sketch = np.full((80, 64), 255, np.uint8)  # not square: fitted as the model sees it
     sketch[30:34, 8:56] = 0
     plain = run(ContextualEngine(tiny_model), sketch, iterations=3)
     inked = run(ContextualEngine(tiny_model), sketch, iterations=3, ink_lines=True)
     assert all(s.lines is None for s in plain) and all(s.lines is not None for s in inked)
     assert np.array_equal(plain[-1].results(), plain[-1].images("image"))
-    results = inked[-1].results()
+    assert inked[-1].results().shape[1:3] == plain[-1].images("image").shape[1:3]  # by default the model's size
+    results = inked[-1].results(80)
     assert results.shape == (8, 80, 80, 3)  # the sketch's longer side, squared
     assert np.array_equal(inked[-1].images("image"), plain[-1].images("image"))  # the model's own output is unchanged
     # the square pads the columns by 8: the stroke (rows 30:34, columns 8:56) lies at columns 16:64
     assert results[:, 30:34, 16:64].max() == 0 and results[:, 30:34, 8:12].max() > 0
-    enlarged = cv2.resize(inked[-1].images("image")[0], (80, 80), interpolation=cv2.INTER_CUBIC)
+    from sketchapp.core.upscale import lanczos
+
+    enlarged = lanczos(inked[-1].images("image")[0], 80)  # without an upscaler given, the plain enlargement
     assert np.abs(results[0, 60:].astype(int) - enlarged[60:]).max() <= 1  # paper keeps the colours
 
 

@@ -527,3 +527,24 @@ def test_a_drawing_past_the_point_limit_autosaves_and_saves_and_both_open_again(
     with qtbot.waitSignal(second.document_opened, timeout=20000) as opened:
         second.open_path(str(tmp_path / "long.sketchapp"))
     assert opened.args == [True] and len(second.document.strokes) == 1800
+
+
+@pytest.mark.parametrize("kind", ["clip art", "render", "photo"])
+def test_an_imported_picture_of_a_thing_becomes_a_line_drawing_not_black_blotches(qtbot, window, tmp_path, kind):
+    import cv2
+
+    if kind == "photo":  # a red ball on grass, edge to edge
+        picture = np.zeros((300, 300, 3), np.uint8)
+        picture[:] = (70, 130, 60)
+        cv2.circle(picture, (150, 150), 90, (200, 40, 40), -1)
+    else:
+        picture = np.full((300, 300, 3), 255, np.uint8)
+        cv2.circle(picture, (150, 150), 90, (40, 40, 90) if kind == "render" else (250, 220, 30), -1)
+        if kind == "clip art":
+            cv2.circle(picture, (150, 150), 90, (0, 0, 0), 6)
+    Image.fromarray(picture).save(tmp_path / "thing.png")
+    assert imported(qtbot, window, tmp_path / "thing.png")
+    sketch = window.document.to_array(128)
+    ink = sketch < 128
+    assert 0.005 < ink.mean() < 0.15, ink.mean()  # the outline of the ball, not the ball filled black
+    assert not ink[54:74, 54:74].any()  # inside the ball is paper
