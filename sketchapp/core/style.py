@@ -8,6 +8,15 @@ result. Pretrained features cannot be downloaded at run time, so by default the
 features are those of the preset's own trained discriminator, which has learnt what
 pictures of its data look like; a VGG-19 weights file the user already has
 (torchvision's state-dict layout) gives the paper's features instead.
+
+Gram matrices alone barely move a flat drawing's colours (with a photo of coffee as the
+reference the colours hardly changed) and they tint the paper. So the reference's colours
+are carried first, and the paper is kept out of it: the drawn part of the result (every
+pixel but the white paper the page's border reaches) takes the reference's colour
+statistics in CIELab, each channel's mean and spread (Reinhard et al., "Color Transfer
+between Images", 2001), with its own lightness order and so its lines and shapes; then
+the optimisation adds the reference's textures there, and the paper is held white at
+every step.
 """
 
 from __future__ import annotations
@@ -176,12 +185,15 @@ class StyleSettings:
     strength: float = 1.0  # style against content: higher takes more of the reference
     lr: float = 0.03
     smoothness: float = 5.0  # total variation weight: without it the optimised pixels turn to noise (the seed's finding)
+    colours: float = 1.0  # share of the reference's colour statistics the drawn part takes first (0: Gram matrices alone)
 
     def __post_init__(self) -> None:
         if type(self.steps) is not int or not 1 <= self.steps <= 5000:
             raise SettingsError(f"style steps must be 1-5000, got {self.steps!r}")
         if type(self.smoothness) not in (int, float) or not 0 <= self.smoothness <= 1000:
             raise SettingsError(f"style smoothness must be 0-1000, got {self.smoothness!r}")
+        if type(self.colours) not in (int, float) or not 0 <= self.colours <= 1:
+            raise SettingsError(f"style colours must be 0-1, got {self.colours!r}")
         for name, low, high in (("strength", 0.0, 1000.0), ("lr", 1e-5, 1.0)):
             value = getattr(self, name)
             if type(value) not in (int, float) or not low < value <= high:
@@ -192,6 +204,68 @@ def picture_tensor(picture: np.ndarray, size: int, device: torch.device | str = 
     """An RGB uint8 picture of any size -> (1, 3, size, size) in [-1, 1], centred on white."""
     fitted = fit_square(picture, size, (255, 255, 255))
     return torch.from_numpy(fitted).permute(2, 0, 1)[None].float().div(127.5).sub(1.0).to(device)
+
+
+#: A pixel at least this light in every channel, reached from the page's border through such pixels, is paper.
+PAPER_LEVEL = 232
+
+
+def paper_of(picture: np.ndarray) -> np.ndarray:
+    """(S, S) bool: the white paper around the drawn part of an RGB picture (light pixels connected to the
+    border; a white highlight inside a shape is part of the shape)."""
+    import cv2
+
+    light = (picture.min(axis=2) >= PAPER_LEVEL).astype(np.uint8)
+    count, labels = cv2.connectedComponents(light, connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    touching = np.zeros(count, bool)
+    touching[border] = True
+    touching[0] = False  # label 0: the pixels that are not light
+    return touching[labels]
+
+
+def carry_colours(result: np.ndarray, reference: np.ndarray, amount: float = 1.0) -> np.ndarray:
+    """``result`` with its drawn part moved ``amount`` of the way to ``reference``'s colour statistics in
+    CIELab (each channel's mean and spread, Reinhard et al. 2001); its paper stays as it is. The
+    reference's own white paper, if it has some, does not count as one of its colours."""
+    import cv2
+
+    paper = paper_of(result)
+    drawn = ~paper
+    if not drawn.any() or amount <= 0:
+        return result
+    lab = cv2.cvtColor(result, cv2.COLOR_RGB2LAB).astype(np.float32)
+    source = cv2.cvtColor(reference, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, 3)
+    own = ~paper_of(reference).reshape(-1)
+    if own.mean() > 0.05:
+        source = source[own]
+    values = lab[drawn]
+    mean, spread = values.mean(0), values.std(0) + 1e-3
+    target_mean, target_spread = source.mean(0), source.std(0) + 1e-3
+    moved = (values - mean) / spread * target_spread + target_mean
+    lab[drawn] = values + amount * (moved - values)
+    out = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    out[paper] = result[paper]
+    return out
+
+
+def palette_distance(picture: np.ndarray, reference: np.ndarray, colours: int = 8) -> float:
+    """Mean CIELab distance from the drawn part's pixels to the nearest of the reference's ``colours``
+    main colours (k-means): how far a picture is from the reference's palette."""
+    import cv2
+
+    drawn = ~paper_of(picture)
+    if not drawn.any():
+        return 0.0
+    small = cv2.resize(reference, (64, 64), interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, 3)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
+    cv2.setRNGSeed(0)
+    _, _, centres = cv2.kmeans(lab, min(colours, len(lab)), None, criteria, 3, cv2.KMEANS_PP_CENTERS)
+    pixels = cv2.cvtColor(picture, cv2.COLOR_RGB2LAB).astype(np.float32)[drawn]
+    scale = np.array([100 / 255, 1.0, 1.0], np.float32)  # OpenCV's 8-bit L is 0-255
+    nearest = np.linalg.norm((pixels[:, None] - centres[None]) * scale, axis=2).min(1)
+    return float(nearest.mean())
 
 
 def stylise(
@@ -208,13 +282,15 @@ def stylise(
     relative squared change of the content layer, the style term the relative squared
     distance of each style layer's Gram matrix to the reference's, averaged over layers,
     and roughness the total variation beyond the result's own. Adam on the pixels,
-    starting from the result. The last picture yielded is the answer; a cancelled run
-    stops where it is.
+    starting from the result with the reference's colours carried into its drawn part
+    (``carry_colours``, by ``settings.colours``); the paper is held as it was. The last
+    picture yielded is the answer; a cancelled run stops where it is.
     """
     settings = settings or StyleSettings()
     cancel = cancel or CancelToken()
     size = result.shape[0]
-    start = picture_tensor(result, size, device)
+    paper = torch.from_numpy(paper_of(result)).to(device)
+    start = picture_tensor(carry_colours(result, reference, settings.colours), size, device)
     target = picture_tensor(reference, size, device)
     with torch.no_grad():
         style_maps, _ = features(target)
@@ -239,6 +315,7 @@ def stylise(
         optimiser.step()
         with torch.no_grad():
             x.clamp_(-1, 1)
+            x[:, :, paper] = start[:, :, paper]  # the paper stays as it was: white
         yield step, to_uint8(x.detach())[0], {
             "content": content_loss.item(), "style": style_loss.item(), "roughness": tv.item(), "total": loss.item(),
         }

@@ -118,3 +118,36 @@ def test_style_settings_refuse_bad_values():
     for bad in ({"steps": 0}, {"strength": float("nan")}, {"lr": 2.0}, {"smoothness": -1.0}, {"steps": 1.5}):
         with pytest.raises(SettingsError):
             StyleSettings(**bad)
+
+
+def drawn_on_paper() -> tuple[np.ndarray, np.ndarray]:
+    """A grey-blue disc with a black outline on white paper, and a brown, cream and textured coffee-like reference."""
+    import cv2
+
+    result = np.full((S, S, 3), 255, np.uint8)
+    cv2.circle(result, (16, 16), 11, (120, 140, 200), -1)
+    cv2.circle(result, (16, 16), 11, (0, 0, 0), 1)
+    rng = np.random.default_rng(0)
+    reference = np.clip(rng.normal((110, 70, 40), 20, (S, S, 3)), 0, 255).astype(np.uint8)
+    reference[::5] = (215, 180, 130)
+    return result, reference
+
+
+def test_the_reference_palette_is_carried_into_the_drawn_part_and_the_paper_stays_white():
+    from sketchapp.core.style import carry_colours, paper_of, palette_distance
+
+    result, reference = drawn_on_paper()
+    paper = paper_of(result)
+    assert paper[0, 0] and not paper[16, 16] and paper.mean() > 0.4
+    carried = carry_colours(result, reference)
+    assert np.array_equal(carried[paper], result[paper])
+    assert palette_distance(carried, reference) < 0.5 * palette_distance(result, reference)
+    torch.manual_seed(0)
+    features = discriminator_features(Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8)).eval())
+    final = list(stylise(result, reference, features, StyleSettings(steps=30)))[-1][1]
+    assert final[paper].min() >= 250  # the paper held white at every step
+    assert palette_distance(final, reference) < 0.5 * palette_distance(result, reference)
+    untouched = list(stylise(result, reference, features, StyleSettings(steps=1, colours=0.0)))[-1][1]
+    assert palette_distance(untouched, reference) > 0.8 * palette_distance(result, reference)  # colours 0: Gram matrices alone
+    with pytest.raises(SettingsError, match="colours"):
+        StyleSettings(colours=1.5)
