@@ -133,6 +133,16 @@ class CoreServices:
                     self._upscaler_model = False
             return self._upscaler_model or None
 
+    def area_colours(self, sketch: np.ndarray, picture: np.ndarray) -> list[tuple[int, int, int]]:
+        from sketchapp.core.prepare import area_colours
+
+        return area_colours(sketch, picture)
+
+    def area_at(self, sketch: np.ndarray, x: int, y: int) -> np.ndarray | None:
+        from sketchapp.core.prepare import area_at
+
+        return area_at(sketch, x, y)
+
     def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray:
         from sketchapp.core.prepare import ink_over
 

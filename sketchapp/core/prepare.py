@@ -149,3 +149,35 @@ def ink_over(images: np.ndarray, lines: np.ndarray, side: int | None = None) -> 
             image = cv2.resize(image, (side, side), interpolation=interp)
         inked[index] = cv2.multiply(np.ascontiguousarray(image), ink, scale=1.0 / 255.0)
     return inked
+
+
+def area_at(sketch: np.ndarray, x: int, y: int) -> np.ndarray | None:
+    """(H, W) bool: the area of a grey ``sketch`` the point (x, y) lies in, bounded by the drawn lines
+    (4-connected paper, grown a pixel under its lines so a fill meets them), or None on a line or off the sheet."""
+    height, width = sketch.shape[:2]
+    if not (0 <= x < width and 0 <= y < height) or sketch[y, x] <= 127:
+        return None
+    paper = (sketch > 127).astype(np.uint8)
+    _, labels = cv2.connectedComponents(paper, connectivity=4)
+    area = (labels == labels[y, x]).astype(np.uint8)
+    return cv2.dilate(area, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def area_colours(sketch: np.ndarray, picture: np.ndarray, most: int = 8) -> list[tuple[int, int, int]]:
+    """The picture's median colour in each closed area of the grey ``sketch`` (the picture is resized to the
+    sketch, which keeps thin lines closed), largest area first, at most ``most``, colours within 12 levels
+    of one already listed left out."""
+    picture = cv2.resize(picture, sketch.shape[:2][::-1], interpolation=cv2.INTER_NEAREST)
+    lines = sketch > 127
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines.astype(np.uint8), connectivity=4)
+    border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
+    order = sorted((i for i in range(1, count) if i not in border and stats[i, cv2.CC_STAT_AREA] >= lines.size / 400),
+                   key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    found: list[tuple[int, int, int]] = []
+    for i in order:
+        colour = tuple(int(v) for v in np.median(picture[labels == i], axis=0))
+        if all(max(abs(a - b) for a, b in zip(colour, seen)) > 12 for seen in found):
+            found.append(colour)  # type: ignore[arg-type]
+        if len(found) == most:
+            break
+    return found

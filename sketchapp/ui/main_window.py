@@ -23,6 +23,7 @@ import qtawesome as qta
 from PySide6.QtCore import QPointF, QRectF, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QCloseEvent,
     QColor,
     QDragEnterEvent,
@@ -35,6 +36,7 @@ from PySide6.QtGui import (
     QPainter,
     QPen,
     QPixmap,
+    QUndoCommand,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -62,12 +64,14 @@ from sketchapp.ui import session
 from sketchapp.ui.canvas import MAX_BRUSH, MIN_BRUSH, Canvas
 from sketchapp.ui.help import AboutDialog, GuideDialog, ShortcutsDialog
 from sketchapp.ui.history import HistoryEntry, HistoryStrip
+from sketchapp.ui.palette import PaletteBar
 from sketchapp.ui.preferences import EXPORT_SCALES, Preferences, PreferencesDialog
 from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke, array_to_qimage, qimage_to_grey
 from sketchapp.ui.theme import set_theme
 
 AUTOSAVE_MS = 3000
 IDLE_MS = 250  # restart a completion this long after the sketch last changed
+PALETTE_SIDE = 256  # the drawing's areas for the palette's suggestions are found at least this large
 SHARPEN_MS = 200  # the result pane is drawn sharp once no new result has come for this long
 SHARPEN_FACTOR = 4  # the upscaler's one step: a 128 px picture at 512 px, the pane's usual size
 LIVE_MS = 0  # with a one-pass engine: the pen events already queued share one request, made as soon as they are handled
@@ -115,6 +119,10 @@ class Services(Protocol):
 
     def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray: ...  # lines over pixels, side x side
 
+    def area_at(self, sketch: np.ndarray, x: int, y: int) -> np.ndarray | None: ...  # the closed area at (x, y), bool
+
+    def area_colours(self, sketch: np.ndarray, picture: np.ndarray) -> list[tuple[int, int, int]]: ...  # per closed area
+
     def prepare_sketch(self, picture: np.ndarray, side: int) -> np.ndarray: ...  # RGB -> grey sketch side x side
 
     # Documents: ``content`` holds plain values (see ``MainWindow.document_content``); what is read
@@ -137,13 +145,36 @@ class PresetEntry:
     source: str = "bundled"
 
 
+class _HintEdit(QUndoCommand):
+    """An edit of the hint layer (a stroke, a fill, clearing it), undone and redone with the drawing's steps."""
+
+    def __init__(self, view: ResultView, before: QImage, had: bool, text: str) -> None:
+        super().__init__(text)
+        self.view, self.before, self.had = view, before, had
+        self.after, self.has = view.hints.copy(), view.has_hints()
+        self.done = True  # pushed after the edit was made: the first redo has nothing to do
+
+    def redo(self) -> None:
+        if self.done:
+            self.done = False
+            return
+        self.view.set_hint_layer(self.after, self.has)
+
+    def undo(self) -> None:
+        self.view.set_hint_layer(self.before, self.had)
+
+
 class ResultView(QWidget):
     """The chosen candidate, scaled to fit, with a hint layer the user can paint colours on."""
 
     hints_changed = Signal()
     hints_painting = Signal()  # a hint stroke grew (live engines recolour while it is painted)
+    hints_edited = Signal(object, bool, str)  # the hint layer before an edit (a QImage), whether it had hints, the edit's name
+    fill_requested = Signal(int, int)  # a click with the fill tool: the point in hint-layer pixels
+    colour_picked = Signal(QColor)  # a click with the eyedropper: the result's colour there
     resized = Signal()
     HINT_SIDE = 512
+    BRUSH, FILL, PICK = "brush", "fill", "pick"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -154,6 +185,8 @@ class ResultView(QWidget):
         self.hint_mode = False
         self.hint_colour = QColor(230, 60, 40)
         self.hint_size = 28.0
+        self.hint_tool = self.BRUSH
+        self._before: tuple[QImage, bool] | None = None  # the layer as a brush stroke found it
         self._last: QPointF | None = None
         self._painted = False  # kept, not recomputed: a 512 px scan on every request is wasted work
         self.revision = 0  # grows with every change of the hints (autosave writes them when it moved)
@@ -177,11 +210,38 @@ class ResultView(QWidget):
 
     def clear_hints(self) -> None:
         if self._painted:
+            before = self.hints.copy()
             self._painted = False
             self.revision += 1
             self.hints.fill(Qt.GlobalColor.transparent)
             self.update()
             self.hints_changed.emit()
+            self.hints_edited.emit(before, True, "Clear hints")
+
+    def set_hint_layer(self, layer: QImage, painted: bool) -> None:
+        """Put back a hint layer as it was (undo and redo of hint edits)."""
+        self.hints = layer.copy()
+        self._painted = painted
+        self.revision += 1
+        self.update()
+        self.hints_changed.emit()
+
+    def fill_hint(self, area: np.ndarray) -> None:
+        """Hint the whole of ``area`` ((HINT_SIDE, HINT_SIDE) bool) in the hint colour: one undoable edit."""
+        before, had = self.hints.copy(), self._painted
+        layer = qimage_rgba(self.hints)
+        layer[area] = (self.hint_colour.red(), self.hint_colour.green(), self.hint_colour.blue(), 255)
+        self.hints = QImage(layer.data, self.HINT_SIDE, self.HINT_SIDE, 4 * self.HINT_SIDE, QImage.Format.Format_RGBA8888).convertToFormat(
+            QImage.Format.Format_ARGB32)
+        self._painted = True
+        self.revision += 1
+        self.update()
+        self.hints_changed.emit()
+        self.hints_edited.emit(before, had, "Fill hint")
+
+    def _hint_point(self, position: QPointF) -> QPointF:
+        sheet = self.sheet()
+        return (position - sheet.topLeft()) * (self.HINT_SIDE / sheet.width())
 
     def set_hints(self, image: QImage) -> None:
         """Hints saved earlier (an autosave): scaled to the hint layer."""
@@ -198,9 +258,7 @@ class ResultView(QWidget):
         return qimage_rgba(scaled)
 
     def _paint_hint(self, position: QPointF) -> None:
-        sheet = self.sheet()
-        scale = self.HINT_SIDE / sheet.width()
-        point = (position - sheet.topLeft()) * scale
+        point = self._hint_point(position)
         painter = QPainter(self.hints)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         pen = QPen(self.hint_colour, self.hint_size, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
@@ -216,19 +274,32 @@ class ResultView(QWidget):
         self.update()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.hint_mode and event.button() == Qt.MouseButton.LeftButton:
+        if not self.hint_mode or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self._hint_point(event.position())
+        if self.hint_tool == self.FILL:
+            if 0 <= point.x() < self.HINT_SIDE and 0 <= point.y() < self.HINT_SIDE:
+                self.fill_requested.emit(int(point.x()), int(point.y()))
+        elif self.hint_tool == self.PICK:
+            if self.image is not None and 0 <= point.x() < self.HINT_SIDE and 0 <= point.y() < self.HINT_SIDE:
+                scale = self.image.width() / self.HINT_SIDE
+                self.colour_picked.emit(self.image.pixelColor(int(point.x() * scale), int(point.y() * scale)))
+        else:
+            self._before = (self.hints.copy(), self._painted)
             self._last = None
             self._paint_hint(event.position())
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.hint_mode and event.buttons() & Qt.MouseButton.LeftButton:
+        if self.hint_mode and self._before is not None and event.buttons() & Qt.MouseButton.LeftButton:
             self._paint_hint(event.position())
             self.hints_painting.emit()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.hint_mode and event.button() == Qt.MouseButton.LeftButton:
+        if self.hint_mode and self._before is not None and event.button() == Qt.MouseButton.LeftButton:
             self._last = None
+            before, self._before = self._before, None
             self.hints_changed.emit()
+            self.hints_edited.emit(before[0], before[1], "Hint stroke")
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)
@@ -329,6 +400,9 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.result, 1)
+        self.palette_bar = PaletteBar()
+        self.palette_bar.chosen.connect(self.set_hint_colour)
+        column.addWidget(self.palette_bar)
         column.addWidget(self.gallery)
         self.splitter = QSplitter()
         self.splitter.addWidget(self.presets)
@@ -359,6 +433,9 @@ class MainWindow(QMainWindow):
         self.canvas.stroke_moved.connect(self._drawing)
         self.result.hints_changed.connect(self._sketch_changed)
         self.result.hints_painting.connect(self._drawing)
+        self.result.hints_edited.connect(self._hints_edited)
+        self.result.fill_requested.connect(self._fill_hint)
+        self.result.colour_picked.connect(self._picked)
 
         # Imports decode and clean up photos of up to 64 megapixels: off the GUI thread, so the
         # window keeps drawing; the newest import wins.
@@ -456,6 +533,17 @@ class MainWindow(QMainWindow):
         self.hint_action = self._action("fa5s.paint-brush", "Colour hints", self._hint_mode, "H", checkable=True)
         self.hint_colour_action = self._action("fa5s.palette", "Hint colour…", self.choose_hint_colour)
         self.clear_hints_action = self._action("fa5s.eraser", "Clear hints", self.result.clear_hints)
+        # how a click on the result hints: paint a stroke, fill the closed area under it, or pick its colour
+        self.hint_brush_action = self._action("fa5s.paint-brush", "Hint brush", lambda: self._hint_tool(ResultView.BRUSH),
+                                              "Shift+H", checkable=True)
+        self.fill_action = self._action("fa5s.fill", "Fill an area", lambda: self._hint_tool(ResultView.FILL), "Shift+F", checkable=True)
+        self.fill_action.setToolTip("Click inside a closed area of the result: the whole area gets the hint colour (Shift+F)")
+        self.pick_action = self._action("fa5s.eye-dropper", "Pick a colour", lambda: self._hint_tool(ResultView.PICK), "O", checkable=True)
+        self.pick_action.setToolTip("Click the result to take its colour as the hint colour (O)")
+        hint_tools = QActionGroup(self)
+        for action in (self.hint_brush_action, self.fill_action, self.pick_action):
+            hint_tools.addAction(action)
+        self.hint_brush_action.setChecked(True)
         self.ink_action = self._action("fa5s.pen-nib", "Ink my lines over the result", self._set_ink, "I", checkable=True)
         self.ink_action.setToolTip("Draw your own lines over the coloured result (I); each preset has its default")
         self.live_action = self._action("fa5s.bolt", "Live completion", self._set_live, checkable=True)
@@ -510,7 +598,8 @@ class MainWindow(QMainWindow):
         complete = menus.addMenu("&Completion")
         for action in (self.live_action, self.run_action, self.stop_action, self.refine_action, self.variations_action, None,
                        self.lock_seed_action, self.new_seed_action, None,
-                       self.hint_action, self.hint_colour_action, self.clear_hints_action, None, self.style_action):
+                       self.hint_action, self.hint_brush_action, self.fill_action, self.pick_action, self.hint_colour_action,
+                       self.clear_hints_action, None, self.style_action):
             complete.addSeparator() if action is None else complete.addAction(action)
         brush = menus.addMenu("&Brush")
         for action in (self.pen_action, self.eraser_action, smaller, bigger):
@@ -602,12 +691,42 @@ class MainWindow(QMainWindow):
         self.result.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
         self.result.update()
 
+    def _hint_tool(self, tool: str) -> None:
+        """Choose what a click on the result does (and turn hinting on)."""
+        self.result.hint_tool = tool
+        self.hint_action.setChecked(True)
+        self._hint_mode(True)
+
     def choose_hint_colour(self) -> None:
         colour = QColorDialog.getColor(self.result.hint_colour, self, "Hint colour")
         if colour.isValid():
-            self.result.hint_colour = colour
+            self.set_hint_colour(colour)
+
+    def set_hint_colour(self, colour: QColor) -> None:
+        """Hint in ``colour`` from now on; it joins the palette's recent colours."""
+        self.result.hint_colour = QColor(colour)
+        self.palette_bar.remember(colour)
+        if not self.hint_action.isChecked():
             self.hint_action.setChecked(True)
             self._hint_mode(True)
+
+    def _picked(self, colour: QColor) -> None:
+        """The eyedropper took a colour from the result: hint with it, back to the tool that was in use before."""
+        self.set_hint_colour(colour)
+        self.statusBar().showMessage(f"Hint colour {colour.name()} taken from the result", 3000)
+
+    def _fill_hint(self, x: int, y: int) -> None:
+        """Hint the closed area of the drawing under (x, y) of the hint layer in the hint colour."""
+        sketch = self.document.to_array(ResultView.HINT_SIDE)
+        area = self.services.area_at(sketch, x, y)
+        if area is None:
+            self.statusBar().showMessage("That is a line: click inside an area to fill it", 3000)
+            return
+        self.result.fill_hint(area)
+        self.palette_bar.remember(self.result.hint_colour)
+
+    def _hints_edited(self, before: QImage, had: bool, text: str) -> None:
+        self.document.undo_stack.push(_HintEdit(self.result, before, had, text))
 
     def _set_ink(self, _on: bool) -> None:
         if self.frame is not None:
@@ -785,6 +904,10 @@ class MainWindow(QMainWindow):
         if frame.final and frame.generation == self._settled:
             self._settled = -1
             self._remember_result(frame)
+        if frame.final and self.canvas.stroke is None:  # not while the pen moves: each live frame is final
+            image = frame.images[self.chosen]
+            sketch = self.document.to_array(max(PALETTE_SIDE, image.shape[0]))  # thin lines stay closed
+            self.palette_bar.suggest(self.services.area_colours(sketch, image))
         if frame.sketches is not None:
             self.canvas.set_ghost(array_to_qimage(frame.sketches[frame.best]))
         if self.engine_live:

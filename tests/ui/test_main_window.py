@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
@@ -548,3 +549,71 @@ def test_an_imported_picture_of_a_thing_becomes_a_line_drawing_not_black_blotche
     ink = sketch < 128
     assert 0.005 < ink.mean() < 0.15, ink.mean()  # the outline of the ball, not the ball filled black
     assert not ink[54:74, 54:74].any()  # inside the ball is paper
+
+
+def _square(window) -> None:  # noqa: ANN001
+    """A closed square drawn on the canvas, about the middle third of the sheet."""
+    from sketchapp.ui.sketch import Stroke
+
+    corners = [(170.0, 170.0), (340.0, 170.0), (340.0, 340.0), (170.0, 340.0), (170.0, 170.0)]
+    points = [(x0 + (x1 - x0) * t / 20, y0 + (y1 - y0) * t / 20, 0.8)
+              for (x0, y0), (x1, y1) in zip(corners, corners[1:]) for t in range(20)] + [(170.0, 170.0, 0.8)]
+    window.document.replace([Stroke("pen", 6.0, points)], None, "Square")
+
+
+def _click_result(window, x: float, y: float) -> None:  # noqa: ANN001
+    """A click on the result pane at (x, y) of the 512 px hint layer."""
+    sheet = window.result.sheet()
+    at = QPoint(int(sheet.left() + x * sheet.width() / 512), int(sheet.top() + y * sheet.width() / 512))
+    QTest.mouseClick(window.result, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+
+
+def test_a_fill_hint_colours_the_whole_closed_area_in_one_click_and_is_undone_like_a_stroke(qtbot, window):
+    _square(window)
+    window.fill_action.trigger()
+    assert window.hint_action.isChecked() and window.result.hint_tool == "fill"
+    window.result.hint_colour = QColor(20, 160, 60)
+    steps = window.document.undo_stack.count()
+    _click_result(window, 256, 256)
+    layer = window.result.hints_array(512)
+    assert tuple(layer[256, 256]) == (20, 160, 60, 255) and tuple(layer[180, 180]) == (20, 160, 60, 255)
+    assert layer[100, 100, 3] == 0 and layer[400, 256, 3] == 0  # outside the square: nothing
+    assert window.document.undo_stack.count() == steps + 1
+    window.document.undo_stack.undo()
+    assert not window.result.has_hints() and window.result.hints_array(512)[256, 256, 3] == 0
+    window.document.undo_stack.redo()
+    assert window.result.has_hints() and tuple(window.result.hints_array(512)[256, 256]) == (20, 160, 60, 255)
+    _click_result(window, 170, 256)  # on the line: nothing filled, a word in the status bar
+    assert "line" in window.statusBar().currentMessage()
+    assert window.palette_bar.recent[0].rgb() == QColor(20, 160, 60).rgb()
+
+
+def test_a_hint_stroke_and_clearing_the_hints_are_undoable_steps(qtbot, window):
+    window.hint_action.trigger()
+    steps = window.document.undo_stack.count()
+    sheet = window.result.sheet()
+    QTest.mousePress(window.result, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, sheet.center().toPoint())
+    QTest.mouseRelease(window.result, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, sheet.center().toPoint())
+    assert window.result.has_hints() and window.document.undo_stack.count() == steps + 1
+    window.clear_hints_action.trigger()
+    assert not window.result.has_hints()
+    window.document.undo_stack.undo()
+    assert window.result.has_hints()
+    window.document.undo_stack.undo()
+    assert not window.result.has_hints()
+
+
+def test_the_eyedropper_and_the_palette_set_the_hint_colour(qtbot, window):
+    _square(window)
+    window.generation = 1
+    shown = frame(1, final=True)
+    shown.images[:, 5:11, 5:11] = (200, 30, 90)  # inside the square (16 px picture of the 512 px sheet)
+    window.show_frame(shown)
+    assert any(c.rgb() == QColor(200, 30, 90).rgb() for c in window.palette_bar.suggested)  # the model's colour of the area
+    window.pick_action.trigger()
+    _click_result(window, 256, 256)
+    assert window.result.hint_colour.rgb() == QColor(200, 30, 90).rgb()
+    assert window.palette_bar.recent[0].rgb() == QColor(200, 30, 90).rgb()
+    window.palette_bar.remember(QColor(1, 2, 3))
+    window.palette_bar.swatches()[0].click()
+    assert window.result.hint_colour.rgb() == QColor(1, 2, 3).rgb()
