@@ -115,6 +115,16 @@ class CoreServices:
         except SketchAppError as exc:
             raise UserError(str(exc)) from exc
 
+    def save_layers(self, path: str, layers: list[tuple[str, np.ndarray, bool]]) -> None:
+        """(name, RGB or RGBA pixels, visible) of each layer, top first, as an OpenRaster file."""
+        from sketchapp.core.errors import SketchAppError
+        from sketchapp.core.openraster import Layer, save_openraster
+
+        try:
+            save_openraster(path, [Layer(name, pixels, visible) for name, pixels, visible in layers])
+        except SketchAppError as exc:
+            raise UserError(str(exc)) from exc
+
     def enlarge(self, pixels: np.ndarray, side: int) -> np.ndarray:
         """``pixels`` at ``side`` px: the learned x4 upscaler past the picture's size (loaded once, on first use)."""
         from sketchapp.core.upscale import MAX_SIDE, enlarge

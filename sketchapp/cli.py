@@ -222,8 +222,8 @@ def _complete(args: argparse.Namespace) -> int:
             args.usage_error("--frames takes one sketch, not a batch")
         jobs = _batch_jobs(args.sketch, output)
     else:
-        if output.suffix.lower() not in SAVE_FORMATS:
-            args.usage_error(f"output {output.name!r} needs an image extension ({', '.join(sorted(SAVE_FORMATS))})")
+        if output.suffix.lower() not in SAVE_FORMATS and output.suffix.lower() != ".ora":
+            args.usage_error(f"output {output.name!r} needs an image extension ({', '.join(sorted(SAVE_FORMATS))}) or .ora")
         jobs = [(Path(args.sketch[0]), output)]
     hints = load_image(args.hints, mode="RGBA") if args.hints else None
     if (args.vgg19 or args.style_strength is not None or args.style_steps) and not args.style_reference:
@@ -386,7 +386,10 @@ class _Completion:
                 progress.note(f"taking the style of {Path(args.style_reference).name} ({style.steps} steps, features of {features.name})")
             last = stylised_snapshot(last, self.reference, features, style)
             text.update(style_reference=Path(args.style_reference).name, style=json.dumps({**style.__dict__, "features": features.name}))
-        _write_results(output, last, text, self.side, self.upscaler)
+        if output.suffix.lower() == ".ora":
+            _write_layers(output, last, sketch, self.hints, self.side, self.upscaler)
+        else:
+            _write_results(output, last, text, self.side, self.upscaler)
         if progress is None:
             return
         if last.candidates > 1 and "spread" in last.info:
@@ -405,6 +408,24 @@ def _save_frame(folder: Path, snapshot) -> None:  # noqa: ANN001 - core type imp
     if snapshot.phase == "init":
         name = f"init-{snapshot.info.get('init_done', 0):05d}.png"
     save_image(folder / name, contact_grid(snapshot.images("joint" if snapshot.sketches is not None else "image"), columns=4))
+
+
+def _write_layers(output: Path, snapshot, sketch, hints, side: int, upscaler) -> None:  # noqa: ANN001
+    """An OpenRaster file of the sketch's lines, the hints, the best result and the other candidates (hidden)."""
+    import cv2
+
+    from sketchapp.core.openraster import Layer, line_layer_rgba, save_openraster
+    from sketchapp.core.prepare import fit_square
+
+    grey = fit_square(cv2.cvtColor(sketch, cv2.COLOR_RGB2GRAY), max(sketch.shape[:2]), 255)
+    images = snapshot.results(side, upscaler)
+    layers = [Layer("Lines", line_layer_rgba(grey, side))]
+    if hints is not None:
+        square = fit_square(hints, max(hints.shape[:2]), 0)
+        layers.append(Layer("Colour hints", cv2.resize(square, (side, side), interpolation=cv2.INTER_NEAREST), visible=False))
+    layers.append(Layer("Result", images[snapshot.best]))
+    layers += [Layer(f"Candidate {index + 1}", image, visible=False) for index, image in enumerate(images) if index != snapshot.best]
+    save_openraster(output, layers)
 
 
 def _write_results(output: Path, snapshot, text: dict[str, str], side: int, upscaler) -> None:  # noqa: ANN001

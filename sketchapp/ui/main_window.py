@@ -99,7 +99,7 @@ def recalled(settings: dict[str, Any]) -> dict[str, Any]:
 def shown(name: str) -> str:
     """A file name fit to show: control and bidirectional-override characters escaped."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
-EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
+EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp);;OpenRaster layers for Krita, GIMP, MyPaint (*.ora)"
 
 
 class UserError(Exception):
@@ -116,6 +116,8 @@ class Services(Protocol):
     def save_images(self, items: list[tuple[str, np.ndarray, dict[str, str]]]) -> None: ...  # all or none; UserError
 
     def enlarge(self, pixels: np.ndarray, side: int) -> np.ndarray: ...  # side x side, sharp (a learned upscaler)
+
+    def save_layers(self, path: str, layers: list[tuple[str, np.ndarray, bool]]) -> None: ...  # OpenRaster; UserError
 
     def ink(self, pixels: np.ndarray, lines: np.ndarray, side: int) -> np.ndarray: ...  # lines over pixels, side x side
 
@@ -1219,7 +1221,35 @@ class MainWindow(QMainWindow):
     def export_result(self, path: str, scale: int = 1) -> bool:
         if self.frame is None:
             return False
+        if path.lower().endswith(".ora"):
+            return self.export_layers(path, scale)
         return self._save(path, self._picture(self.chosen, max(1, scale)), self._metadata(self.chosen))
+
+    def export_layers(self, path: str, scale: int = 1) -> bool:
+        """The drawing's layers as OpenRaster, for Krita, GIMP or MyPaint: your lines (black, their darkness as
+        alpha), the colour hints, the chosen result (enlarged x``scale``) and the imported picture."""
+        if self.frame is None:
+            return False
+        image = self.frame.images[self.chosen]
+        side = image.shape[0] * max(1, scale)
+        lines = np.zeros((side, side, 4), np.uint8)
+        lines[..., 3] = 255 - self.document.to_array(side)
+        layers = [("Lines", lines, True)]
+        if self.result.has_hints():
+            layers.append(("Colour hints", self.result.hints_array(side), False))
+        large = self.services.enlarge(image, side) if side > image.shape[0] else image
+        layers.append((f"Result ({self.preset_name})" if self.preset_name else "Result", large, True))
+        if self.document.base is not None:
+            base = qimage_rgba(self.document.base.scaled(side, side, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                                           Qt.TransformationMode.SmoothTransformation))
+            layers.append(("Imported picture", base, False))
+        try:
+            self.services.save_layers(path, layers)
+        except UserError as exc:
+            QMessageBox.warning(self, "Export", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved {shown(path)}", 5000)
+        return True
 
     def export_all(self, path: str, scale: int = 1) -> bool:
         if self.frame is None:

@@ -397,3 +397,19 @@ def test_a_batch_completes_many_sketches_with_one_model_load_and_a_bad_file_does
     (tmp_path / "file.png").write_bytes(b"x")
     assert complete(folder / "a.png", folder / "b.png", "-o", tmp_path / "file.png", "--model", tiny_pix2pix_checkpoint) == 1
     assert "a batch is written into a folder" in capsys.readouterr().err
+
+
+def test_complete_writes_openraster_layers_for_other_painting_programs(tmp_path, sketch_png, tiny_pix2pix_checkpoint):
+    from sketchapp.core.openraster import read_openraster_stack
+
+    hints = np.zeros((120, 120, 4), np.uint8)
+    hints[50:60, 50:60] = (255, 0, 0, 255)
+    Image.fromarray(hints).save(tmp_path / "hints.png")
+    out = tmp_path / "layers.ora"
+    assert complete(sketch_png, "-o", out, "--model", tiny_pix2pix_checkpoint, "--hints", tmp_path / "hints.png",
+                    "--candidates", "2", "--size", "64", "--seed", "1", "-q") == 0
+    layers = read_openraster_stack(out)
+    names = [name for name, _ in layers]
+    assert names[:3] == ["Lines", "Colour hints", "Result"] and names[3] in ("Candidate 1", "Candidate 2")
+    assert all(pixels.shape == (64, 64, 4) for _, pixels in layers)
+    assert layers[0][1][..., 3].max() > 200 and layers[0][1][0, 0, 3] == 0  # the lines, nothing where the paper was

@@ -617,3 +617,17 @@ def test_the_eyedropper_and_the_palette_set_the_hint_colour(qtbot, window):
     window.palette_bar.remember(QColor(1, 2, 3))
     window.palette_bar.swatches()[0].click()
     assert window.result.hint_colour.rgb() == QColor(1, 2, 3).rgb()
+
+
+def test_export_as_openraster_gives_the_drawings_layers(window, tmp_path):
+    from sketchapp.core.openraster import read_openraster_stack
+
+    _square(window)
+    window.document.set_base(window.document.render(64), "Import")  # the square, now an imported picture
+    window.generation = 1
+    window.show_frame(frame(1, final=True))
+    window.result.fill_hint(np.ones((512, 512), bool))
+    assert window.export_result(str(tmp_path / "drawing.ora"), 2)
+    layers = read_openraster_stack(tmp_path / "drawing.ora")
+    assert [name.split(" (")[0] for name, _ in layers] == ["Lines", "Colour hints", "Result", "Imported picture"]
+    assert all(pixels.shape == (32, 32, 4) for _, pixels in layers)
