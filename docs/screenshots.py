@@ -3,7 +3,8 @@
 Draws a smiley with the pen (as strokes, like a user would), lets the default preset
 complete it on the CPU, asks for a second result with a new seed and locks that seed (so the
 History strip holds both), and saves the main window in the light and the dark scheme;
-then paints a colour hint on the face and saves the recoloured result, turns on colour
+then paints a colour hint on the face and saves the recoloured result, fills the face with
+the fill tool and saves that (the palette under the result), turns on colour
 variations and saves the four candidates, and the preferences, shortcuts, user guide and
 About dialogs (light scheme).
 """
@@ -121,6 +122,17 @@ def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path, hinted: Path | 
         window.grab().save(str(hinted))
         print(f"wrote {hinted}")
         window.result.clear_hints()
+        before = window.generation
+        window.fill_action.trigger()  # the fill tool: the whole face in one click, the palette beneath
+        window.set_hint_colour(QColor(250, 190, 30))
+        side = window.result.HINT_SIDE
+        window._fill_hint(side // 2, int(side * 0.3))
+        wait_until(lambda: window.generation > before and settled())
+        wait_until(lambda: True)
+        window.grab().save(str(DOCS / "screenshot-fill.png"))
+        print(f"wrote {DOCS / 'screenshot-fill.png'}")
+        window.result.clear_hints()
+        window.hint_brush_action.trigger()
         window.variations_action.trigger()  # colour variations: four candidates of the drawing at rest
         wait_until(lambda: len(window.frame.images) == 4 and settled())
         wait_until(lambda: True)
