@@ -32,14 +32,14 @@ from sketchapp.strokes import MAX_POINTS, REACH, too_many_points
 from sketchapp.strokes import kept as strokes_kept
 
 FORMAT = "sketchapp.document"
-VERSION = 1
+VERSION = 2  # 2 adds the underlay; a document without one is written as version 1, which older readers open
 SUFFIX = ".sketchapp"
 MIME_TYPE = "application/x-sketchapp"
 RESULT_KEY = "sketchapp-document"  # the PNG text chunk of a result that holds its document (base64)
-RECORD, BASE, HINTS, THUMBNAIL = "document.json", "base.png", "hints.png", "thumbnail.png"
+RECORD, BASE, HINTS, THUMBNAIL, UNDERLAY = "document.json", "base.png", "hints.png", "thumbnail.png", "underlay.png"
 MB = 1 << 20
 #: what each member may unpack to; anything else in the archive is refused
-MEMBER_LIMITS = {RECORD: 64 * MB, BASE: 64 * MB, HINTS: 64 * MB, THUMBNAIL: 8 * MB}
+MEMBER_LIMITS = {RECORD: 64 * MB, BASE: 64 * MB, HINTS: 64 * MB, THUMBNAIL: 8 * MB, UNDERLAY: 64 * MB}
 MAX_SIDE = 8192  # sheet units and pixels of the layers
 TOOLS = ("pen", "eraser")
 MIN_SIZE = 1e-3  # sheet units: a brush this fine draws nothing, yet scaling a big sheet down can give it
@@ -66,6 +66,8 @@ class SketchFile:
     settings: dict[str, Any] = field(default_factory=dict)  # the engine settings of its result
     ink_lines: bool | None = None
     thumbnail: np.ndarray | None = None  # RGB: the sketch small, for file managers; written, never needed to read
+    underlay: np.ndarray | None = None  # RGB: a picture shown under the drawing (a result to draw over), never the model's input
+    underlay_opacity: float = 0.5
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -84,7 +86,7 @@ def encode_document(document: SketchFile) -> bytes:
     """The archive's bytes (deflated; PNG members stored as they are)."""
     record = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION if document.underlay is not None else 1,
         "side": document.side,
         "strokes": _kept(document),
         "base": BASE if document.base is not None else None,
@@ -95,10 +97,12 @@ def encode_document(document: SketchFile) -> bytes:
         "settings": document.settings,
         "ink_lines": document.ink_lines,
     }
+    if document.underlay is not None:
+        record.update(underlay=UNDERLAY, underlay_opacity=document.underlay_opacity)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(RECORD, json.dumps(record, allow_nan=False), compress_type=zipfile.ZIP_DEFLATED)
-        for name, pixels in ((BASE, document.base), (HINTS, document.hints), (THUMBNAIL, document.thumbnail)):
+        for name, pixels in ((BASE, document.base), (HINTS, document.hints), (UNDERLAY, document.underlay), (THUMBNAIL, document.thumbnail)):
             if pixels is not None:
                 archive.writestr(name, _png(pixels), compress_type=zipfile.ZIP_STORED)
     return buffer.getvalue()
@@ -210,9 +214,10 @@ def decode_document(data: bytes, name: str) -> SketchFile:
         raise DocumentError(f"{name}: its settings are not a table of plain values (text, finite numbers, true or false)")
     if ink is not None and type(ink) is not bool or type(locked) is not bool:
         raise DocumentError(f"{name}: its ink_lines and seed_locked must be true or false")
+    opacity = _number(record.get("underlay_opacity", 0.5), name, "underlay opacity", 0.0, 1.0)
     return SketchFile(
         side, strokes, layer("base", BASE, "RGB"), layer("hints", HINTS, "RGBA"),
-        preset, seed, locked, settings, ink,
+        preset, seed, locked, settings, ink, underlay=layer("underlay", UNDERLAY, "RGB"), underlay_opacity=opacity,
     )
 
 

@@ -61,6 +61,7 @@ class Canvas(QWidget):
         self.setMinimumSize(200, 200)
         self.setCursor(Qt.CursorShape.CrossCursor)
         document.changed.connect(self.update)
+        document.underlay_changed.connect(self.update)
 
     # -- tools --------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:
@@ -131,6 +132,15 @@ class Canvas(QWidget):
         sheet = QRectF(0, 0, self.document.side, self.document.side)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1)
         painter.drawImage(sheet, self.document.raster())
+        underlay = self.document.underlay
+        if underlay is not None and self.document.underlay_visible:
+            # multiplied in: the paper takes the picture's colours, the lines stay black over it
+            painter.setOpacity(self.document.underlay_opacity)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
+            painter.drawImage(sheet, underlay)
+            painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+            painter.setOpacity(1.0)
         if self.ghost_visible and self.ghost is not None:
             painter.setOpacity(GHOST_OPACITY)
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)

@@ -430,6 +430,7 @@ class MainWindow(QMainWindow):
         self.pen_timer.timeout.connect(self.request_completion)
         self.document.changed.connect(self._sketch_changed)
         self.document.changed.connect(self._update_title)
+        self.document.underlay_changed.connect(self._update_title)
         self.result.hints_changed.connect(self._update_title)
         self.canvas.stroke_started.connect(self.idle.stop)
         self.canvas.stroke_moved.connect(self._drawing)
@@ -542,6 +543,14 @@ class MainWindow(QMainWindow):
         self.fill_action.setToolTip("Click inside a closed area of the result: the whole area gets the hint colour (Shift+F)")
         self.pick_action = self._action("fa5s.eye-dropper", "Pick a colour", lambda: self._hint_tool(ResultView.PICK), "O", checkable=True)
         self.pick_action.setToolTip("Click the result to take its colour as the hint colour (O)")
+        self.underlay_action = self._action("fa5s.layer-group", "Use result as underlay", self.use_result_as_underlay, "U")
+        self.underlay_action.setToolTip("Show the result under your drawing, to keep drawing over it; the model still "
+                                        "sees only your lines (U)")
+        self.show_underlay_action = self._action("fa5s.eye", "Show underlay", self._show_underlay, "Shift+U", checkable=True)
+        self.show_underlay_action.setChecked(True)
+        self.fade_underlay_action = self._action("fa5s.adjust", "Fade underlay", self.fade_underlay, "Alt+U")
+        self.fade_underlay_action.setToolTip("Underlay opacity: 25, 50, 75 or 100 % in turn (Alt+U)")
+        self.clear_underlay_action = self._action("fa5s.times", "Clear underlay", lambda: self.document.set_underlay(None, "Clear underlay"))
         hint_tools = QActionGroup(self)
         for action in (self.hint_brush_action, self.fill_action, self.pick_action):
             hint_tools.addAction(action)
@@ -603,6 +612,9 @@ class MainWindow(QMainWindow):
                        self.hint_action, self.hint_brush_action, self.fill_action, self.pick_action, self.hint_colour_action,
                        self.clear_hints_action, None, self.style_action):
             complete.addSeparator() if action is None else complete.addAction(action)
+        layers = menus.addMenu("&Layers")
+        for action in (self.underlay_action, self.show_underlay_action, self.fade_underlay_action, self.clear_underlay_action):
+            layers.addAction(action)
         brush = menus.addMenu("&Brush")
         for action in (self.pen_action, self.eraser_action, smaller, bigger):
             brush.addAction(action)
@@ -692,6 +704,30 @@ class MainWindow(QMainWindow):
         self.result.hint_mode = on
         self.result.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
         self.result.update()
+
+    def use_result_as_underlay(self) -> None:
+        """The result on show, under the drawing (sharp at the sheet's size): keep drawing over it."""
+        if self.frame is None:
+            self.statusBar().showMessage("No result yet to put under the drawing", 3000)
+            return
+        image = self.frame.images[self.chosen]
+        side = self.document.side
+        large = self.services.enlarge(image, side) if side > image.shape[0] else image
+        self.document.set_underlay(array_to_qimage(large))
+        self.show_underlay_action.setChecked(True)
+        self._show_underlay(True)
+
+    def _show_underlay(self, on: bool) -> None:
+        self.document.underlay_visible = on
+        self.canvas.update()
+
+    def fade_underlay(self) -> None:
+        """The next of 25, 50, 75 and 100 % opacity for the underlay."""
+        steps = (0.25, 0.5, 0.75, 1.0)
+        now = min(range(len(steps)), key=lambda i: abs(steps[i] - self.document.underlay_opacity))
+        self.document.underlay_opacity = steps[(now + 1) % len(steps)]
+        self.canvas.update()
+        self.statusBar().showMessage(f"Underlay at {self.document.underlay_opacity:.0%}", 2000)
 
     def _hint_tool(self, tool: str) -> None:
         """Choose what a click on the result does (and turn hinting on)."""
@@ -1212,7 +1248,7 @@ class MainWindow(QMainWindow):
     def _embed_drawing(self, text: dict[str, str]) -> None:
         """The drawing in a PNG's text, so opening the PNG brings it back (left out when too big)."""
         try:
-            drawing = self.services.result_text(self.document_content())
+            drawing = self.services.result_text({**self.document_content(), "underlay": None})  # the picture is the PNG itself
         except ValueError:
             return
         if len(drawing) <= RESULT_TEXT_LIMIT:
@@ -1239,10 +1275,11 @@ class MainWindow(QMainWindow):
             layers.append(("Colour hints", self.result.hints_array(side), False))
         large = self.services.enlarge(image, side) if side > image.shape[0] else image
         layers.append((f"Result ({self.preset_name})" if self.preset_name else "Result", large, True))
-        if self.document.base is not None:
-            base = qimage_rgba(self.document.base.scaled(side, side, Qt.AspectRatioMode.IgnoreAspectRatio,
-                                                           Qt.TransformationMode.SmoothTransformation))
-            layers.append(("Imported picture", base, False))
+        for name, picture in (("Underlay", self.document.underlay), ("Imported picture", self.document.base)):
+            if picture is not None:
+                pixels = qimage_rgba(picture.scaled(side, side, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                                    Qt.TransformationMode.SmoothTransformation))
+                layers.append((name, pixels, False))
         try:
             self.services.save_layers(path, layers)
         except UserError as exc:
@@ -1387,6 +1424,8 @@ class MainWindow(QMainWindow):
             "settings": {**settings, **self.overrides},
             "ink_lines": self.ink_action.isChecked(),
             "thumbnail": np.repeat(thumbnail[..., None], 3, axis=2),
+            "underlay": qimage_rgba(self.document.underlay)[..., :3].copy() if self.document.underlay is not None else None,
+            "underlay_opacity": float(self.document.underlay_opacity),
         }
 
     def save_document(self, path: str) -> bool:
@@ -1504,6 +1543,9 @@ class MainWindow(QMainWindow):
             self._restoring = True
             try:
                 self.document.restore(strokes, base)
+                underlay = getattr(content, "underlay", None)
+                if underlay is not None:
+                    self.document.restore_underlay(array_to_qimage(underlay), float(content.underlay_opacity))
                 if content.hints is not None:
                     self.result.set_hints(array_to_qimage(content.hints))
                 else:

@@ -195,16 +195,35 @@ class _Replace(_Undoable):
         self.document._changed(full=True, sheet=self.restore_sheet())
 
 
+class _SetUnderlay(QUndoCommand):
+    """Put a picture under the drawing, or take it away: shown on the sheet, never part of the sketch."""
+
+    def __init__(self, document: SketchDocument, picture: QImage | None, text: str) -> None:
+        super().__init__(text)
+        self.document, self.after, self.before = document, picture, document._underlay
+
+    def redo(self) -> None:
+        self.document._set_underlay(self.after)
+
+    def undo(self) -> None:
+        self.document._set_underlay(self.before)
+
+
 class SketchDocument(QObject):
-    """Strokes and an optional base picture on a square sheet of ``side`` units."""
+    """Strokes and an optional base picture on a square sheet of ``side`` units, and an underlay: a
+    picture shown under them (a result to keep drawing over) that is never part of the sketch."""
 
     changed = Signal()
+    underlay_changed = Signal()
 
     def __init__(self, side: int = 512, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.side = side
         self._strokes: list[Stroke] = []
         self._base: QImage | None = None
+        self._underlay: QImage | None = None
+        self.underlay_opacity = 0.5
+        self.underlay_visible = True
         self.undo_stack = QUndoStack(self)
         self._kept_sheets: deque[_Undoable] = deque()
         self.revision = 0
@@ -220,6 +239,28 @@ class SketchDocument(QObject):
     @property
     def base(self) -> QImage | None:
         return self._base
+
+    @property
+    def underlay(self) -> QImage | None:
+        return self._underlay
+
+    def set_underlay(self, picture: QImage | None, text: str = "Use result as underlay") -> None:
+        """Show ``picture`` (fitted to the sheet) under the drawing, or none: one undo step."""
+        if picture is not None:
+            picture = picture.convertToFormat(QImage.Format.Format_RGB32).scaled(
+                self.side, self.side, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        if picture is not None or self._underlay is not None:
+            self.undo_stack.push(_SetUnderlay(self, picture, text))
+
+    def restore_underlay(self, picture: QImage | None, opacity: float) -> None:
+        """An underlay saved with a document, without an undo step."""
+        self.underlay_opacity = opacity
+        self._set_underlay(picture.scaled(self.side, self.side) if picture is not None else None)
+
+    def _set_underlay(self, picture: QImage | None) -> None:
+        self._underlay = picture
+        self.revision += 1
+        self.underlay_changed.emit()
 
     def is_empty(self) -> bool:
         return not self._strokes and self._base is None
@@ -251,6 +292,9 @@ class SketchDocument(QObject):
     def restore(self, strokes: list[Stroke], base: QImage | None) -> None:
         """Load saved content without an undo step (autosave recovery, opening a file)."""
         self._strokes, self._base = list(strokes), base
+        if self._underlay is not None:  # another drawing: the picture under the old one goes
+            self._underlay = None
+            self.underlay_changed.emit()
         self.undo_stack.clear()
         self._kept_sheets.clear()
         self._changed(full=True)

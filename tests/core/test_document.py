@@ -82,7 +82,7 @@ def test_writing_is_atomic_and_a_failed_save_keeps_the_old_file(tmp_path, monkey
         (b"PK\x03\x04 not really", "not a SketchApp document"),
         (b"plain text", "not a SketchApp document"),
         (archive({"format": "other"}), "another format"),
-        (archive(record(version=2)), "newer SketchApp"),
+        (archive(record(version=3)), "newer SketchApp"),
         (archive(record(version="1")), "format version"),
         (archive(b"[" * 5000 + b"]" * 5000), "nested"),
         (archive(b"\xff\xfe"), "UTF-8"),

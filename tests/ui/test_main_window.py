@@ -631,3 +631,34 @@ def test_export_as_openraster_gives_the_drawings_layers(window, tmp_path):
     layers = read_openraster_stack(tmp_path / "drawing.ora")
     assert [name.split(" (")[0] for name, _ in layers] == ["Lines", "Colour hints", "Result", "Imported picture"]
     assert all(pixels.shape == (32, 32, 4) for _, pixels in layers)
+
+
+def test_the_result_as_an_underlay_to_keep_drawing_over_is_shown_saved_and_undone_but_never_the_models_input(qtbot, window, tmp_path):
+    _square(window)
+    window.generation = 1
+    shown = frame(1, final=True)
+    shown.images[:] = (40, 120, 220)
+    window.show_frame(shown)
+    sketch_before = window.document.to_array(128)
+    window.idle.stop()  # the square's own completion is not what this test waits for
+    window.pen_timer.stop()
+    with qtbot.assertNotEmitted(window.completion_requested, wait=100):
+        window.underlay_action.trigger()
+    assert window.document.underlay is not None and np.array_equal(window.document.to_array(128), sketch_before)
+    canvas = window.canvas.grab().toImage()
+    centre = canvas.pixelColor(canvas.width() // 2, canvas.height() // 2)
+    assert centre.blue() > centre.red() + 40  # the paper shows the blue result under the lines
+    window.fade_underlay_action.trigger()
+    assert window.document.underlay_opacity == 0.75
+    assert window.save_document(str(tmp_path / "over.sketchapp"))
+    window.document.undo_stack.undo()
+    assert window.document.underlay is None
+    with qtbot.waitSignal(window.document_opened, timeout=20000):
+        window.open_path(str(tmp_path / "over.sketchapp"))
+    assert window.document.underlay is not None and window.document.underlay_opacity == 0.75
+    assert window.export_result(str(tmp_path / "over.ora"), 1)
+    from sketchapp.core.openraster import read_openraster_stack
+
+    assert "Underlay" in [name for name, _ in read_openraster_stack(tmp_path / "over.ora")]
+    window.clear_underlay_action.trigger()
+    assert window.document.underlay is None
