@@ -11,8 +11,9 @@ pictures of its data look like; a VGG-19 weights file the user already has
 
 Gram matrices alone barely move a flat drawing's colours (with a photo of coffee as the
 reference the colours hardly changed) and they tint the paper. So the reference's colours
-are carried first, and the paper is kept out of it: the drawn part of the result (every
-pixel but the white paper the page's border reaches) takes the reference's colour
+are carried first, and the paper and the lines are kept out of it: the drawn part of the
+result (every pixel but the white paper the page's border reaches and the near-black
+lines) takes the reference's colour
 statistics in CIELab, each channel's mean and spread (Reinhard et al., "Color Transfer
 between Images", 2001), with its own lightness order and so its lines and shapes; then
 the optimisation adds the reference's textures there, and the paper is held white at
@@ -208,6 +209,8 @@ def picture_tensor(picture: np.ndarray, size: int, device: torch.device | str = 
 
 #: A pixel at least this light in every channel, reached from the page's border through such pixels, is paper.
 PAPER_LEVEL = 232
+#: A pixel darker than this in every channel is a line: it keeps its colour when the reference's colours come in.
+LINE_LEVEL = 70
 
 
 def paper_of(picture: np.ndarray) -> np.ndarray:
@@ -226,12 +229,13 @@ def paper_of(picture: np.ndarray) -> np.ndarray:
 
 def carry_colours(result: np.ndarray, reference: np.ndarray, amount: float = 1.0) -> np.ndarray:
     """``result`` with its drawn part moved ``amount`` of the way to ``reference``'s colour statistics in
-    CIELab (each channel's mean and spread, Reinhard et al. 2001); its paper stays as it is. The
-    reference's own white paper, if it has some, does not count as one of its colours."""
+    CIELab (each channel's mean and spread, Reinhard et al. 2001); its paper and its lines (near-black
+    pixels) stay as they are. The reference's own white paper, if it has some, does not count as one of
+    its colours."""
     import cv2
 
     paper = paper_of(result)
-    drawn = ~paper
+    drawn = ~paper & (result.max(axis=2) >= LINE_LEVEL)  # the lines stay the lines they were
     if not drawn.any() or amount <= 0:
         return result
     lab = cv2.cvtColor(result, cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -245,7 +249,7 @@ def carry_colours(result: np.ndarray, reference: np.ndarray, amount: float = 1.0
     moved = (values - mean) / spread * target_spread + target_mean
     lab[drawn] = values + amount * (moved - values)
     out = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
-    out[paper] = result[paper]
+    out[~drawn] = result[~drawn]
     return out
 
 
