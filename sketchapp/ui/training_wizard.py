@@ -56,6 +56,7 @@ STYLES = (
 )
 PREVIEW_SIZE = 96
 SLIDER_STEPS = 1000
+TYPING_PAUSE_MS = 400  # a typed folder is scanned this long after the last key, if it exists
 USABLE_KINDS = ("folder", "side-by-side", "paired", "dataset", "unpaired")
 LOSS_COLOURS = ("#2e86c1", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#d4ac0d", "#7f8c8d")
 
@@ -86,7 +87,14 @@ class FolderRow(QWidget):
         self.caption.setMinimumWidth(70)
         self.edit = QLineEdit()
         self.edit.setPlaceholderText("a folder on this computer")
-        self.edit.editingFinished.connect(self.changed)
+        self._announced: str | None = None
+        self.edit.editingFinished.connect(self._announce)
+        # a typed path is scanned once typing pauses on a folder that exists, not only when the field loses focus
+        self._typed = QTimer(self)
+        self._typed.setSingleShot(True)
+        self._typed.setInterval(TYPING_PAUSE_MS)
+        self._typed.timeout.connect(lambda: self._announce() if Path(self.edit.text()).expanduser().is_dir() else None)
+        self.edit.textEdited.connect(self._typed.start)
         browse = QPushButton(qta.icon("fa5s.folder-open"), "Browse…")
         browse.clicked.connect(self.browse)
         row = QHBoxLayout(self)
@@ -95,11 +103,17 @@ class FolderRow(QWidget):
         row.addWidget(self.edit, 1)
         row.addWidget(browse)
 
+    def _announce(self) -> None:
+        """``changed``, once for each new text (a pause in typing and leaving the field may both ask)."""
+        if self.edit.text() != self._announced:
+            self._announced = self.edit.text()
+            self.changed.emit()
+
     def browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, f"Choose the {self.caption.text().rstrip(':').lower()} folder", self.edit.text())
         if folder:
             self.edit.setText(folder)
-            self.changed.emit()
+            self._announce()
 
     def path(self) -> str:
         return self.edit.text().strip()
@@ -399,7 +413,7 @@ class StylePage(QWizardPage):
         for description in self.wiz.backend.style_parameters(self.style_key()):
             slider = ParameterSlider(description)
             slider.moved.connect(self.refresh)
-            label = QLabel(description["name"].replace("_", " ").capitalize())
+            label = QLabel(description.get("label") or description["name"].replace("_", " ").capitalize())
             label.setToolTip(description.get("help", ""))
             self.form.addRow(label, slider)
             self.sliders[description["name"]] = slider
@@ -773,10 +787,10 @@ class TrainPage(QWizardPage):
         self.step = info["step"]
         self.bar.setRange(0, max(1, info["steps"]))
         self.bar.setValue(info["step"])
-        if info["phase"] == "gan":
-            stage = f"Epoch {info['epoch']} of {info['epochs']}, step {info['step']:,} of {info['steps']:,}"
-        else:
+        if info["phase"] == "encoder":  # the Contextual GAN's second phase: no epochs, steps
             stage = f"Teaching the encoder to read sketches: step {info['step']:,} of {info['steps']:,}"
+        else:  # every engine's first phase ("gan", "train") counts epochs
+            stage = f"Epoch {info['epoch']} of {info['epochs']}, step {info['step']:,} of {info['steps']:,}"
         held = {"paused": " (paused)", "yielding": " (waiting while your drawing is completed)"}.get(info["held"], "")
         self.status.setText(stage + held)
         eta = f"about {duration(info['eta'])} left" if info.get("eta") is not None else ""

@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWizard
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog, QFormLayout, QMessageBox, QWizard
 
 from sketchapp.app import App, CoreServices
 from sketchapp.core.checkpoint import save_checkpoint
@@ -369,3 +370,27 @@ def test_unpaired_folders_train_a_cyclegan_preset_that_completes_and_sketches_pi
     with qtbot.waitSignal(window.style_finished, timeout=1000) as stopped:
         window.picture_styled(99, plain, 150, 150)
     assert stopped.args == [False] and not window.importing.isVisible() and window.frame.images[window.chosen] is not plain
+
+
+def test_a_typed_folder_is_scanned_when_typing_pauses_and_sliders_have_plain_names(qtbot, app, tmp_path):
+    folder = make_pictures(tmp_path / "typed", 12)
+    wizard = open_wizard(qtbot, app)
+    page = wizard.data_page
+    page.first.edit.setFocus()
+    QTest.keyClicks(page.first.edit, str(folder))
+    qtbot.waitUntil(lambda: page.report is not None, timeout=10000)  # no Tab, no Enter: the pause was enough
+    assert page.first.edit.hasFocus() or not wizard.isActiveWindow()
+    wizard.next()
+    names = [wizard.style_page.form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget().text()
+             for row in range(wizard.style_page.form.rowCount())]
+    assert names and not {"Sigma", "K", "Phi", "Epsilon"} & set(names)
+
+
+def test_training_progress_counts_epochs_for_every_engine_and_steps_for_the_encoder(qtbot, app):
+    wizard = open_wizard(qtbot, app)
+    page = wizard.train_page
+    base = {"job": page.job, "rows": [], "step": 30, "steps": 100, "epoch": 3, "epochs": 10, "held": "", "elapsed": 5.0, "eta": 9.0}
+    page._progress({**base, "phase": "train"})  # pix2pix and CycleGAN
+    assert page.status.text().startswith("Epoch 3 of 10")
+    page._progress({**base, "phase": "encoder"})
+    assert page.status.text().startswith("Teaching the encoder")

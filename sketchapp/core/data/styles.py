@@ -39,9 +39,11 @@ class _Params:
         return asdict(self)  # type: ignore[call-overload]
 
 
-def _field(default: float, low: float, high: float, help: str = "", practical: tuple[float, float] | None = None) -> Any:
-    """A parameter valid in [low, high]; ``practical`` is the narrower span worth offering on a slider."""
-    return field(default=default, metadata={"range": (low, high), "help": help, "practical": practical or (low, high)})
+def _field(default: float, low: float, high: float, help: str = "", practical: tuple[float, float] | None = None,
+           label: str = "") -> Any:
+    """A parameter valid in [low, high]; ``practical`` is the narrower span worth offering on a slider,
+    ``label`` what a slider is called for someone who has never read the paper."""
+    return field(default=default, metadata={"range": (low, high), "help": help, "practical": practical or (low, high), "label": label})
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,11 @@ class XDoGParams(_Params):
     fill with ink, which gives XDoG its inked-shadow look.
     """
 
-    sigma: float = _field(0.8, 0.1, 10.0, "blur of the fine Gaussian, in pixels")
-    k: float = _field(1.6, 1.01, 10.0, "ratio of the coarse Gaussian to the fine one")
-    sharpen: float = _field(40.0, 0.0, 200.0, "weight p of the difference of Gaussians: more gives bolder lines", (0.0, 100.0))
-    epsilon: float = _field(0.3, 0.0, 1.0, "grey level below which ink starts")
-    phi: float = _field(50.0, 1.0, 1000.0, "steepness of the soft threshold", (1.0, 200.0))
+    sigma: float = _field(0.8, 0.1, 10.0, "blur of the fine Gaussian, in pixels", label="Line softness")
+    k: float = _field(1.6, 1.01, 10.0, "ratio of the coarse Gaussian to the fine one", label="Line spread")
+    sharpen: float = _field(40.0, 0.0, 200.0, "weight p of the difference of Gaussians: more gives bolder lines", (0.0, 100.0), "Boldness")
+    epsilon: float = _field(0.3, 0.0, 1.0, "grey level below which ink starts", label="Ink from (darkness)")
+    phi: float = _field(50.0, 1.0, 1000.0, "steepness of the soft threshold", (1.0, 200.0), "Edge hardness")
 
 
 def xdog(picture: np.ndarray, params: XDoGParams = XDoGParams()) -> np.ndarray:
@@ -75,11 +77,11 @@ def xdog(picture: np.ndarray, params: XDoGParams = XDoGParams()) -> np.ndarray:
 class EdgeParams(_Params):
     """Canny edges, cleaned of specks and thickened to a drawn line."""
 
-    blur: float = _field(1.0, 0.0, 10.0, "Gaussian blur before Canny, in pixels")
-    low: float = _field(20.0, 1.0, 1000.0, "weaker edges are kept where they touch strong ones (gradient, 0-255 scale)", (1.0, 300.0))
-    high: float = _field(60.0, 1.0, 1000.0, "edges stronger than this always become lines (gradient, 0-255 scale)", (1.0, 300.0))
-    thickness: int = _field(1, 1, 9, "line width in pixels")
-    min_length: int = _field(8, 0, 10_000, "drop edge fragments with fewer pixels", (0, 200))
+    blur: float = _field(1.0, 0.0, 10.0, "Gaussian blur before Canny, in pixels", label="Smoothing")
+    low: float = _field(20.0, 1.0, 1000.0, "weaker edges are kept where they touch strong ones (gradient, 0-255 scale)", (1.0, 300.0), "Faint edges")
+    high: float = _field(60.0, 1.0, 1000.0, "edges stronger than this always become lines (gradient, 0-255 scale)", (1.0, 300.0), "Strong edges")
+    thickness: int = _field(1, 1, 9, "line width in pixels", label="Line width")
+    min_length: int = _field(8, 0, 10_000, "drop edge fragments with fewer pixels", (0, 200), "Shortest line")
 
 
 def edge(picture: np.ndarray, params: EdgeParams = EdgeParams()) -> np.ndarray:
@@ -98,8 +100,8 @@ def edge(picture: np.ndarray, params: EdgeParams = EdgeParams()) -> np.ndarray:
 class PencilParams(_Params):
     """Colour dodge of the picture with its blurred negative: a soft graphite drawing."""
 
-    blur: float = _field(6.0, 0.5, 50.0, "width of the strokes, in pixels")
-    darkness: float = _field(1.5, 0.5, 5.0, "gamma that deepens the strokes (burn)")
+    blur: float = _field(6.0, 0.5, 50.0, "width of the strokes, in pixels", label="Stroke width")
+    darkness: float = _field(1.5, 0.5, 5.0, "gamma that deepens the strokes (burn)", label="Darkness")
 
 
 def pencil(picture: np.ndarray, params: PencilParams = PencilParams()) -> np.ndarray:
@@ -113,10 +115,10 @@ def pencil(picture: np.ndarray, params: PencilParams = PencilParams()) -> np.nda
 class CleanupParams(_Params):
     """Line art from a photo or scan of a paper sketch: flat white paper, dark clean lines."""
 
-    background: float = _field(0.05, 0.01, 0.5, "size of the lighting estimate, as a fraction of the picture")
-    strength: float = _field(0.12, 0.01, 0.9, "how much darker than the paper a line must be")
-    softness: float = _field(0.06, 0.0, 0.5, "width of the grey ramp at line edges (0 = hard)")
-    min_area: int = _field(6, 0, 10_000, "drop specks with fewer pixels", (0, 200))
+    background: float = _field(0.05, 0.01, 0.5, "size of the lighting estimate, as a fraction of the picture", label="Uneven light")
+    strength: float = _field(0.12, 0.01, 0.9, "how much darker than the paper a line must be", label="Faintest line")
+    softness: float = _field(0.06, 0.0, 0.5, "width of the grey ramp at line edges (0 = hard)", label="Soft edges")
+    min_area: int = _field(6, 0, 10_000, "drop specks with fewer pixels", (0, 200), "Smallest mark")
 
 
 def cleanup(picture: np.ndarray, params: CleanupParams = CleanupParams()) -> np.ndarray:
@@ -157,10 +159,10 @@ class OutlineParams(_Params):
     the edge of a part), as even lines of one pen width; no shading edges.
     """
 
-    width: float = _field(2.0, 0.5, 20.0, "pen width, as a fraction of a hundredth of the picture's side", (0.5, 6.0))
-    detail: float = _field(0.5, 0.0, 1.0, "how many inner boundaries are drawn (0 = the silhouette alone)")
-    background: float = _field(0.06, 0.0, 0.5, "how far from white a pixel must be to belong to the object")
-    min_length: float = _field(4.0, 0.0, 50.0, "inner lines shorter than this many hundredths of the side are left out", (0.0, 20.0))
+    width: float = _field(2.0, 0.5, 20.0, "pen width, as a fraction of a hundredth of the picture's side", (0.5, 6.0), "Pen width")
+    detail: float = _field(0.5, 0.0, 1.0, "how many inner boundaries are drawn (0 = the silhouette alone)", label="Inner detail")
+    background: float = _field(0.06, 0.0, 0.5, "how far from white a pixel must be to belong to the object", label="Background tolerance")
+    min_length: float = _field(4.0, 0.0, 50.0, "inner lines shorter than this many hundredths of the side are left out", (0.0, 20.0), "Shortest inner line")
 
 
 def outline(picture: np.ndarray, params: OutlineParams = OutlineParams()) -> np.ndarray:
@@ -226,7 +228,7 @@ def style_parameters(style: str) -> list[dict[str, Any]]:
         low, high = f.metadata["practical"]
         described.append({
             "name": f.name, "default": f.default, "low": low, "high": high,
-            "integer": f.type in ("int", int), "help": f.metadata.get("help", ""),
+            "integer": f.type in ("int", int), "help": f.metadata.get("help", ""), "label": f.metadata.get("label", ""),
         })
     return described
 
