@@ -346,6 +346,34 @@ class Recipe(Protocol):
         ...
 
 
+class OnePhaseRecipe:
+    """What a recipe of one phase counted in epochs shares (pix2pix, CycleGAN, the upscaler): its networks
+    are its model's, its optimisers are ``self._optimizers``, its batch is the settings' own, and nothing is
+    set up between phases or frozen along the way. A recipe overrides what differs."""
+
+    model: Any
+    settings: Any
+    _optimizers: dict[str, torch.optim.Optimizer]
+
+    def networks(self) -> dict[str, nn.Module]:
+        return self.model.modules()
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
+
+    def phases(self, steps_per_epoch: int) -> list[tuple[str, int]]:
+        return [("train", steps_per_epoch * self.settings.epochs)]
+
+    def fit_batch(self, device: torch.device) -> int:
+        return self.settings.batch_size
+
+    def begin_phase(self, phase: str, averages: dict[str, Any]) -> None:
+        """One phase, nothing to set up."""
+
+    def end_training(self) -> None:
+        """Nothing is frozen along the way."""
+
+
 def inherited_settings(base: str | os.PathLike[str], kind: str, recipe_fields: tuple[str, ...]) -> dict[str, Any]:
     """What a fine-tune of the ``kind`` model ``base`` keeps: its architecture and the ``recipe_fields`` of
     the training that made it; a model of another engine is a TrainingError."""

@@ -25,7 +25,7 @@ from sketchapp.core.engine import to_uint8
 from sketchapp.core.errors import CheckpointError, SettingsError
 from sketchapp.core.images import contact_grid
 from sketchapp.core.records import check_field_types, from_record
-from sketchapp.core.trainer import TrainEvent, TrainingError, train_recipe
+from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, train_recipe
 from sketchapp.core.upscale import UPSCALER, UpscalerConfig, UpscalerModel, load_upscaler
 
 SAMPLE_COUNT = 6
@@ -97,7 +97,7 @@ def shrink(target: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(target, factor)
 
 
-class UpscalerRecipe:
+class UpscalerRecipe(OnePhaseRecipe):
     """The upscaler's part of a training run."""
 
     kind = UPSCALER
@@ -114,26 +114,8 @@ class UpscalerRecipe:
         self._boxes: torch.Tensor | None = None
         self._fixed: torch.Tensor | None = None
 
-    def networks(self) -> dict[str, nn.Module]:
-        return self.model.modules()
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def phases(self, steps_per_epoch: int) -> list[tuple[str, int]]:
-        return [("train", steps_per_epoch * self.settings.epochs)]
-
     def averaged(self, first_phase: bool) -> tuple[str, ...]:
         return ("U",)
-
-    def fit_batch(self, device: torch.device) -> int:
-        return self.settings.batch_size
-
-    def begin_phase(self, phase: str, averages: dict[str, Any]) -> None:
-        """One phase, nothing to set up."""
-
-    def end_training(self) -> None:
-        """Nothing is frozen along the way."""
 
     def fine_tune(self, init_from: str | os.PathLike[str]) -> None:
         base = load_upscaler(init_from)

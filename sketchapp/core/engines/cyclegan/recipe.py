@@ -34,7 +34,7 @@ from sketchapp.core.engines.base import Training, sized
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
 from sketchapp.core.records import check_field_types, from_record
-from sketchapp.core.trainer import TrainEvent, TrainingError, inherited_settings, train_recipe
+from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, inherited_settings, train_recipe
 
 SAMPLE_COUNT = 4  # rows of A -> B -> A and as many of B -> A -> B
 
@@ -150,7 +150,7 @@ def _lsgan(scores: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(scores, torch.full_like(scores, target))
 
 
-class CycleGANRecipe:
+class CycleGANRecipe(OnePhaseRecipe):
     """CycleGAN's part of a training run: two generators, two discriminators, their pools and step."""
 
     kind = CYCLEGAN
@@ -179,20 +179,11 @@ class CycleGANRecipe:
     def networks(self) -> dict[str, nn.Module]:
         return {**self.model.modules(), **self.pools}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def phases(self, steps_per_epoch: int) -> list[tuple[str, int]]:
-        return [("train", steps_per_epoch * self.settings.epochs)]
-
     def averaged(self, first_phase: bool) -> tuple[str, ...]:
         return ("GA", "GB")
 
     def fit_batch(self, device: torch.device) -> int:
         return self.settings.batch_size or 1  # the paper trains one picture at a time
-
-    def begin_phase(self, phase: str, averages: dict[str, Any]) -> None:
-        """One phase, nothing to set up."""
 
     def end_training(self) -> None:
         for net in (self.model.d_a, self.model.d_b):

@@ -46,7 +46,7 @@ from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import check_field_types, from_record
 from sketchapp.core.images import contact_grid
 from sketchapp.core.losses import ssim
-from sketchapp.core.trainer import TrainEvent, TrainingError, inherited_settings, train_recipe
+from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, inherited_settings, train_recipe
 
 SAMPLE_COUNT = 8
 
@@ -266,7 +266,7 @@ def sample_hints(
 # -- the recipe ------------------------------------------------------------------------
 
 
-class Pix2PixRecipe:
+class Pix2PixRecipe(OnePhaseRecipe):
     """pix2pix's part of a training run: its networks, optimisers, step and samples."""
 
     kind = PIX2PIX
@@ -288,26 +288,8 @@ class Pix2PixRecipe:
         self._fixed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._colour_weights: torch.Tensor | None = None  # rebalancing of the colour cells, from the training pictures
 
-    def networks(self) -> dict[str, nn.Module]:
-        return self.model.modules()
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def phases(self, steps_per_epoch: int) -> list[tuple[str, int]]:
-        return [("train", steps_per_epoch * self.settings.epochs)]
-
     def averaged(self, first_phase: bool) -> tuple[str, ...]:
         return ("G",)
-
-    def fit_batch(self, device: torch.device) -> int:
-        return self.settings.batch_size  # pix2pix settings always name their batch size
-
-    def begin_phase(self, phase: str, averages: dict[str, Any]) -> None:
-        """One phase, nothing to set up."""
-
-    def end_training(self) -> None:
-        """Nothing is frozen along the way."""
 
     def fine_tune(self, init_from: str | os.PathLike[str]) -> None:
         from sketchapp.core.engines import load_engine_model
