@@ -254,11 +254,12 @@ def carry_colours(result: np.ndarray, reference: np.ndarray, amount: float = 1.0
 
 
 def palette_distance(picture: np.ndarray, reference: np.ndarray, colours: int = 8) -> float:
-    """Mean CIELab distance from the drawn part's pixels to the nearest of the reference's ``colours``
-    main colours (k-means): how far a picture is from the reference's palette."""
+    """Mean CIELab distance from the pixels of the drawn shapes (not the paper, not the near-black lines)
+    to the nearest of the reference's ``colours`` main colours (k-means): how far a picture's colours
+    are from the reference's palette."""
     import cv2
 
-    drawn = ~paper_of(picture)
+    drawn = ~paper_of(picture) & (picture.max(axis=2) >= LINE_LEVEL)
     if not drawn.any():
         return 0.0
     small = cv2.resize(reference, (64, 64), interpolation=cv2.INTER_AREA)
