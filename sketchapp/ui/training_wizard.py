@@ -672,6 +672,7 @@ class TrainPage(QWizardPage):
         self.sample.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.sample.setMinimumSize(320, 180)
         self.sample_path = ""
+        self.sample_image: QImage | None = None
         self.pause_button = QPushButton(qta.icon("fa5s.pause"), "Pause")
         self.pause_button.setCheckable(True)
         self.pause_button.toggled.connect(self._pause)
@@ -796,17 +797,16 @@ class TrainPage(QWizardPage):
         eta = f"about {duration(info['eta'])} left" if info.get("eta") is not None else ""
         self.eta.setText(f"{duration(info['elapsed'])} so far" + (f", {eta}" if eta else ""))
 
-    @Slot(int, str)
-    def _sample(self, job: int, path: str) -> None:
+    @Slot(int, str, object)
+    def _sample(self, job: int, path: str, pixels: Any) -> None:
         if job != self.job:
             return
-        self.sample_path = path
+        self.sample_path, self.sample_image = path, array_to_qimage(pixels)
         self._show_sample()
 
     def _show_sample(self) -> None:
-        image = QImage(self.sample_path)
-        if not image.isNull():
-            self.sample.setPixmap(QPixmap.fromImage(image).scaled(
+        if self.sample_image is not None and not self.sample_image.isNull():
+            self.sample.setPixmap(QPixmap.fromImage(self.sample_image).scaled(
                 self.sample.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
             self.sample.setToolTip(self.sample_path)
 

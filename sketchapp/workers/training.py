@@ -41,7 +41,7 @@ class TrainingWorker(QObject):
     loading = Signal(int, int, int)  # job, pictures read, of all: reading the data before a training starts
     started = Signal(dict)  # {"job", "run", "message", "history": [loss rows of earlier sessions], "step", "steps"}
     progress = Signal(dict)  # see _report
-    sample = Signal(int, str)  # job, a new per-epoch sample grid PNG
+    sample = Signal(int, str, object)  # job, a new per-epoch sample grid PNG, its RGB pixels (read by the core, not Qt)
     ended = Signal(dict)  # {"job", "status": "done" | "cancelled" | "failed", "message", "run", ...}
     preset_saved = Signal(dict)  # {"id", "name"}
     preset_failed = Signal(str)
@@ -416,7 +416,7 @@ class TrainingWorker(QObject):
                 steps_done = event.step - (first_step or 0)
                 rows.append({"step": float(event.step), "encoder": float(event.phase == "encoder"), **event.losses})
             if event.kind == "epoch" and event.sample is not None:
-                self.sample.emit(number, str(event.sample))
+                self._emit_sample(number, event.sample)
             if event.kind in ("done", "cancelled"):
                 self._report(event, rows, None, "")
                 return event
@@ -444,6 +444,16 @@ class TrainingWorker(QObject):
             time.sleep(0.03)
         if held:
             self._report(event, [], eta, "")
+
+    def _emit_sample(self, number: int, path: Any) -> None:
+        """The epoch's sample grid, read through the core's door (a run folder may have been edited)."""
+        from sketchapp.core.errors import SketchAppError
+        from sketchapp.core.images import load_image
+
+        try:
+            self.sample.emit(number, str(path), load_image(path, "RGB"))
+        except SketchAppError:
+            return  # the grid is a view of the run, not the run: training goes on without it
 
     def _report(self, event: Any, rows: list[dict[str, float]], eta: float | None, held: str) -> None:
         self.progress.emit({

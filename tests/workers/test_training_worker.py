@@ -83,8 +83,9 @@ class Collector(QObject):
     def on_progress(self, info: dict) -> None:
         self.progress.append(info)
 
-    @Slot(int, str)
-    def on_sample(self, _job: int, path: str) -> None:
+    @Slot(int, str, object)
+    def on_sample(self, _job: int, path: str, pixels: object) -> None:
+        assert getattr(pixels, "ndim", 0) == 3  # the grid's pixels, read by the core
         self.samples.append(path)
 
     @Slot(dict)
