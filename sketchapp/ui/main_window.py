@@ -393,6 +393,10 @@ class MainWindow(QMainWindow):
         self.gallery.currentRowChanged.connect(self._choose)
         self.presets = QListWidget()
         self.presets.setIconSize(QSize(48, 48))
+        # full names, wrapped, never cut off behind a sideways scroll bar
+        self.presets.setWordWrap(True)
+        self.presets.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.presets.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.presets.itemActivated.connect(lambda item: self._pick_preset(item.data(Qt.ItemDataRole.UserRole)))
         self.presets.itemClicked.connect(lambda item: self._pick_preset(item.data(Qt.ItemDataRole.UserRole)))
         self.history = HistoryStrip()
@@ -799,7 +803,9 @@ class MainWindow(QMainWindow):
         for entry in entries:
             item = QListWidgetItem(entry.name + ("" if entry.source == "bundled" else "  (yours)"))
             item.setData(Qt.ItemDataRole.UserRole, entry.id)
-            item.setToolTip(entry.description)
+            # the name the command line takes (sketchapp complete --preset ID) beside the description
+            about = f"{entry.name}: {entry.description}" if entry.description else entry.name
+            item.setToolTip(f"{about}\nOn the command line: --preset {entry.id}")
             if entry.thumbnail is not None:
                 item.setIcon(QIcon(QPixmap.fromImage(array_to_qimage(entry.thumbnail))))
             self.presets.addItem(item)

@@ -661,3 +661,13 @@ def test_the_result_as_an_underlay_to_keep_drawing_over_is_shown_saved_and_undon
     assert "Underlay" in [name for name, _ in read_openraster_stack(tmp_path / "over.ora")]
     window.clear_underlay_action.trigger()
     assert window.document.underlay is None
+
+
+def test_preset_names_are_shown_whole_and_name_their_command_line_id(window):
+    from sketchapp.ui.main_window import PresetEntry
+
+    window.set_presets([PresetEntry("emoji-pix2pix", "Emoji colour, pix2pix, a rather long preset name", "Colours a line drawing.")])
+    item = window.presets.item(0)
+    assert item.text() == "Emoji colour, pix2pix, a rather long preset name"
+    assert window.presets.wordWrap() and window.presets.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+    assert "--preset emoji-pix2pix" in item.toolTip() and "Colours a line drawing." in item.toolTip()
