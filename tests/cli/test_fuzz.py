@@ -53,6 +53,16 @@ def sample_pictures() -> dict[str, bytes]:
     return out
 
 
+def _decoder_complaint_tiff() -> bytes:
+    """A TIFF claiming 100 samples a pixel: Pillow logs a complaint before it refuses it."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    tag = data.find(struct.pack("<HH", 277, 3))
+    data[tag + 8 : tag + 10] = struct.pack("<H", 100)
+    return bytes(data)
+
+
 def hostile_images(seed: int = 0, mutations: int = 12) -> Iterator[tuple[str, bytes]]:
     """(file name, bytes): every bad image of issue 18's list, then random, truncated and mutated ones."""
     svg = '<svg xmlns="http://www.w3.org/2000/svg" {}>{}</svg>'
@@ -72,6 +82,15 @@ def hostile_images(seed: int = 0, mutations: int = 12) -> Iterator[tuple[str, by
     yield "nan.svg", svg.format('width="NaN" height="NaN"', "").encode()
     yield "broken.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><g></svg>"
     yield "not-svg.svg", b"<html></html>"
+    # SVGs that would read files outside themselves (the second sweep's seventh problem)
+    yield "image-href.svg", svg.format('width="9" height="9"', '<image href="/etc/hostname" width="9" height="9"/>').encode()
+    yield "xlink-file.svg", svg.format('xmlns:xlink="http://www.w3.org/1999/xlink" width="9" height="9"',
+                                       '<image xlink:href="file:///etc/passwd" width="9" height="9"/>').encode()
+    yield "use-other.svg", svg.format('width="9" height="9"', '<use href="other.svg#a"/>').encode()
+    yield "css-url.svg", svg.format('width="9" height="9"', '<rect style="fill:url(/tmp/x.svg#p)" width="5" height="5"/>').encode()
+    yield "css-import.svg", svg.format('width="9" height="9"', '<style>@import "/tmp/a.css";</style>').encode()
+    yield "svg-data-url.svg", svg.format('width="9" height="9"', '<image href="data:image/svg+xml;base64,PHN2Zy8+" width="9" height="9"/>').encode()
+    yield "decoder-log.tif", _decoder_complaint_tiff()
     rng = np.random.default_rng(seed)
     for suffix, data in sample_pictures().items():
         for cut in (8, 33, len(data) // 2):
