@@ -550,7 +550,11 @@ class ModelPage(QWizardPage):
             self.engine.blockSignals(False)
             current = next((p for p in self.presets if p["id"] == self.wiz.current_preset), None)
             kinds = [e["kind"] for e in engines]
-            if current is not None and current["engine"] in kinds and current["engine"] != kinds[0]:
+            # the window's preset's engine is offered first only where it suits the data: never one that
+            # would ignore the pairs of a folder of pictures (CycleGAN, "needs an unrelated folder")
+            suits = current is not None and current["engine"] in kinds and (
+                unpaired or not engines[kinds.index(current["engine"])].get("unpaired"))
+            if suits and current["engine"] != kinds[0]:
                 self.engine.setCurrentIndex(kinds.index(current["engine"]))
             self._engine_changed()
         self.folder_label.setText(f"The training is saved as it goes in {self.wiz.run_folder()}")

@@ -394,3 +394,14 @@ def test_training_progress_counts_epochs_for_every_engine_and_steps_for_the_enco
     assert page.status.text().startswith("Epoch 3 of 10")
     page._progress({**base, "phase": "encoder"})
     assert page.status.text().startswith("Teaching the encoder")
+
+
+def test_a_folder_of_pictures_is_never_offered_first_to_an_engine_that_ignores_its_pairs(qtbot, app, tmp_path):
+    folder = make_pictures(tmp_path / "one", 12)
+    wizard = open_wizard(qtbot, app)
+    wizard.current_preset = "3d-cyclegan"  # the window's preset is a CycleGAN one
+    choose_folders(qtbot, wizard, folder)
+    wizard.next()
+    wizard.next()
+    assert wizard.currentId() == MODEL
+    assert wizard.model_page.engine.currentData()["kind"] != "cyclegan"
