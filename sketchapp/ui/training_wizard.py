@@ -677,6 +677,9 @@ class TrainPage(QWizardPage):
         self.sample.setMinimumSize(320, 180)
         self.sample_path = ""
         self.sample_image: QImage | None = None
+        self.sample_columns = QLabel("")  # what the grid's columns show, from the engine
+        self.sample_columns.setWordWrap(True)
+        self.sample_columns.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.pause_button = QPushButton(qta.icon("fa5s.pause"), "Pause")
         self.pause_button.setCheckable(True)
         self.pause_button.toggled.connect(self._pause)
@@ -697,7 +700,10 @@ class TrainPage(QWizardPage):
         buttons.addWidget(self.eta)
         middle = QHBoxLayout()
         middle.addWidget(self.plot, 3)
-        middle.addWidget(self.sample, 2)
+        sample_column = QVBoxLayout()
+        sample_column.addWidget(self.sample, 1)
+        sample_column.addWidget(self.sample_columns)
+        middle.addLayout(sample_column, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
         layout.addWidget(self.bar)
@@ -769,6 +775,8 @@ class TrainPage(QWizardPage):
         self.bar.setRange(0, max(1, info["steps"]))
         self.bar.setValue(info["step"])
         self._set_curves(info.get("loss_labels") or {})
+        columns = info.get("sample_columns") or ""
+        self.sample_columns.setText(f"Samples, left to right: {columns}" if columns else "")
         self._add_rows(info.get("history") or [])
         self._redraw()
 

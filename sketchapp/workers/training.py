@@ -410,6 +410,7 @@ class TrainingWorker(QObject):
                 working = 0.0  # reading and building were not steps
                 self.started.emit({"job": number, "run": run, "message": event.message, "history": history,
                                    "losses": list(engine.loss_names), "loss_labels": dict(engine.loss_labels),
+                                   "sample_columns": engine.sample_columns,
                                    "step": event.step, "steps": event.steps})
                 continue
             if event.kind in ("step", "encoder"):

@@ -180,6 +180,7 @@ def test_the_wizard_fine_tunes_a_pix2pix_preset_that_then_completes_while_drawin
     assert train.result["status"] == "done" and train.result["engine"] == "pix2pix"
     assert set(train.curves) == {"d_loss", "g_gan", "g_l1", "g_ssim", "g_colour"}  # the recipe's own losses, its scores left out
     assert "1 - SSIM" in train.legend.getLabel(train.curves["g_ssim"]).text
+    assert "sketch · hints · the model's picture · the true picture" in train.sample_columns.text()
     assert len(train.series["g_l1"][0]) == train.result["steps"] > 0
 
     wizard.next()

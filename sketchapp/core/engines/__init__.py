@@ -46,6 +46,7 @@ class EngineSpec:
     batch_size: int  # the batch the wizard proposes; 0 = the largest that fits in memory, measured (the recipe's fit_batch)
     preference: int  # the wizard offers the engines that take the data in this order, lowest first
     unpaired: bool = False  # it learns from two collections without pairs (it takes paired data too, its pairing unused)
+    sample_columns: str = ""  # what the columns of its training's sample grids show, left to right
 
     @property
     def training(self) -> Training:
@@ -97,6 +98,7 @@ REGISTRY: dict[str, EngineSpec] = {
         CompletionSettings, build_joint_model, ContextualEngine, "sketchapp.core.engines.contextual.recipe",
         loss_labels={"d_loss": "discriminator", "g_loss": "generator", "e_loss": "encoder", "r_loss": "redraw (L1)"},
         sizes=(64, 128), default_size=128, batch_size=0, preference=1,
+        sample_columns="sketch | picture, as the model draws them together from fixed codes, four to a row",
     ),
     PIX2PIX: EngineSpec(
         PIX2PIX, "pix2pix",
@@ -105,6 +107,7 @@ REGISTRY: dict[str, EngineSpec] = {
         loss_labels={"d_loss": "discriminator", "g_gan": "generator (cGAN)", "g_l1": "L1 to the picture",
                      "g_ssim": "structure (1 - SSIM)", "g_colour": "colour cells (cross-entropy)"},
         sizes=(128, 256), default_size=128, batch_size=16, preference=0,
+        sample_columns="sketch · hints · the model's picture · the true picture, two pairs to a row (the lower rows with hints)",
     ),
     CYCLEGAN: EngineSpec(
         CYCLEGAN, "CycleGAN",
@@ -117,6 +120,7 @@ REGISTRY: dict[str, EngineSpec] = {
             "cycle_b": "cycle picture → sketch → picture", "idt_a": "identity (pictures)", "idt_b": "identity (sketches)",
         },
         sizes=(128, 256), default_size=128, batch_size=1, preference=2, unpaired=True,
+        sample_columns="a picture · drawn the other way · and back again: sketches first, then pictures",
     ),
 }
 
