@@ -390,6 +390,9 @@ class MainWindow(QMainWindow):
         self.gallery.setFlow(QListWidget.Flow.LeftToRight)
         self.gallery.setWrapping(False)
         self.gallery.setFixedHeight(100)
+        policy = self.gallery.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # the result pane keeps its size whether an engine shows candidates or not
+        self.gallery.setSizePolicy(policy)
         self.gallery.currentRowChanged.connect(self._choose)
         self.presets = QListWidget()
         self.presets.setIconSize(QSize(48, 48))

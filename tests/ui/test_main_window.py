@@ -671,3 +671,14 @@ def test_preset_names_are_shown_whole_and_name_their_command_line_id(window):
     assert item.text() == "Emoji colour, pix2pix, a rather long preset name"
     assert window.presets.wordWrap() and window.presets.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
     assert "--preset emoji-pix2pix" in item.toolTip() and "Colours a line drawing." in item.toolTip()
+
+
+def test_the_result_pane_keeps_its_size_whether_candidates_are_shown_or_not(qtbot, window):
+    window.preset_candidates = 3  # an engine with candidates: the strip under the result
+    window._show_gallery()
+    qtbot.wait(50)
+    with_strip = window.result.size()
+    window.preset_candidates = 1  # pix2pix without variations: no strip
+    window._show_gallery()
+    qtbot.wait(50)
+    assert not window.gallery.isVisible() and window.result.size() == with_strip
