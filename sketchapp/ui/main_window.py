@@ -1706,9 +1706,9 @@ class MainWindow(QMainWindow):
         folder = self.slot.folder
         if folder is None or self._revisions() == self.saved_revision or (self._autosave_job and not self._autosave_job.done()):
             return
-        record, base, hints = session.snapshot(self.document, self.result.hints if self.result.has_hints() else None)
+        saved = session.snapshot(self.document, self.result.hints if self.result.has_hints() else None)
         self.saved_revision = self._revisions()
-        self._autosave_job = self._autosave_pool.submit(session.write, folder, record, base, hints)
+        self._autosave_job = self._autosave_pool.submit(session.write, folder, *saved)
         self._autosave_job.add_done_callback(self._autosave_done)
 
     def _autosave_done(self, job: Future) -> None:

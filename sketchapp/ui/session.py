@@ -24,6 +24,7 @@ from sketchapp.ui.sketch import ERASER, PEN, SketchDocument, Stroke
 AUTOSAVE = "autosave.json"
 BASE = "autosave-base.png"
 HINTS = "autosave-hints.png"
+UNDERLAY = "autosave-underlay.png"
 FORMAT = "sketchapp.sketch"
 SESSIONS = "sessions"
 LOCK = "lock"
@@ -95,17 +96,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise OSError(f"cannot write {path}: {file.errorString()}")
 
 
-def snapshot(document: SketchDocument, hints: QImage | None = None) -> tuple[dict, QImage | None, QImage | None]:
-    """What to save, copied on the GUI thread (cheap); ``write`` may then run on any thread."""
+def snapshot(
+    document: SketchDocument, hints: QImage | None = None,
+) -> tuple[dict, QImage | None, QImage | None, QImage | None]:
+    """What to save (record, base, hints, underlay), copied on the GUI thread (cheap); ``write`` may then
+    run on any thread."""
+    underlay = document.underlay
     record = {
         "format": FORMAT,
         "version": 1,
         "side": document.side,
         "base": BASE if document.base is not None else None,
         "hints": HINTS if hints is not None else None,
+        "underlay": UNDERLAY if underlay is not None else None,
+        "underlay_opacity": document.underlay_opacity,
         "strokes": [(s.tool, s.size, list(s.points)) for s in document.strokes],  # made plain by ``write``
     }
-    return record, (document.base.copy() if document.base is not None else None), (hints.copy() if hints is not None else None)
+    copies = (picture.copy() if picture is not None else None for picture in (document.base, hints, underlay))
+    return (record, *copies)  # type: ignore[return-value]
 
 
 def _write_image(path: Path, image: QImage) -> None:
@@ -115,8 +123,8 @@ def _write_image(path: Path, image: QImage) -> None:
         raise OSError(f"cannot write {path}: {file.errorString()}")
 
 
-def write(folder: Path, record: dict, base: QImage | None, hints: QImage | None = None) -> None:
-    """Write a snapshot to ``folder`` (strokes JSON, base and hints PNG), atomically. Raises OSError.
+def write(folder: Path, record: dict, base: QImage | None, hints: QImage | None = None, underlay: QImage | None = None) -> None:
+    """Write a snapshot to ``folder`` (strokes JSON; base, hints and underlay PNG), atomically. Raises OSError.
     The strokes are written as ``load_session`` takes them back (``sketchapp.strokes.kept``, as documents are)."""
     try:
         strokes = kept(record["strokes"], record["side"], MIN_SIZE)
@@ -128,6 +136,8 @@ def write(folder: Path, record: dict, base: QImage | None, hints: QImage | None 
         _write_image(folder / BASE, base)
     if hints is not None:
         _write_image(folder / HINTS, hints)
+    if underlay is not None:
+        _write_image(folder / UNDERLAY, underlay)
     _write_atomic(folder / AUTOSAVE, json.dumps(record).encode("utf-8"))
 
 
@@ -177,9 +187,15 @@ def load_session(folder: Path, document: SketchDocument) -> QImage | bool:
             image = _read_image(folder / BASE)
             base = None if image.isNull() else image.scaled(document.side, document.side)
         hints = _read_image(folder / HINTS) if record.get("hints") else QImage()
+        underlay = _read_image(folder / UNDERLAY) if record.get("underlay") else QImage()
+        opacity = float(record.get("underlay_opacity", 0.5))
+        if not 0 <= opacity <= 1:  # NaN fails this too
+            opacity = 0.5
     except (OSError, ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError, OverflowError):
         return False
     document.restore(strokes, base)
+    if not underlay.isNull():
+        document.restore_underlay(underlay, opacity)
     return True if hints.isNull() else hints
 
 
@@ -203,7 +219,7 @@ def _read_image(path: Path) -> QImage:
 
 def discard_session(folder: Path) -> None:
     """Remove the autosave's files; whatever else stands under their names (a folder, say) is left alone."""
-    for name in (AUTOSAVE, BASE, HINTS):
+    for name in (AUTOSAVE, BASE, HINTS, UNDERLAY):
         path = folder / name
         if path.is_symlink() or not path.is_dir():
             path.unlink(missing_ok=True)

@@ -632,7 +632,7 @@ def test_export_as_openraster_gives_the_drawings_layers(window, tmp_path):
     assert all(pixels.shape == (32, 32, 4) for _, pixels in layers)
 
 
-def test_the_result_as_an_underlay_to_keep_drawing_over_is_shown_saved_and_undone_but_never_the_models_input(qtbot, window, tmp_path):
+def test_the_result_as_an_underlay_to_keep_drawing_over_is_shown_saved_and_undone_but_never_the_models_input(qtbot, window, tmp_path, monkeypatch):
     _square(window)
     window.generation = 1
     shown = frame(1, final=True)
@@ -659,8 +659,15 @@ def test_the_result_as_an_underlay_to_keep_drawing_over_is_shown_saved_and_undon
     from sketchapp.core.openraster import read_openraster_stack
 
     assert "Underlay" in [name for name, _ in read_openraster_stack(tmp_path / "over.ora")]
+    window.save_session()  # and the autosave keeps it too
+    window.flush_autosave()
     window.clear_underlay_action.trigger()
     assert window.document.underlay is None
+    window.slot.release()
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    second = MainWindow(CoreServices(), window.settings, tmp_path / "state")
+    qtbot.addWidget(second)
+    assert second.offer_recovery() and second.document.underlay is not None and second.document.underlay_opacity == 0.75
 
 
 def test_preset_names_are_shown_whole_and_name_their_command_line_id(window):
