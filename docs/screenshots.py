@@ -4,7 +4,8 @@ Draws a smiley with the pen (as strokes, like a user would), lets the default pr
 complete it on the CPU, asks for a second result with a new seed and locks that seed (so the
 History strip holds both), and saves the main window in the light and the dark scheme;
 then paints a colour hint on the face and saves the recoloured result, fills the face with
-the fill tool and saves that (the palette under the result), turns on colour
+the fill tool and saves that (the palette under the result), puts the result under the
+drawing as its underlay and saves that, turns on colour
 variations and saves the four candidates, and the preferences, shortcuts, user guide and
 About dialogs (light scheme).
 """
@@ -131,6 +132,11 @@ def shoot(app: QApplication, scheme: Qt.ColorScheme, path: Path, hinted: Path | 
         wait_until(lambda: True)
         window.grab().save(str(DOCS / "screenshot-fill.png"))
         print(f"wrote {DOCS / 'screenshot-fill.png'}")
+        window.underlay_action.trigger()  # the result under the drawing, to keep drawing over it
+        wait_until(lambda: True)
+        window.grab().save(str(DOCS / "screenshot-underlay.png"))
+        print(f"wrote {DOCS / 'screenshot-underlay.png'}")
+        window.clear_underlay_action.trigger()
         window.result.clear_hints()
         window.hint_brush_action.trigger()
         window.variations_action.trigger()  # colour variations: four candidates of the drawing at rest
