@@ -1088,7 +1088,8 @@ class MainWindow(QMainWindow):
         self.import_finished.emit(True)
 
     def picture_sketched(self, ticket: int, sketch: np.ndarray) -> None:
-        """The model's sketch of an imported picture: the new base layer, enlarged smoothly to the sheet."""
+        """The model's sketch of an imported picture: the new base layer, enlarged sharply to the sheet
+        (the learned upscaler; the model draws it at 128 px)."""
         if self._sketching is None or self._sketching[0] != ticket or ticket != self._import_ticket:
             return
         name = self._sketching[1]
@@ -1096,6 +1097,9 @@ class MainWindow(QMainWindow):
         self.importing.setVisible(False)
         self.statusBar().showMessage(f"Sketched {name} with {self.preset_name}", 4000)
         self.result.clear_hints()
+        if sketch.shape[0] < self.document.side:
+            rgb = sketch if sketch.ndim == 3 else np.repeat(sketch[..., None], 3, axis=2)
+            sketch = self.services.enlarge(np.ascontiguousarray(rgb), self.document.side)
         self.document.set_base(array_to_qimage(sketch), f"Sketch of {name}")
         self.import_finished.emit(True)
 

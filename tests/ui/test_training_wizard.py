@@ -343,9 +343,13 @@ def test_unpaired_folders_train_a_cyclegan_preset_that_completes_and_sketches_pi
     asked = []
     monkeypatch.setattr(window, "ask_import_use", lambda name: asked.append(name) or "picture")
     before = window.document.undo_stack.count()
+    sides = []
+    enlarge = window.services.enlarge
+    monkeypatch.setattr(window.services, "enlarge", lambda pixels, side: sides.append(side) or enlarge(pixels, side))
     with qtbot.waitSignal(window.import_finished, timeout=20000) as finished:
         window.import_action.trigger()  # the import offers "Make a sketch from this picture"
     assert asked == ["photo.jpg"] and finished.args == [True]
+    assert sides == [window.document.side]  # the model's 32 px sketch enlarged sharply to the sheet
     assert window.document.undo_stack.count() == before + 1
     assert window.document.undo_stack.undoText() == "Sketch of photo.jpg"
     monkeypatch.setattr(window, "ask_import_use", lambda name: None)  # cancelled: nothing happens
