@@ -406,9 +406,9 @@ def test_style_parameters_describe_valid_slider_ranges(style):
     described = style_parameters(style)
     assert [p["name"] for p in described] == list(make_params(style).to_dict())
     for parameter in described:
-        assert set(parameter) == {"name", "default", "low", "high", "integer", "help"}
+        assert set(parameter) == {"name", "default", "low", "high", "integer", "help", "label"}
         assert parameter["low"] <= parameter["default"] <= parameter["high"], parameter
-        assert parameter["help"] and isinstance(parameter["integer"], bool)
+        assert parameter["help"] and parameter["label"] and isinstance(parameter["integer"], bool)
         assert parameter["integer"] == isinstance(parameter["default"], int)
         for end in ("low", "high"):
             made = make_params(style, **{parameter["name"]: parameter[end]})
