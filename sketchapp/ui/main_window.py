@@ -210,7 +210,8 @@ class ResultView(QWidget):
         """A hint stroke is under way (the button is down)."""
         return self._last is not None
 
-    def clear_hints(self) -> None:
+    def clear_hints(self, undoable: bool = True) -> None:
+        """No hints; an undo step unless the drawing itself is being replaced (New, Open)."""
         if self._painted:
             before = self.hints.copy()
             self._painted = False
@@ -218,7 +219,8 @@ class ResultView(QWidget):
             self.hints.fill(Qt.GlobalColor.transparent)
             self.update()
             self.hints_changed.emit()
-            self.hints_edited.emit(before, True, "Clear hints")
+            if undoable:
+                self.hints_edited.emit(before, True, "Clear hints")
 
     def set_hint_layer(self, layer: QImage, painted: bool) -> None:
         """Put back a hint layer as it was (undo and redo of hint edits)."""
@@ -542,7 +544,7 @@ class MainWindow(QMainWindow):
         )
         self.hint_action = self._action("fa5s.paint-brush", "Colour hints", self._hint_mode, "H", checkable=True)
         self.hint_colour_action = self._action("fa5s.palette", "Hint colour…", self.choose_hint_colour)
-        self.clear_hints_action = self._action("fa5s.eraser", "Clear hints", self.result.clear_hints)
+        self.clear_hints_action = self._action("fa5s.eraser", "Clear hints", lambda: self.result.clear_hints())
         # how a click on the result hints: paint a stroke, fill the closed area under it, or pick its colour
         self.hint_brush_action = self._action("fa5s.paint-brush", "Hint brush", lambda: self._hint_tool(ResultView.BRUSH),
                                               "Shift+H", checkable=True)
@@ -1492,7 +1494,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             return
         self.document.restore([], None)
-        self.result.clear_hints()
+        self.result.clear_hints(undoable=False)  # a new drawing starts a new history
         self.overrides, self._next_seed = {}, None  # a fresh drawing: the preset's own settings (the seed lock stays)
         self._mark_clean(None)
 
@@ -1562,7 +1564,7 @@ class MainWindow(QMainWindow):
                 if content.hints is not None:
                     self.result.set_hints(array_to_qimage(content.hints))
                 else:
-                    self.result.clear_hints()
+                    self.result.clear_hints(undoable=False)
             finally:
                 self._restoring = False
         self.overrides = recalled(content.settings)

@@ -689,3 +689,11 @@ def test_the_result_pane_keeps_its_size_whether_candidates_are_shown_or_not(qtbo
     window._show_gallery()
     qtbot.wait(50)
     assert not window.gallery.isVisible() and window.result.size() == with_strip
+
+
+def test_new_drops_the_hints_without_leaving_an_undo_step_to_bring_them_back(qtbot, window, monkeypatch):
+    draw(window)
+    window.result.fill_hint(np.ones((512, 512), bool))
+    monkeypatch.setattr(window, "maybe_save", lambda: True)
+    window.new_document()
+    assert not window.result.has_hints() and window.document.undo_stack.count() == 0
