@@ -17,6 +17,15 @@ STYLE_CHOICES = ("xdog", "edge", "pencil", "cleanup", "outline")
 READING_DELAY = 1.0  # seconds: reading a small folder shows no bar
 
 
+def _run_options(parser: Any, seed: Any, threads: Any) -> None:
+    """The options every training command takes: seed, device, threads, quiet."""
+    parser.add_argument("--seed", type=seed, help="seed (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--threads", type=threads, help="CPU threads (default: all available)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(usage_error=parser.error)
+
+
 def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: Any) -> None:
     data = sub.add_parser("data", help="build a training data set (OpenMoji, Fluent 3D, or your folder)")
     kinds = data.add_subparsers(dest="source", metavar="SOURCE", required=True)
@@ -120,11 +129,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
                        "or a base model trained with it: E already learns during the GAN)")
     train.add_argument("--keep-every", type=non_negative, help="also keep the model of every Nth epoch (default 0: off)")
     train.add_argument("--no-augment", action="store_true", help="no flips, warps, noise or line jitter")
-    train.add_argument("--seed", type=seed, help="seed (default 0)")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    train.add_argument("--threads", type=threads, help="CPU threads (default: all available)")
-    train.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    train.set_defaults(usage_error=train.error)
+    _run_options(train, seed, threads)
 
     upscaler = sub.add_parser(
         "upscaler", help="train or measure the x4 upscaler that enlarges results sharply",
@@ -151,11 +156,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     teach.add_argument("--decay-epochs", type=non_negative, metavar="N", help="the learning rate falls to zero over the last N epochs (default 10)")
     teach.add_argument("--batch-size", type=positive, help="crops per step (default 16)")
     teach.add_argument("--lr", type=float, help="Adam learning rate (default 5e-4)")
-    teach.add_argument("--seed", type=seed, help="seed (default 0)")
-    teach.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    teach.add_argument("--threads", type=threads, help="CPU threads (default: all available)")
-    teach.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    teach.set_defaults(usage_error=teach.error)
+    _run_options(teach, seed, threads)
     measure = actions.add_parser(
         "evaluate", help="PSNR and edge sharpness against Lanczos and bicubic on held-out pictures",
         description="Shrink every picture of DATA's test split to a quarter of its side and enlarge it back with "
