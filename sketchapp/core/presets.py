@@ -162,16 +162,16 @@ def find_preset(key: str, presets: list[Preset]) -> Preset:
     return matches[0]
 
 
-#: Problems with presets shown one by one; past this many, the rest are counted in one line.
+#: Problems with presets shown one by one; past this many, one line counts them all.
 PROBLEMS_SHOWN = 5
 
 
 def summarised(problems: list[str]) -> list[str]:
-    """The first PROBLEMS_SHOWN problems, then one line counting the rest (thousands of broken user
-    presets must not print thousands of lines at every start)."""
+    """The problems one to a line, or past PROBLEMS_SHOWN of them one line with their count and the
+    first (thousands of broken user presets must not print thousands of lines at every start)."""
     if len(problems) <= PROBLEMS_SHOWN:
         return problems
-    return [*problems[:PROBLEMS_SHOWN], f"{len(problems) - PROBLEMS_SHOWN} more presets could not be read either"]
+    return [f"{len(problems)} presets could not be read; the first: {problems[0]}"]
 
 
 def installed_presets() -> tuple[list[Preset], list[str]]:
