@@ -27,6 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -48,8 +49,6 @@ GAP = 6
 
 def paper_scores(result: np.ndarray, drawing: np.ndarray) -> tuple[float, float]:
     """(mean grey level, share more than 40 levels from white) of the paper around the drawing."""
-    import cv2
-
     outside = freehand.paper_around(cv2.resize(drawing, result.shape[:2][::-1], interpolation=cv2.INTER_AREA))
     grey = result.min(axis=2).astype(float)[outside]
     return float(grey.mean()), float((grey < 215).mean())

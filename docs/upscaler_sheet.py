@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -37,8 +38,6 @@ GAP = 8
 
 
 def steepness(picture: np.ndarray, edges: np.ndarray) -> float:
-    import cv2
-
     grey = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY).astype(np.float32)
     magnitude = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
     return float(magnitude[edges].mean())
@@ -67,8 +66,6 @@ def main() -> int:
         for drawing_name, drawing in drawings.items():
             result = freehand.complete(engine, drawing, settings)
             plain, sharp = lanczos(result, SIDE), enlarge(result, SIDE, upscaler)
-            import cv2
-
             edges = cv2.dilate(cv2.Canny(cv2.cvtColor(plain, cv2.COLOR_RGB2GRAY), 30, 90), np.ones((3, 3), np.uint8)) > 0
             ratio = steepness(sharp, edges) / max(steepness(plain, edges), 1e-6)
             print(f"| {name} | {drawing_name} | {ratio:.2f} |")
