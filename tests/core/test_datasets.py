@@ -264,3 +264,21 @@ def test_files_with_the_same_name_are_not_merged(tmp_path):
     assert sorted(again.names) == sorted(pairs.names)
     for name in pairs.names:
         assert np.array_equal(again.images[again.names.index(name)], pairs.images[pairs.names.index(name)])
+
+
+def test_things_only_leaves_out_flags_keycaps_and_extras_and_keeps_everyone_elses_split(tmp_path, monkeypatch):
+    from sketchapp.core.data.builders import is_colourless_kind
+
+    assert is_colourless_kind("1F1E6-1F1E9") and is_colourless_kind("0023-FE0F-20E3") and is_colourless_kind("E05D")
+    assert not is_colourless_kind("1F600") and not is_colourless_kind("2615")
+    svgs = tmp_path / "svg"
+    svgs.mkdir()
+    names = [f"1F6{i:02X}" for i in range(12)] + ["1F1E6-1F1E9", "1F1EB-1F1F7", "0023-FE0F-20E3", "E000", "E001", "2615"]
+    for name in names:
+        (svgs / f"{name}.svg").write_text(OPENMOJI_SVG.format(line=CIRCLE))
+    monkeypatch.setattr(builders, "openmoji_svg_folder", lambda: (svgs, "test"))
+    whole = json.loads((builders.build_openmoji(tmp_path / "whole", 32) / "dataset.json").read_text())
+    things = json.loads((builders.build_openmoji(tmp_path / "things", 32, things_only=True) / "dataset.json").read_text())
+    assert set(things["files"]) == {name for name in names if not is_colourless_kind(name)} and len(things["files"]) == 13
+    for part in ("train", "val", "test"):  # every picture kept stays in the part it has in the whole set
+        assert things["splits"][part] == [name for name in whole["splits"][part] if not is_colourless_kind(name)]

