@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("sketch", nargs="+", metavar="SKETCH",
                           help="sketch image (PNG, JPEG, WebP, BMP, SVG); several, or a folder of them, make a batch")
     complete.add_argument("-o", "--output", required=True, metavar="OUT",
-                          help="result file (.png, .jpg, .webp); for a batch, a folder (made if missing) that gets "
-                          "NAME.png for each sketch NAME")
+                          help="result file (.png, .jpg, .webp, or .ora for layers Krita, GIMP and MyPaint open); for a "
+                          "batch, a folder (made if missing) that gets NAME.png for each sketch NAME")
     source = complete.add_mutually_exclusive_group()
     source.add_argument("--preset", metavar="NAME", help="style preset (see 'sketchapp presets'; default: the app's default preset)")
     source.add_argument("--model", metavar="FILE", help="model checkpoint (.safetensors)")
