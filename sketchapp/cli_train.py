@@ -123,6 +123,10 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
     train.add_argument("--colour-rebalance", type=float, metavar="LAMBDA",
                        help="pix2pix, with --colour-grid: share of the uniform distribution mixed into the colour "
                        "frequencies before the loss weights are taken (Zhang et al.'s lambda; 1: no rebalancing; default 0.5)")
+    train.add_argument("--global-size", type=positive, metavar="PX",
+                       help="pix2pix: run the U-Net at this size (half --size or less) and add the full size's detail with "
+                       "a small enhancer, so a large model costs little more than a small one (pix2pixHD's coarse to fine; "
+                       "default: the U-Net at --size, or the size of an --init-from model that is smaller than --size)")
     train.add_argument("--no-hints", action="store_true", help="pix2pix: a generator without colour-hint inputs")
     train.add_argument("--gf", type=positive, help="generator width (default 64; pix2pix 32)")
     train.add_argument("--df", type=positive, help="discriminator width (default 64; pix2pix 32)")
@@ -374,7 +378,7 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
                        ("--diff-augment", args.diff_augment or None))
     pix2pix_only = (("--l1", args.l1), ("--ssim", args.ssim), ("--no-hints", args.no_hints or None),
                     ("--colour-grid", args.colour_grid), ("--colour-weight", args.colour_weight),
-                    ("--colour-rebalance", args.colour_rebalance))
+                    ("--colour-rebalance", args.colour_rebalance), ("--global-size", args.global_size))
     cyclegan_only = (("--cycle", args.cycle), ("--identity", args.identity), ("--pool", args.pool), ("--blocks", args.blocks))
     others = {"contextual": (pix2pix_only, cyclegan_only, (("--decay-epochs", args.decay_epochs),)),
               "pix2pix": (contextual_only, cyclegan_only), "cyclegan": (contextual_only, pix2pix_only)}
@@ -390,7 +394,7 @@ def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     elif kind == "pix2pix":
         own = {"size": args.size, "l1_weight": args.l1, "ssim_weight": args.ssim, "hints": False if args.no_hints else None,
                "decay_epochs": args.decay_epochs, "colour_grid": args.colour_grid, "colour_weight": args.colour_weight,
-               "colour_rebalance": args.colour_rebalance}
+               "colour_rebalance": args.colour_rebalance, "global_size": args.global_size}
     else:
         own = {"size": args.size, "decay_epochs": args.decay_epochs, "cycle_weight": args.cycle,
                "identity_weight": args.identity, "pool": args.pool, "blocks": args.blocks}

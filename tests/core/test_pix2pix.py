@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import csv
 import json
 from pathlib import Path
@@ -30,15 +31,15 @@ from sketchapp.core.trainer import LOSSES_FILE, STATE_FILE, read_state
 S = 32
 
 
-def discs(count: int = 12, seed: int = 0) -> PairSet:
+def discs(count: int = 12, seed: int = 0, side: int = S) -> PairSet:
     """Coloured discs on white and their outlines: a paired set a tiny pix2pix can learn."""
     rng = np.random.default_rng(seed)
     sketches, images, names = [], [], []
     for i in range(count):
-        image = np.full((S, S, 3), 255, np.uint8)
-        sketch = np.full((S, S), 255, np.uint8)
-        centre = (int(rng.integers(12, 20)), int(rng.integers(12, 20)))
-        radius = int(rng.integers(7, 11))
+        image = np.full((side, side, 3), 255, np.uint8)
+        sketch = np.full((side, side), 255, np.uint8)
+        centre = (int(rng.integers(12, 20)) * side // S, int(rng.integers(12, 20)) * side // S)
+        radius = int(rng.integers(7, 11)) * side // S
         cv2.circle(image, centre, radius, tuple(int(v) for v in rng.integers(0, 220, 3)), -1)
         cv2.circle(sketch, centre, radius, 0, 1)
         sketches.append(sketch)
@@ -77,6 +78,47 @@ def test_architecture_records_are_validated_before_anything_is_built():
     for record in hostile:
         with pytest.raises(SettingsError):
             Pix2PixConfig.from_dict(record if not isinstance(record, dict) else {**Pix2PixConfig().to_dict(), **record})
+
+
+def test_a_global_size_is_at_most_half_the_size_and_counted_in_the_weights():
+    assert Pix2PixConfig(size=256, global_size=128).core == Pix2PixConfig(size=128)
+    for size, global_size in ((64, 64), (64, 48), (64, 128)):
+        with pytest.raises(SettingsError, match="global size"):
+            Pix2PixConfig(size=size, gf=8, df=8, global_size=global_size)
+    config = Pix2PixConfig(size=64, gf=8, df=8, global_size=32, colour_grid=16)
+    enhancer = sum(p.numel() for p in Pix2PixModel.create(config).generator.enhance.parameters())
+    assert config.parameter_count() - config.core.parameter_count() == enhancer
+
+
+def test_a_model_grows_to_twice_its_size_coarse_to_fine_and_the_enhancer_learns_the_detail(tmp_path):
+    """A fine-tune at a larger size keeps the trained model as its U-Net: it starts as that model's picture
+    enlarged, saves, loads and completes at the new size, and training at that size improves on the enlargement."""
+    from sketchapp.core.engines.pix2pix.recipe import fine_tune_settings
+    from sketchapp.core.trainer import TrainingError
+
+    small, large = discs(), discs(side=2 * S)
+    events = train(tmp_path / "base", small, tiny_settings(epochs=25, hints=False))
+    base = tmp_path / "base" / "model.safetensors"
+    settings = fine_tune_settings(base, size=2 * S, epochs=25, batch_size=6, checkpoint_minutes=60.0)
+    assert settings.global_size == S and settings.config.core == events[-1].model.config
+    recipe = Pix2PixRecipe(settings)
+    recipe.fine_tune(base)
+    grown = recipe.model.eval()
+    enlarged = [cv2.resize(p, (2 * S, 2 * S), interpolation=cv2.INTER_LINEAR) for p in results(events[-1].model, large)]
+    start = results(grown, large)
+    assert start.shape == (12, 2 * S, 2 * S, 3)
+    assert np.abs(start.astype(int) - np.stack(enlarged)).mean() < 4  # the same picture, enlarged (lines drawn anew)
+    path = tmp_path / "grown.safetensors"
+    save_checkpoint(path, grown)
+    loaded = load_engine_model(path)
+    assert loaded.config == settings.config and np.array_equal(results(loaded, large), start)
+
+    finished = list(train_recipe(tmp_path / "grown", Pix2PixRecipe(settings), large, init_from=base))[-1].model
+    before = np.abs(start.astype(float) - large.images).mean()
+    after = np.abs(results(finished, large).astype(float) - large.images).mean()
+    assert after < 0.5 * before, (before, after)
+    with pytest.raises(TrainingError, match="grows it to a larger size"):
+        Pix2PixRecipe(replace(settings, gf=8)).fine_tune(base)
 
 
 def test_checkpoints_round_trip_through_the_registry_and_unknown_engines_are_refused(tmp_path):

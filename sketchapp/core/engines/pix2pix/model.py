@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchapp.core.checkpoint import ModelParts, load_modules
-from sketchapp.core.engines.pix2pix.networks import PatchDiscriminator, Pix2PixConfig, UNetGenerator
+from sketchapp.core.engines.pix2pix.networks import EnhancedGenerator, PatchDiscriminator, Pix2PixConfig, UNetGenerator, build_generator
 from sketchapp.core.errors import CheckpointError, SettingsError
 
 PIX2PIX = "pix2pix"
@@ -22,13 +22,13 @@ class Pix2PixModel(ModelParts):
     kind = PIX2PIX
 
     config: Pix2PixConfig
-    generator: UNetGenerator
+    generator: UNetGenerator | EnhancedGenerator
     discriminator: PatchDiscriminator
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, config: Pix2PixConfig, **metadata: Any) -> Pix2PixModel:
-        return cls(config, UNetGenerator(config), PatchDiscriminator(config.df), dict(metadata))
+        return cls(config, build_generator(config), PatchDiscriminator(config.df), dict(metadata))
 
     @property
     def size(self) -> int:

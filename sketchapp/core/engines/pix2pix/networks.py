@@ -14,12 +14,20 @@ pair is exactly a 4x4 stride-2 transposed convolution whose taps are sums of the
 weights (``upsampling_taps``), so it runs as one: the same function at 45 % fewer
 multiply-adds, in training (the taps derived from the weights at every step, so the
 gradient reaches the 3x3 weights) and at inference (derived once, ``fold_upsampling``).
+
+Large pictures are drawn coarse to fine, after pix2pixHD (Wang et al. 2018, "High-Resolution
+Image Synthesis and Semantic Manipulation with Conditional GANs"): with ``global_size`` the
+U-Net (their global generator) runs on the drawing pooled to that size, and a small
+enhancer at the full size (their local enhancer, here two 3x3 convolutions) adds to the
+U-Net's enlarged picture the detail it sees in the full-size drawing. A 256 px model so
+costs little more than a 128 px one, and starts as a trained 128 px model whose picture
+is enlarged (the enhancer's last layer starts at zero).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -50,6 +58,8 @@ class Pix2PixConfig:
     hints: bool = True  # the generator takes hint colours and a hint mask
     dropout: float = 0.5  # in the three innermost decoder stages, as the paper
     colour_grid: int = 0  # > 0: colour is also classified over CIELab ab cells of this side (``core.colour``)
+    global_size: int = 0  # > 0: the U-Net runs at this size (half the size or less) and an enhancer adds the full size's detail
+    enhancer: int = 16  # the enhancer's width (with a global size)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -67,6 +77,11 @@ class Pix2PixConfig:
                 raise SettingsError(f"pix2pix {name} must be 4-256, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise SettingsError(f"pix2pix dropout must be in [0, 1), got {self.dropout}")
+        if self.global_size and (self.global_size not in SIZES or self.global_size * 2 > self.size):
+            raise SettingsError(f"pix2pix global size must be 0 (none) or one of {', '.join(map(str, SIZES))} up to half "
+                                f"the size, got {self.global_size}")
+        if not 4 <= self.enhancer <= 64:
+            raise SettingsError(f"pix2pix enhancer width must be 4-64, got {self.enhancer}")
         if self.colour_grid and not 6 <= self.colour_grid <= 32:
             raise SettingsError(f"pix2pix colour grid must be 0 (none) or 6-32, got {self.colour_grid}")
         if self.parameter_count() > MAX_PARAMETERS:
@@ -74,8 +89,13 @@ class Pix2PixConfig:
 
     @property
     def depth(self) -> int:
-        """Stride-2 stages from size x size down to 1 x 1."""
-        return int(math.log2(self.size))
+        """Stride-2 stages of the U-Net from its size down to 1 x 1."""
+        return int(math.log2(self.global_size or self.size))
+
+    @property
+    def core(self) -> Pix2PixConfig:
+        """The U-Net's own sizes: these, less the enhancer, at the global size (these themselves without one)."""
+        return replace(self, size=self.global_size, global_size=0) if self.global_size else self
 
     @property
     def in_channels(self) -> int:
@@ -103,6 +123,8 @@ class Pix2PixConfig:
             previous = w * 2 if i < len(ups) - 1 else w
         if self.colour_grid:
             total += (widths[0] * 2 + 1) * self.colour_bins
+        if self.global_size:
+            total += ((self.in_channels + PICTURE_CHANNELS) * 9 + 1) * self.enhancer + (self.enhancer * 9 + 1) * PICTURE_CHANNELS
         d = [self.df * min(2**i, MAX_WIDTH_MULT) for i in range(4)]
         previous = SKETCH_CHANNELS + PICTURE_CHANNELS
         for w in [*d, 1]:
@@ -194,7 +216,28 @@ class ColourHead(nn.Module):
         return self.score(torch.relu(x).permute(0, 2, 3, 1)) * self.GAIN
 
 
-class UNetGenerator(nn.Module):
+class _Generator(nn.Module):
+    """What every pix2pix generator offers: the picture, or its unmixed parts, and the colour mix."""
+
+    config: Pix2PixConfig
+
+    def forward(self, x: torch.Tensor, unmixed: bool = False) -> Any:
+        """The picture; with ``unmixed``, ``parts(x)`` instead (a keyword, so a DDP wrapper passes it on)."""
+        picture, logits = self.parts(x)
+        if unmixed:
+            return picture, logits
+        return picture if logits is None else self.mix(picture, logits)
+
+    def mix(self, picture: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The decoder's ``picture``'s lightness with the annealed-mean colour of ``logits``, in [-1, 1] (float32)."""
+        rgb = with_lightness((picture.float() + 1) / 2, annealed_mean(logits, self.config.colour_grid))
+        return rgb * 2 - 1
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+
+class UNetGenerator(_Generator):
     """G: (sketch, hint colours, hint mask) (N, 1 + 4, S, S) in [-1, 1] -> picture (N, 3, S, S) in [-1, 1].
 
     With a colour head (``colour_grid``), the picture takes its lightness from the decoder's
@@ -222,18 +265,6 @@ class UNetGenerator(nn.Module):
         self.colour = ColourHead(widths[0] * 2, config.colour_bins) if config.colour_grid else None
         self.apply(init_dcgan)
 
-    def forward(self, x: torch.Tensor, unmixed: bool = False) -> Any:
-        """The picture; with ``unmixed``, ``parts(x)`` instead (a keyword, so a DDP wrapper passes it on)."""
-        picture, logits = self.parts(x)
-        if unmixed:
-            return picture, logits
-        return picture if logits is None else self.mix(picture, logits)
-
-    def mix(self, picture: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """The decoder's ``picture``'s lightness with the annealed-mean colour of ``logits``, in [-1, 1] (float32)."""
-        rgb = with_lightness((picture.float() + 1) / 2, annealed_mean(logits, self.config.colour_grid))
-        return rgb * 2 - 1
-
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The decoder's picture (N, 3, S, S) and the colour head's cell scores (N, S/2, S/2, Q), or None without one."""
         skips: list[torch.Tensor] = []
@@ -247,6 +278,45 @@ class UNetGenerator(nn.Module):
             h = torch.cat([up(h), skips.pop()], dim=1)
         logits = self.colour(h) if self.colour is not None else None
         return self.ups[-1](h), logits
+
+
+class EnhancedGenerator(_Generator):
+    """G at ``size`` drawn coarse to fine (pix2pixHD's global generator and local enhancer): the U-Net
+    (``core``) on the input pooled to ``global_size``, its picture enlarged (bilinear) and corrected by
+    two 3x3 convolutions at the full size that see the full-size input beside it.
+
+    The colour head's scores stay at the U-Net's half size; the mix enlarges them under the
+    full-size lightness, which carries the lines.
+    """
+
+    def __init__(self, config: Pix2PixConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.core = UNetGenerator(config.core)
+        self.enhance = nn.Sequential(
+            nn.Conv2d(config.in_channels + PICTURE_CHANNELS, config.enhancer, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(config.enhancer, PICTURE_CHANNELS, 3, padding=1),
+        )
+        self.enhance.apply(init_dcgan)
+        with torch.no_grad():  # starts as the U-Net's picture, enlarged
+            self.enhance[-1].weight.zero_()
+            self.enhance[-1].bias.zero_()
+
+    @property
+    def factor(self) -> int:
+        return self.config.size // self.config.global_size
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The enhanced picture (N, 3, S, S), not clamped (the mix and the read-out clamp), and the U-Net's cell scores."""
+        picture, logits = self.core.parts(nn.functional.avg_pool2d(x, self.factor))
+        enlarged = nn.functional.interpolate(picture, scale_factor=self.factor, mode="bilinear", align_corners=False)
+        return enlarged + self.enhance(torch.cat([x, enlarged], 1)), logits
+
+
+def build_generator(config: Pix2PixConfig) -> UNetGenerator | EnhancedGenerator:
+    """The generator ``config`` describes: a U-Net, or a U-Net with an enhancer where it has a global size."""
+    return EnhancedGenerator(config) if config.global_size else UNetGenerator(config)
 
 
 class PatchDiscriminator(nn.Module):

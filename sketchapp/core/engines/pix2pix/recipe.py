@@ -40,7 +40,7 @@ from sketchapp.core.colour import colour_loss, rebalancing_weights, rgb_to_lab
 from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import sketch_thumbnails, to_uint8
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel, generator_input
-from sketchapp.core.engines.pix2pix.networks import Pix2PixConfig
+from sketchapp.core.engines.pix2pix.networks import EnhancedGenerator, Pix2PixConfig
 from sketchapp.core.engines.base import Training, sized
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import check_field_types, from_record
@@ -71,6 +71,8 @@ class Pix2PixTrainSettings:
     colour_grid: int = 0  # > 0: colour classified over CIELab ab cells of this side (Zhang et al. 2016); 0: regressed only
     colour_weight: float = 1.0  # weight of the rebalanced colour cross-entropy (with a colour grid)
     colour_rebalance: float = 0.5  # the paper's lambda: share of uniform mixed into the colour frequencies (1: no rebalancing)
+    global_size: int = 0  # > 0: a U-Net at this size and an enhancer to the full size (``networks.EnhancedGenerator``)
+    enhancer: int = 16  # the enhancer's width
     ema: float = 0.0
     augment: bool = True
     flip: bool = True
@@ -119,7 +121,7 @@ class Pix2PixTrainSettings:
 
     @property
     def config(self) -> Pix2PixConfig:
-        return Pix2PixConfig(self.size, self.gf, self.df, self.hints, self.dropout, self.colour_grid)
+        return Pix2PixConfig(self.size, self.gf, self.df, self.hints, self.dropout, self.colour_grid, self.global_size, self.enhancer)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,14 +301,19 @@ class Pix2PixRecipe(OnePhaseRecipe):
             raise TrainingError(f"{Path(init_from).name}: a {base.kind} model; fine-tuning pix2pix needs a pix2pix model")
         config = self.settings.config
         adds_colour = base.config.colour_grid == 0 and replace(base.config, colour_grid=config.colour_grid) == config
-        if base.config != config and not adds_colour:
+        grows = config.global_size and base.config == config.core
+        if base.config != config and not adds_colour and not grows:
             raise TrainingError(
                 f"{Path(init_from).name}: its networks ({base.config.to_dict()}) differ from the settings "
-                f"({config.to_dict()}); fine-tuning keeps the architecture (or adds a colour head)"
+                f"({config.to_dict()}); fine-tuning keeps the architecture, adds a colour head or grows it to a larger size"
             )
-        # a model without a colour head gives every other weight; the new head starts from scratch
-        missing, unexpected = self.model.generator.load_state_dict(base.generator.state_dict(), strict=not adds_colour)
-        assert not unexpected and all(name.startswith("colour.") for name in missing)
+        generator = self.model.generator
+        if grows:  # the trained model becomes the enhanced one's U-Net; the enhancer starts as a plain enlargement
+            assert isinstance(generator, EnhancedGenerator)
+            generator.core.load_state_dict(base.generator.state_dict())
+        else:  # a model without a colour head gives every other weight; the new head starts from scratch
+            missing, unexpected = generator.load_state_dict(base.generator.state_dict(), strict=not adds_colour)
+            assert not unexpected and all(name.startswith("colour.") for name in missing)
         self.model.discriminator.load_state_dict(base.discriminator.state_dict())
 
     def distribute(self, wrap: Any) -> None:
@@ -420,8 +427,16 @@ class Pix2PixRecipe(OnePhaseRecipe):
 
 
 def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> Pix2PixTrainSettings:
-    """Training settings that keep a trained pix2pix model's networks and recipe, with ``overrides``."""
-    return Pix2PixTrainSettings.from_dict({**inherited_settings(base, PIX2PIX, _RECIPE_FIELDS), **overrides})
+    """Training settings that keep a trained pix2pix model's networks and recipe, with ``overrides``.
+
+    A larger ``size`` than the model's grows it: the model becomes the U-Net of an enhanced
+    generator at that size (``global_size``, pix2pixHD's coarse-to-fine training).
+    """
+    inherited = inherited_settings(base, PIX2PIX, _RECIPE_FIELDS)
+    size, own = overrides.get("size"), inherited.get("size")
+    if isinstance(size, int) and isinstance(own, int) and size > own and not inherited.get("global_size"):
+        overrides = {"global_size": own, **overrides}
+    return Pix2PixTrainSettings.from_dict({**inherited, **overrides})
 
 
 #: what a fine-tune inherits of the recipe that made its base model (not epochs, batch or seed)
