@@ -46,8 +46,9 @@ from sketchapp.app import App, CoreServices  # noqa: E402
 from sketchapp.ui.main_window import MainWindow  # noqa: E402
 
 
-def sized_preset(preset_id: str, size: int) -> str:
-    """A user preset running ``preset_id``'s pix2pix network at ``size`` px (untrained weights); its id."""
+def sized_preset(preset_id: str, size: int, global_size: int = 0) -> str:
+    """A user preset running ``preset_id``'s pix2pix network at ``size`` px (untrained weights), its U-Net at
+    ``global_size`` with an enhancer where that is given; its id."""
     from dataclasses import replace
 
     from sketchapp.core.checkpoint import save_checkpoint
@@ -56,7 +57,7 @@ def sized_preset(preset_id: str, size: int) -> str:
 
     preset = find_preset(preset_id, installed_presets()[0])
     base = load_engine_model(preset.model, "cpu")
-    model = type(base).create(replace(base.config, size=size))
+    model = type(base).create(replace(base.config, size=size, global_size=global_size))
     models, presets = Path(os.environ["SKETCHAPP_DATA_DIR"]) / "models", Path(os.environ["SKETCHAPP_DATA_DIR"]) / "presets"
     models.mkdir(parents=True)
     presets.mkdir(parents=True)
@@ -81,17 +82,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="emoji-pix2pix")
     parser.add_argument("--size", type=int, default=0, help="run the preset's pix2pix network at this size (default: its own)")
+    parser.add_argument("--global-size", type=int, default=0,
+                        help="with --size: the U-Net at this size and an enhancer to --size (a coarse-to-fine model)")
+    parser.add_argument("--threads", type=int, default=0, help="the model's CPU threads (default 0: the app's automatic choice)")
     parser.add_argument("--strokes", type=int, default=40)
     parser.add_argument("--points", type=int, default=60, help="moves per stroke")
     parser.add_argument("--rate", type=float, default=0.0, help="moves per second (default 0: as fast as they repaint)")
     parser.add_argument("--load", action="store_true", help="keep another process busy on one core throughout")
     args = parser.parse_args()
 
-    preset = sized_preset(args.preset, args.size) if args.size else args.preset
+    preset = sized_preset(args.preset, args.size, args.global_size) if args.size else args.preset
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
     app = QApplication(sys.argv[:1])
     settings = QSettings(str(FOLDER / "s.ini"), QSettings.Format.IniFormat)
     settings.setValue("preset", preset)
+    settings.setValue("preferences/threads", args.threads)
     window = MainWindow(CoreServices(), settings, FOLDER)
     window.ask_save_changes = lambda: QMessageBox.StandardButton.Discard  # type: ignore[method-assign]
     window.resize(1280, 720)
@@ -186,7 +191,8 @@ def main() -> int:
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Qt platform {app.platformName()}, "
-          f"preset {args.preset}" + (f" at {args.size} px" if args.size else "") + (", another process on one core" if args.load else ""))
+          f"preset {args.preset}" + (f" at {args.size} px" if args.size else "")
+          + (f" (U-Net at {args.global_size} px)" if args.global_size else "") + (f", {args.threads} threads" if args.threads else "") + (", another process on one core" if args.load else ""))
     print(f"{len(latencies)} moves, completion running during {busy_moves} of them")
     print(f"pen repaint (input -> canvas repaint): p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, max {latencies[-1]:.2f} ms, mean {statistics.mean(latencies):.2f} ms")
     if caught:

@@ -41,6 +41,15 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
 
 
+def lightness(rgb: torch.Tensor) -> torch.Tensor:
+    """CIELab L (N, 1, H, W) of sRGB (N, 3, H, W) in [0, 1]: ``rgb_to_lab``'s first channel, from Y alone."""
+    rgb = rgb.clamp(0, 1)
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    y = torch.einsum("j,njhw->nhw", _RGB_TO_XYZ[1].to(rgb), linear)[:, None]
+    f = torch.where(y > _EPS, y.clamp_min(1e-12) ** (1 / 3), (_KAPPA * y + 16) / 116)
+    return 116 * f - 16
+
+
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """CIELab (N, 3, H, W) -> sRGB in [0, 1] (colours outside the gamut clipped)."""
     fy = (lab[:, 0] + 16) / 116
@@ -125,10 +134,10 @@ def annealed_mean(logits: torch.Tensor, step: int, temperature: float = ANNEALED
 
 def with_lightness(lightness_rgb: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """sRGB in [0, 1]: the lightness of ``lightness_rgb`` with the colour ``ab`` (enlarged to its size)."""
-    lightness = rgb_to_lab(lightness_rgb.float())[:, :1]
-    if ab.shape[-1] != lightness.shape[-1]:
-        ab = F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
-    return lab_to_rgb(torch.cat([lightness, ab], 1))
+    light = lightness(lightness_rgb.float())
+    if ab.shape[-1] != light.shape[-1]:
+        ab = F.interpolate(ab, size=light.shape[-2:], mode="bilinear", align_corners=False)
+    return lab_to_rgb(torch.cat([light, ab], 1))
 
 
 def chroma(rgb: torch.Tensor) -> torch.Tensor:

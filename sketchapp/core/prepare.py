@@ -92,9 +92,10 @@ def sketch_tensor(sketch: np.ndarray, size: int, line_width: float | None = None
     thinner than that are thickened to it first (see match_stroke_width), at a finer
     resolution so they stay smooth.
     """
-    rgb = as_rgb(sketch)
-    side = min(max(rgb.shape[:2]), LINE_WORK_FACTOR * size) if line_width else size
-    grey = cv2.cvtColor(fit_square(rgb, side, (255, 255, 255)), cv2.COLOR_RGB2GRAY)
+    # a greyscale drawing (the canvas's) is used as it is: made RGB and grey again it comes out the same
+    grey = sketch if sketch.ndim == 2 and sketch.dtype == np.uint8 else cv2.cvtColor(as_rgb(sketch), cv2.COLOR_RGB2GRAY)
+    side = min(max(grey.shape[:2]), LINE_WORK_FACTOR * size) if line_width else size
+    grey = fit_square(grey, side, 255)
     if line_width:
         grey = fit_square(match_stroke_width(grey, line_width * side / size), size, 255)
     tensor = torch.from_numpy(grey.astype(np.float32) / 127.5 - 1.0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sketchapp.core.colour import (
-    ab_grid, annealed_mean, bin_count, chroma, colour_loss, lab_to_rgb, rebalancing_weights, rgb_to_lab, soft_encode,
+    ab_grid, annealed_mean, bin_count, chroma, colour_loss, lab_to_rgb, lightness, rebalancing_weights, rgb_to_lab, soft_encode,
 )
 from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engines import REGISTRY, load_engine_model
@@ -30,6 +30,7 @@ def test_lab_matches_opencv_and_round_trips():
     lab = rgb_to_lab(as_tensor(rgb))
     assert np.abs(lab[0].permute(1, 2, 0).numpy() - cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)).max() < 0.5
     assert torch.allclose(lab_to_rgb(lab), as_tensor(rgb), atol=1e-4)
+    assert torch.allclose(lightness(as_tensor(rgb)), lab[:, :1], atol=1e-4)
     white = rgb_to_lab(torch.ones(1, 3, 1, 1))[0, :, 0, 0]
     assert abs(float(white[0]) - 100) < 1e-3 and float(white[1:].abs().max()) < 1e-3
 
