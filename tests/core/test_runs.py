@@ -23,7 +23,7 @@ from sketchapp.core.engines.contextual import recipe as training
 from sketchapp.core.engines.contextual.engine import CompletionSettings
 from sketchapp.core.engines.contextual.model import JointModel, load_model
 from sketchapp.core.engines.contextual.networks import JointGANConfig
-from sketchapp.core.engines.contextual.recipe import TrainSettings, estimate_training, fine_tune_settings, model_samples, train
+from sketchapp.core.engines.contextual.recipe import TrainSettings, estimate_training, fine_tune_settings, thumbnails, train
 from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
 from sketchapp.core.images import load_image
 from sketchapp.core.presets import load_preset, save_user_preset
@@ -215,20 +215,20 @@ def test_read_losses_gives_numbers_per_step_with_an_encoder_flag(runs, tmp_path)
 # -- model samples, fine-tuning settings ------------------------------------------------------
 
 
-def test_model_samples_are_image_halves_and_follow_the_seed(tiny_model, tiny_checkpoint):
-    pictures = model_samples(tiny_checkpoint, 5, seed=3)
+def test_thumbnails_are_image_halves_and_follow_the_seed(tiny_model, tiny_checkpoint):
+    pictures = thumbnails(tiny_checkpoint, 5, seed=3)
     assert pictures.shape == (5, 16, 16, 3) and pictures.dtype == np.uint8
-    assert np.array_equal(pictures, model_samples(tiny_checkpoint, 5, seed=3))
-    assert not np.array_equal(pictures, model_samples(tiny_checkpoint, 5, seed=4))
+    assert np.array_equal(pictures, thumbnails(tiny_checkpoint, 5, seed=3))
+    assert not np.array_equal(pictures, thumbnails(tiny_checkpoint, 5, seed=4))
     loaded = load_model(tiny_checkpoint)
-    assert np.array_equal(model_samples(loaded, 5, seed=3), pictures)
+    assert np.array_equal(thumbnails(loaded, 5, seed=3), pictures)
 
 
-def test_model_samples_of_sketches_are_the_encoders_completions(tiny_model_with_encoder):
+def test_thumbnails_of_sketches_are_the_encoders_completions(tiny_model_with_encoder):
     model = tiny_model_with_encoder
     sketches = np.random.default_rng(0).integers(0, 256, (5, 16, 16), dtype=np.uint8)
     model.encoder.train()
-    pictures = model_samples(model, 3, sketches=sketches)
+    pictures = thumbnails(model, 3, sketches=sketches)
     assert model.encoder.training  # left in its mode
     chosen = sketches[[0, 2, 4]]  # spread over the five
     with torch.no_grad():
@@ -236,22 +236,22 @@ def test_model_samples_of_sketches_are_the_encoders_completions(tiny_model_with_
         grey = torch.from_numpy(chosen.astype(np.float32) / 127.5 - 1.0)[:, None].expand(-1, 3, -1, -1)
         expected = to_uint8(model.generator(model.encoder(grey)))[:, :, 16:]
     assert np.array_equal(pictures, expected)
-    assert not np.array_equal(pictures, model_samples(model, 3))  # not the random codes' pictures
+    assert not np.array_equal(pictures, thumbnails(model, 3))  # not the random codes' pictures
     with pytest.raises(ValueError, match="16 x 16"):
-        model_samples(model, 3, sketches=sketches[:, :8, :8])
+        thumbnails(model, 3, sketches=sketches[:, :8, :8])
 
 
-def test_model_samples_leave_the_generator_in_its_mode(tiny_model):
+def test_thumbnails_leave_the_generator_in_its_mode(tiny_model):
     tiny_model.generator.train()
-    model_samples(tiny_model, 2)
+    thumbnails(tiny_model, 2)
     assert tiny_model.generator.training
     tiny_model.generator.eval()
-    model_samples(tiny_model, 2)
+    thumbnails(tiny_model, 2)
     assert not tiny_model.generator.training
 
 
-def test_model_samples_of_a_trained_run(runs):
-    pictures = model_samples(runs / "done" / trainer.MODEL_FILE, 8)
+def test_thumbnails_of_a_trained_run(runs):
+    pictures = thumbnails(runs / "done" / trainer.MODEL_FILE, 8)
     assert pictures.shape == (8, SIZE, SIZE, 3) and pictures.dtype == np.uint8
 
 

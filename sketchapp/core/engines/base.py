@@ -24,6 +24,9 @@ class Training:
     thumbnails: Callable[..., Any]  # (model, count, sketches) -> (count, S, S, 3) uint8 pictures of those sketches
     loss_names: tuple[str, ...]  # what its training reports per step (losses.csv, the wizard's plot)
     new_model: Callable[[int, int], dict[str, Any]]  # (size, width) -> training settings of new networks of that size and width
+    #: beside ``new_model``'s: the shortest run that still goes through every phase and part of the
+    #: training (a few steps an epoch, every phase entered): what the engine contract checks train
+    quick: dict[str, Any]
 
 
 def sized(size: int, width: int) -> dict[str, Any]:

@@ -701,8 +701,8 @@ def estimate_training(
 
 
 
-def model_samples(
-    model: str | os.PathLike[str] | JointModel, count: int = 8, seed: int = 0, sketches: np.ndarray | None = None,
+def thumbnails(
+    model: str | os.PathLike[str] | JointModel, count: int = 8, sketches: np.ndarray | None = None, seed: int = 0,
 ) -> np.ndarray:
     """(count, H, H, 3) uint8 image halves the model draws.
 
@@ -759,5 +759,5 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
     return replace(TrainSettings(), **settings)
 
 
-TRAINING = Training(TrainSettings, train, fine_tune_settings, estimate_training, model_samples, ContextualRecipe.loss_names,
-                    new_model_settings)
+TRAINING = Training(TrainSettings, train, fine_tune_settings, estimate_training, thumbnails, ContextualRecipe.loss_names,
+                    new_model_settings, {"z_dim": 16, "batch_size": 8, "encoder_steps": 3})

@@ -347,4 +347,5 @@ def train(run_dir: str | os.PathLike[str], data: Any, settings: CycleGANTrainSet
     return train_recipe(run_dir, CycleGANRecipe(settings), data, *args, **kwargs)
 
 
-TRAINING = Training(CycleGANTrainSettings, train, fine_tune_settings, estimate_training, thumbnails, CycleGANRecipe.loss_names, sized)
+TRAINING = Training(CycleGANTrainSettings, train, fine_tune_settings, estimate_training, thumbnails, CycleGANRecipe.loss_names, sized,
+                    {"batch_size": 4, "decay_epochs": 1, "pool": 3, "blocks": 2})

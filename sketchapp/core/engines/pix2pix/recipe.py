@@ -479,4 +479,5 @@ def train(run_dir: str | os.PathLike[str], data: Any, settings: Pix2PixTrainSett
     return train_recipe(run_dir, Pix2PixRecipe(settings), data, *args, **kwargs)
 
 
-TRAINING = Training(Pix2PixTrainSettings, train, fine_tune_settings, estimate_training, thumbnails, Pix2PixRecipe.loss_names, sized)
+TRAINING = Training(Pix2PixTrainSettings, train, fine_tune_settings, estimate_training, thumbnails, Pix2PixRecipe.loss_names, sized,
+                    {"batch_size": 4, "decay_epochs": 1, "colour_grid": 8})
