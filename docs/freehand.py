@@ -225,8 +225,15 @@ def paper_around(drawing: np.ndarray) -> np.ndarray:
     return (padded[1:-1, 1:-1] == 2) & (free == 1)
 
 
+#: Results are measured at this side (larger ones reduced to it first): the edge tolerance is in
+#: pixels, so models of different sizes are compared at one scale.
+MEASURE_SIDE = 128
+
+
 def measure(drawing: np.ndarray, result: np.ndarray) -> dict[str, float]:
     """Edge precision and recall of the result against the drawing, and the coloured share of the paper around it."""
+    if result.shape[0] > MEASURE_SIDE:
+        result = cv2.resize(result, (MEASURE_SIDE, MEASURE_SIDE), interpolation=cv2.INTER_AREA)
     side = result.shape[0]
     small = cv2.resize(drawing, (side, side), interpolation=cv2.INTER_AREA)
     precision, recall = sketch_fidelity(result, small)

@@ -63,7 +63,7 @@ def add_parsers(sub: Any, positive: Any, non_negative: Any, seed: Any, threads: 
         "Ctrl-C saves and stops; --resume continues exactly where it stopped.",
     )
     train.add_argument("run", metavar="RUN", help="run folder (created)")
-    train.add_argument("--engine", choices=("contextual", "pix2pix", "cyclegan"),
+    train.add_argument("--engine", metavar="KIND",
                        help="what to train: pix2pix (a U-Net that draws the picture from the lines: follows any drawing, "
                        "live, with colour hints), cyclegan (two generators learnt from unpaired folders: sketch to "
                        "picture and back; the default with --unpaired) or contextual (the joint GAN of latent search; "
@@ -272,7 +272,7 @@ def _print_skipped(entries: list[tuple[str, str]], where: str = "") -> None:
 def run_train(args: argparse.Namespace) -> int:
     from sketchapp.core.data.datasets import load_spec
     from sketchapp.core.device import configure_cpu_threads, select_device
-    from sketchapp.core.engines import check_data, engine_spec, model_kind, resumed_training, training_settings
+    from sketchapp.core.engines import REGISTRY, check_data, default_kind, engine_spec, model_kind, resumed_training, training_settings
     from sketchapp.core.trainer import init_distributed
 
     run = Path(args.run)
@@ -284,10 +284,14 @@ def run_train(args: argparse.Namespace) -> int:
         _train_overrides(args, spec_of_engine.kind)  # options of the other engine are still refused
         spec = recorded["data"]["spec"]
     else:
-        kind = args.engine or (model_kind(init_from) if init_from is not None else "cyclegan" if args.unpaired else "contextual")
+        if args.engine is not None and args.engine not in REGISTRY:
+            args.usage_error(f"--engine: no engine {args.engine[:40]!r} (choose from {', '.join(REGISTRY)})")
+        kind = args.engine or (model_kind(init_from) if init_from is not None else default_kind(bool(args.unpaired)))
         spec_of_engine = engine_spec(kind)
         if args.unpaired and not spec_of_engine.unpaired:
-            args.usage_error(f"unpaired folders train the CycleGAN engine, not {kind} (use --engine cyclegan)")
+            takers = [other for other in REGISTRY.values() if other.unpaired]
+            args.usage_error(f"unpaired folders train the {' or '.join(o.title for o in takers)} engine, not {kind} "
+                             f"(use --engine {takers[0].kind})")
         spec = _data_spec(args)
         # fine-tuning keeps the base model's networks unless told otherwise
         settings = training_settings(kind, _train_overrides(args, kind), init_from)
@@ -368,39 +372,28 @@ def _drive(events: Any, run: Path, quiet: bool, world: int, where: str, command:
 
 
 def _train_overrides(args: argparse.Namespace, kind: str) -> dict[str, Any]:
-    """The training settings given on the command line, named as ``kind``'s settings name them."""
+    """The training settings given on the command line, named as ``kind``'s settings name them; another
+    engine's own options are a usage error."""
+    from sketchapp.core.engines import REGISTRY
+
     shared = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "beta1": args.beta1, "gf": args.gf,
         "df": args.df, "keep_every": args.keep_every, "seed": args.seed, "line_jitter": args.line_jitter, "ema": args.ema,
     }
-    contextual_only = (("--g-steps", args.g_steps), ("--ef", args.ef), ("--encoder-steps", args.encoder_steps),
-                       ("--recon", args.recon), ("--r1", args.r1), ("--judge-redrawn", args.judge_redrawn or None),
-                       ("--diff-augment", args.diff_augment or None))
-    pix2pix_only = (("--l1", args.l1), ("--ssim", args.ssim), ("--no-hints", args.no_hints or None),
-                    ("--colour-grid", args.colour_grid), ("--colour-weight", args.colour_weight),
-                    ("--colour-rebalance", args.colour_rebalance), ("--global-size", args.global_size))
-    cyclegan_only = (("--cycle", args.cycle), ("--identity", args.identity), ("--pool", args.pool), ("--blocks", args.blocks))
-    others = {"contextual": (pix2pix_only, cyclegan_only, (("--decay-epochs", args.decay_epochs),)),
-              "pix2pix": (contextual_only, cyclegan_only), "cyclegan": (contextual_only, pix2pix_only)}
-    given = [flag for group in others[kind] for flag, value in group if value is not None]
-    if given:
-        args.usage_error(f"{', '.join(given)}: not options of the {kind} engine")
-    if kind == "contextual":
-        own = {
-            "half_size": args.size, "g_steps": args.g_steps, "ef": args.ef, "encoder_steps": args.encoder_steps,
-            "recon_weight": args.recon, "r1_gamma": args.r1,
-            "judge_redrawn": True if args.judge_redrawn else None, "diff_augment": True if args.diff_augment else None,
-        }
-    elif kind == "pix2pix":
-        own = {"size": args.size, "l1_weight": args.l1, "ssim_weight": args.ssim, "hints": False if args.no_hints else None,
-               "decay_epochs": args.decay_epochs, "colour_grid": args.colour_grid, "colour_weight": args.colour_weight,
-               "colour_rebalance": args.colour_rebalance, "global_size": args.global_size}
-    else:
-        own = {"size": args.size, "decay_epochs": args.decay_epochs, "cycle_weight": args.cycle,
-               "identity_weight": args.identity, "pool": args.pool, "blocks": args.blocks}
-    if kind != "contextual" and shared["batch_size"] == 0:
+    spec = REGISTRY[kind]
+    own = spec.training.options
+    given = lambda dest: getattr(args, dest) not in (None, False)  # noqa: E731 - a switch left off is not given
+    others = dict.fromkeys(dest for other in REGISTRY.values() if other.kind != kind
+                           for dest in other.training.options if dest not in own and given(dest))
+    if others:
+        args.usage_error(f"{', '.join('--' + dest.replace('_', '-') for dest in others)}: not options of the {kind} engine")
+    overrides = {k: v for k, v in shared.items() if v is not None}
+    for dest, target in own.items():
+        if given(dest):
+            field, value = target if isinstance(target, tuple) else (target, getattr(args, dest))
+            overrides[field] = value
+    if spec.batch_size != 0 and overrides.get("batch_size") == 0:
         args.usage_error(f"{kind} takes a batch size (a number), not 'auto'")
-    overrides = {k: v for k, v in {**shared, **own}.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = False
     return overrides

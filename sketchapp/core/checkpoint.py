@@ -63,6 +63,11 @@ class ModelParts:
     def sketch_style(self) -> str:
         return str(self.metadata.get("sketch_style", "unknown"))
 
+    def style_stack(self) -> tuple[nn.Sequential, bool, bool]:
+        """The discriminator layers a style reference compares pictures with (``core.style``), whether
+        they see joint sketch | picture pictures and whether a sketch channel comes first."""
+        raise NotImplementedError(f"no discriminator features in a {type(self).__name__}")
+
     def to(self, device: torch.device | str) -> Any:
         for module in self.modules().values():
             module.to(device)

@@ -17,7 +17,7 @@ import numpy as np
 
 from typing import Any
 
-from sketchapp.core.engines import REGISTRY
+from sketchapp.core.engines import LEGACY_KIND, REGISTRY, recorded_kind
 from sketchapp.core.errors import PresetError, SettingsError, SketchAppError
 from sketchapp.core.fileio import check_regular, printable, read_json, read_user_file, write_bytes_atomic
 
@@ -35,7 +35,7 @@ class Preset:
     engine: str
     model: Path
     sketch_style: str
-    settings: Any = field(default_factory=REGISTRY["contextual"].settings)  # the engine's own settings class
+    settings: Any = field(default_factory=REGISTRY[LEGACY_KIND].settings)  # the engine's own settings class
     thumbnail: Path | None = None
     description: str = ""
     source: str = "bundled"  # "bundled" or "user"
@@ -53,7 +53,7 @@ def load_preset(path: str | os.PathLike[str], model_dirs: tuple[Path, ...] = (),
     for key in ("name", "model", "sketch_style"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise PresetError(f"{file.name}: preset needs a non-empty {key!r}")
-    engine = data.get("engine", "contextual")
+    engine = recorded_kind(data)
     if not isinstance(engine, str) or engine not in REGISTRY:
         raise PresetError(f"{file.name}: engine {str(engine)[:40]!r} is not supported (choose from {', '.join(REGISTRY)})")
     try:
@@ -204,7 +204,7 @@ def save_user_preset(
     from sketchapp.core.checkpoint import read_checkpoint
     from sketchapp.core.images import save_image
 
-    engine = str(read_checkpoint(model)[0].get("engine", "contextual"))  # refuse a damaged or foreign file before anything is written
+    engine = str(recorded_kind(read_checkpoint(model)[0]))  # refuse a damaged or foreign file before anything is written
     if engine not in REGISTRY:
         raise PresetError(f"{Path(model).name}: made for an engine this SketchApp does not have ({engine[:40]!r})")
     settings = settings if settings is not None else REGISTRY[engine].settings()

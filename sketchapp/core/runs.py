@@ -71,11 +71,11 @@ def run_info(folder: str | os.PathLike[str]) -> RunInfo:
     if not state.exists():
         raise TrainingError(f"{root}: no training was saved here")
     meta = _state_metadata(state)
-    from sketchapp.core.engines import engine_spec
+    from sketchapp.core.engines import engine_spec, recorded_kind
     from sketchapp.core.errors import SketchAppError
 
     try:
-        settings = engine_spec(meta.get("engine", "contextual"), str(state)).train_settings.from_dict(meta["settings"])
+        settings = engine_spec(recorded_kind(meta), str(state)).train_settings.from_dict(meta["settings"])
         step = int(meta["step"])
         if "total_steps" in meta:  # every engine's run since the training loop was shared
             total = int(meta["total_steps"])

@@ -87,15 +87,10 @@ def discriminator_features(model: Any) -> Features:
     pix2pix's D judges (sketch, picture) pairs and the contextual D joint sketch | image
     pictures; both are given blank paper as the sketch, the same for result and reference.
     """
-    kind = getattr(model, "kind", "")
-    if kind == "cyclegan":
-        stack, joint, sketch_channel = model.d_b.layers, False, False
-    elif kind == "pix2pix":
-        stack, joint, sketch_channel = model.discriminator.layers, False, True
-    elif kind == "contextual":
-        stack, joint, sketch_channel = model.discriminator.features, True, False
-    else:
-        raise SettingsError(f"no discriminator features in a {kind!r} model")
+    try:
+        stack, joint, sketch_channel = model.style_stack()
+    except (AttributeError, NotImplementedError) as exc:
+        raise SettingsError(f"no discriminator features in a {getattr(model, 'kind', type(model).__name__)!r} model") from exc
     stack = stack.eval()
     taps = {i for i, layer in enumerate(stack) if isinstance(layer, nn.LeakyReLU)}
     run = _tapped(stack, taps)

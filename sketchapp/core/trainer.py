@@ -468,8 +468,10 @@ def train_recipe(
         if not run.path(STATE_FILE).exists():
             raise TrainingError(f"{folder}: nothing to resume (no {STATE_FILE})")
         state_meta, state_tensors = read_state(run.path(STATE_FILE))
-        if state_meta.get("engine", "contextual") != recipe.kind:
-            raise TrainingError(f"{folder}: this run trains the {state_meta.get('engine', 'contextual')!r} engine, not {recipe.kind!r}")
+        from sketchapp.core.engines import recorded_kind
+
+        if recorded_kind(state_meta) != recipe.kind:
+            raise TrainingError(f"{folder}: this run trains the {str(recorded_kind(state_meta))[:40]!r} engine, not {recipe.kind!r}")
         splits = read_json(run.path(SPLITS_FILE), TrainingError, "run record")
         if not isinstance(splits, dict) or not all(
             isinstance(splits.get(part), list) and all(isinstance(name, str) for name in splits[part]) for part in ("train", "val", "test")

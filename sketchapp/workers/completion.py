@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from sketchapp.core.device import available_cpus, configure_cpu_threads, select_device
 from sketchapp.core.engine import CancelToken, Engine, Snapshot
-from sketchapp.core.engines import REGISTRY, engine_settings, open_engine
+from sketchapp.core.engines import LEGACY_KIND, REGISTRY, engine_settings, open_engine
 from sketchapp.core.errors import SketchAppError
 
 
@@ -84,7 +84,7 @@ class CompletionWorker(QObject):
         self.threads = threads
         self.min_interval = 1.0 / max_rate
         self.engine: Engine | None = None
-        self.settings: Any = REGISTRY["contextual"].settings()
+        self.settings: Any = REGISTRY[LEGACY_KIND].settings()  # until a model is loaded
         self.model_name = ""
         self._lock = threading.Lock()
         self._pending: Request | None = None

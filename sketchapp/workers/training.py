@@ -261,10 +261,10 @@ class TrainingWorker(QObject):
 
     @staticmethod
     def _kind(job: dict[str, Any]) -> str:
-        """The engine a job trains: its base model's, else the one asked for (contextual by default)."""
-        from sketchapp.core.engines import model_kind
+        """The engine a job trains: its base model's, else the one asked for (the legacy engine by default)."""
+        from sketchapp.core.engines import model_kind, recorded_kind
 
-        return model_kind(job["base_model"]) if job.get("base_model") else str(job.get("engine", "contextual"))
+        return model_kind(job["base_model"]) if job.get("base_model") else str(recorded_kind(job))
 
     @classmethod
     def _settings(cls, job: dict[str, Any]) -> Any:

@@ -222,6 +222,10 @@ def test_pix2pix_trains_from_paired_and_side_by_side_folders_and_a_fine_tune_kee
     with pytest.raises(SystemExit) as refused:
         main(["train", str(tmp_path / "wrong"), "--data", str(photos), "--ssim", "10", *TINY])
     assert refused.value.code == 2 and "--ssim: not options of the contextual engine" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["train", str(tmp_path / "wrong"), "--data", str(photos), "--engine", "diffusion", *TINY])
+    assert refused.value.code == 2 and "no engine 'diffusion' (choose from contextual, pix2pix, cyclegan)" in capsys.readouterr().err
+    assert not (tmp_path / "wrong").exists()
 
 
 def test_unpaired_folders_train_cyclegan_resume_and_complete_both_ways(tmp_path, photos, capsys):

@@ -125,6 +125,23 @@ REGISTRY: dict[str, EngineSpec] = {
 }
 
 
+#: Records written before there were other engines (checkpoints, presets, runs) name none: they are this one's.
+LEGACY_KIND = CONTEXTUAL
+
+
+def recorded_kind(record: Any) -> Any:
+    """The engine a record (a checkpoint's header, a preset, a run's settings) names, ``LEGACY_KIND`` where it names none."""
+    return record.get("engine", LEGACY_KIND) if isinstance(record, dict) else LEGACY_KIND
+
+
+def default_kind(unpaired: bool) -> str:
+    """The engine a command-line training uses when none is named: for unpaired folders the first that takes them,
+    else the command line's engine from before there were others."""
+    if unpaired:
+        return min((spec for spec in REGISTRY.values() if spec.unpaired), key=lambda spec: spec.preference).kind
+    return LEGACY_KIND
+
+
 def engine_spec(kind: Any, where: str = "") -> EngineSpec:
     """The registry entry for ``kind``; an unknown kind is a one-line CheckpointError naming it."""
     spec = REGISTRY.get(kind) if isinstance(kind, str) else None
@@ -147,8 +164,7 @@ def model_kind(path: str | os.PathLike[str]) -> str:
     """The engine a checkpoint file was made for, from its header alone (contextual for the oldest files)."""
     from sketchapp.core.checkpoint import read_metadata
 
-    kind = read_metadata(path).get("engine", CONTEXTUAL)
-    return engine_spec(kind, Path(path).name).kind
+    return engine_spec(recorded_kind(read_metadata(path)), Path(path).name).kind
 
 
 def open_engine(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Any:
@@ -183,6 +199,6 @@ def resumed_training(run: str | os.PathLike[str], epochs: int | None = None) -> 
     from sketchapp.core.trainer import resume_record
 
     recorded = resume_record(run)
-    spec = engine_spec(recorded.get("engine", CONTEXTUAL), str(run))
+    spec = engine_spec(recorded_kind(recorded), str(run))
     settings = spec.train_settings.from_dict({**recorded["settings"], **({"epochs": epochs} if epochs else {})})
     return spec, settings, recorded

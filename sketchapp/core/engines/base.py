@@ -27,6 +27,9 @@ class Training:
     #: beside ``new_model``'s: the shortest run that still goes through every phase and part of the
     #: training (a few steps an epoch, every phase entered): what the engine contract checks train
     quick: dict[str, Any]
+    #: its own command-line options: the option's name as argparse stores it -> the settings field it sets,
+    #: or (field, value) for a switch that sets that value
+    options: dict[str, str | tuple[str, Any]]
 
 
 def sized(size: int, width: int) -> dict[str, Any]:

@@ -40,6 +40,9 @@ class JointModel(ModelParts):
         """The side of the pictures it draws (and of the sketches it takes)."""
         return self.config.half_size
 
+    def style_stack(self) -> tuple[nn.Sequential, bool, bool]:
+        return self.discriminator.features, True, False  # D judges joint sketch | picture pictures
+
     def modules(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {"G": self.generator, "D": self.discriminator}
         if self.encoder is not None:

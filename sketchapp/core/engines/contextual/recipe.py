@@ -760,4 +760,6 @@ def fine_tune_settings(base: str | os.PathLike[str], **overrides: Any) -> TrainS
 
 
 TRAINING = Training(TrainSettings, train, fine_tune_settings, estimate_training, thumbnails, ContextualRecipe.loss_names,
-                    new_model_settings, {"z_dim": 16, "batch_size": 8, "encoder_steps": 3})
+                    new_model_settings, {"z_dim": 16, "batch_size": 8, "encoder_steps": 3},
+                    {"size": "half_size", "g_steps": "g_steps", "ef": "ef", "encoder_steps": "encoder_steps", "recon": "recon_weight",
+                     "r1": "r1_gamma", "judge_redrawn": ("judge_redrawn", True), "diff_augment": ("diff_augment", True)})

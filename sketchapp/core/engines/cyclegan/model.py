@@ -40,6 +40,9 @@ class CycleGANModel(ModelParts):
     def size(self) -> int:
         return self.config.size
 
+    def style_stack(self) -> tuple[nn.Sequential, bool, bool]:
+        return self.d_b.layers, False, False  # the pictures' discriminator
+
     def modules(self) -> dict[str, nn.Module]:
         return {"GA": self.g_ab, "GB": self.g_ba, "DA": self.d_a, "DB": self.d_b}
 

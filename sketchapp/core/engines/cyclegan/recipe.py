@@ -348,4 +348,6 @@ def train(run_dir: str | os.PathLike[str], data: Any, settings: CycleGANTrainSet
 
 
 TRAINING = Training(CycleGANTrainSettings, train, fine_tune_settings, estimate_training, thumbnails, CycleGANRecipe.loss_names, sized,
-                    {"batch_size": 4, "decay_epochs": 1, "pool": 3, "blocks": 2})
+                    {"batch_size": 4, "decay_epochs": 1, "pool": 3, "blocks": 2},
+                    {"size": "size", "decay_epochs": "decay_epochs", "cycle": "cycle_weight", "identity": "identity_weight",
+                     "pool": "pool", "blocks": "blocks"})

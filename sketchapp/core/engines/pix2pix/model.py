@@ -34,6 +34,9 @@ class Pix2PixModel(ModelParts):
     def size(self) -> int:
         return self.config.size
 
+    def style_stack(self) -> tuple[nn.Sequential, bool, bool]:
+        return self.discriminator.layers, False, True  # D judges (sketch, picture) pairs
+
     def modules(self) -> dict[str, nn.Module]:
         return {"G": self.generator, "D": self.discriminator}
 

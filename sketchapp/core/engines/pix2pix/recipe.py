@@ -480,4 +480,7 @@ def train(run_dir: str | os.PathLike[str], data: Any, settings: Pix2PixTrainSett
 
 
 TRAINING = Training(Pix2PixTrainSettings, train, fine_tune_settings, estimate_training, thumbnails, Pix2PixRecipe.loss_names, sized,
-                    {"batch_size": 4, "decay_epochs": 1, "colour_grid": 8})
+                    {"batch_size": 4, "decay_epochs": 1, "colour_grid": 8},
+                    {"size": "size", "l1": "l1_weight", "ssim": "ssim_weight", "no_hints": ("hints", False),
+                     "decay_epochs": "decay_epochs", "colour_grid": "colour_grid", "colour_weight": "colour_weight",
+                     "colour_rebalance": "colour_rebalance", "global_size": "global_size"})
