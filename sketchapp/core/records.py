@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import fields
-from typing import Any, TypeVar
+from dataclasses import asdict, fields, replace
+from typing import Any, ClassVar, TypeVar
 
 from sketchapp.core.errors import SettingsError
 
 T = TypeVar("T")
+R = TypeVar("R", bound="Record")
 
 
 def from_record(cls: type[T], data: Any, what: str) -> T:
@@ -35,3 +36,23 @@ def check_field_types(record: Any, what: str) -> None:
         expected = {"bool": bool, "int": int, "float": float}[str(f.type)]
         if type(value) is not expected or (expected is float and not math.isfinite(value)):
             raise SettingsError(f"{what} {f.name} must be {'a finite ' if expected is float else ''}{expected.__name__}, got {value!r}")
+
+
+class Record:
+    """What the frozen dataclasses kept in files (settings, architectures) share: ``to_dict``,
+    ``from_dict`` (a non-object or an unknown key refused in one line naming ``WHAT``, then the
+    class's own checks) and ``updated``."""
+
+    WHAT: ClassVar[str] = "record"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[R], data: Any) -> R:
+        return from_record(cls, data, cls.WHAT)
+
+    def updated(self: R, **changes: Any) -> R:
+        """A copy with ``changes`` to its own fields; None and names it does not have are left out."""
+        known = {f.name for f in fields(self)}  # type: ignore[arg-type]
+        return replace(self, **{k: v for k, v in changes.items() if v is not None and k in known})  # type: ignore[type-var]

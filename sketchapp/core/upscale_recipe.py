@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import to_uint8
 from sketchapp.core.errors import CheckpointError, SettingsError
 from sketchapp.core.images import contact_grid
-from sketchapp.core.records import check_field_types, from_record
+from sketchapp.core.records import Record, check_field_types
 from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, train_recipe
 from sketchapp.core.upscale import UPSCALER, UpscalerConfig, UpscalerModel, load_upscaler
 
@@ -33,7 +33,11 @@ PAPER = 250  # a pixel at least this light in every channel is paper
 
 
 @dataclass(frozen=True)
-class UpscalerTrainSettings:
+class UpscalerTrainSettings(Record):
+    """How an upscaler is trained (a run's settings.json keeps them)."""
+
+    WHAT = "upscaler training settings"
+
     size: int = 512  # the side of the data set's pictures (the targets)
     factor: int = 4
     width: int = 32
@@ -70,13 +74,6 @@ class UpscalerTrainSettings:
             return UpscalerConfig(self.factor, self.width, self.blocks)
         except CheckpointError as exc:
             raise SettingsError(str(exc)) from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> UpscalerTrainSettings:
-        return from_record(cls, data, "upscaler training settings")
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

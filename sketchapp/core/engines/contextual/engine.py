@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ from sketchapp.core.engines.contextual.model import CONTEXTUAL, JointModel
 from sketchapp.core.engines.contextual.networks import sample_z
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
-from sketchapp.core.records import from_record
+from sketchapp.core.records import Record
 
 STARTS = ("auto", "random", "encoder")
 CONTEXTUAL_LOSSES = ("kl", "l1")
@@ -31,8 +30,10 @@ _EPS = 1e-8
 
 
 @dataclass(frozen=True)
-class CompletionSettings:
+class CompletionSettings(Record):
     """Everything that shapes one completion run (presets store these)."""
+
+    WHAT = "completion settings"
 
     candidates: int = 8
     iterations: int = 1000  # the paper's count; the convergence stop usually ends sooner
@@ -96,16 +97,6 @@ class CompletionSettings:
         need(0 < self.lr <= 100, f"lr must be in (0, 100], got {self.lr}")
         need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         need(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> CompletionSettings:
-        return from_record(cls, data, "completion settings")
-
-    def updated(self, **changes: Any) -> CompletionSettings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 class ContextualEngine:

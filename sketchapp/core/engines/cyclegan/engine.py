@@ -9,9 +9,8 @@ picture, the bidirectional generation the Contextual GAN seed speaks of.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -21,13 +20,15 @@ from sketchapp.core.engine import CancelToken, Snapshot, to_uint8
 from sketchapp.core.engines.cyclegan.model import CYCLEGAN, CycleGANModel
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.prepare import fit_square, line_layer, sketch_tensor
-from sketchapp.core.records import from_record
+from sketchapp.core.records import Record
 from sketchapp.core.runtime import CompiledNet, faster_runtime, seconds
 
 
 @dataclass(frozen=True)
-class CycleGANSettings:
+class CycleGANSettings(Record):
     """What shapes one CycleGAN completion (presets store these)."""
+
+    WHAT = "CycleGAN settings"
 
     ink_lines: bool = False
     match_line_width: bool = True
@@ -41,17 +42,6 @@ class CycleGANSettings:
             ok = (value is None or (type(value) is int and 0 <= value < 2**63)) if f.name == "seed" else type(value) is bool
             if not ok:
                 raise SettingsError(f"CycleGAN setting {f.name} has a bad value {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> CycleGANSettings:
-        return from_record(cls, data, "CycleGAN settings")
-
-    def updated(self, **changes: Any) -> CycleGANSettings:
-        known = {f.name for f in fields(self)}
-        return replace(self, **{k: v for k, v in changes.items() if v is not None and k in known})
 
 
 class CycleGANEngine:

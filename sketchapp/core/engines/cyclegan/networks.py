@@ -13,15 +13,14 @@ does, which leaves no dot grid in flat fills.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
 from sketchapp.core.engines.pix2pix.networks import PICTURE_CHANNELS, PatchDiscriminator
 from sketchapp.core.errors import SettingsError
-from sketchapp.core.records import from_record
+from sketchapp.core.records import Record
 
 SIZES = (32, 64, 128, 256, 512)
 #: checked against the record before anything is built (a hostile file cannot ask for terabytes)
@@ -29,8 +28,10 @@ MAX_PARAMETERS = 200_000_000
 
 
 @dataclass(frozen=True)
-class CycleGANConfig:
+class CycleGANConfig(Record):
     """Sizes of a CycleGAN model; stored in every checkpoint's ``architecture`` record."""
+
+    WHAT = "CycleGAN architecture"
 
     size: int = 128
     gf: int = 32  # generator width (the paper's 64)
@@ -67,13 +68,6 @@ class CycleGANConfig:
             discriminator += previous * w * 16
             previous = w
         return 2 * (generator + discriminator)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> CycleGANConfig:
-        return from_record(cls, data, "CycleGAN architecture")
 
 
 def _init(module: nn.Module) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +33,18 @@ from sketchapp.core.engines.pix2pix.recipe import freehand_lines, warp_pairs
 from sketchapp.core.engines.base import Training, sized
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
-from sketchapp.core.records import check_field_types, from_record
+from sketchapp.core.records import Record, check_field_types
 from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, inherited_settings, train_recipe
 
 SAMPLE_COUNT = 4  # rows of A -> B -> A and as many of B -> A -> B
 
 
 @dataclass(frozen=True)
-class CycleGANTrainSettings:
+class CycleGANTrainSettings(Record):
     """Defaults follow the paper's code (LSGAN, lambda 10, identity 0.5, pool 50, Adam 2e-4, beta1 0.5, batch 1),
     at the width a CPU can train."""
+
+    WHAT = "CycleGAN training settings"
 
     size: int = 128
     gf: int = 32
@@ -101,13 +103,6 @@ class CycleGANTrainSettings:
     @property
     def config(self) -> CycleGANConfig:
         return CycleGANConfig(self.size, self.gf, self.df, self.blocks or CycleGANConfig.default_blocks(self.size))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> CycleGANTrainSettings:
-        return from_record(cls, data, "CycleGAN training settings")
 
 
 class ImagePool(nn.Module):

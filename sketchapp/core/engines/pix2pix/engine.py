@@ -22,9 +22,8 @@ import colorsys
 import copy
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -36,7 +35,7 @@ from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel, generator_input
 from sketchapp.core.engines.pix2pix.networks import fold_upsampling
 from sketchapp.core.errors import SettingsError
-from sketchapp.core.records import from_record
+from sketchapp.core.records import Record
 from sketchapp.core.prepare import hints_tensor, line_layer, sketch_tensor
 from sketchapp.core.runtime import CompiledNet, faster_runtime, seconds
 
@@ -45,8 +44,10 @@ VARIETIES = ("palette", "dropout")
 
 
 @dataclass(frozen=True)
-class Pix2PixSettings:
+class Pix2PixSettings(Record):
     """What shapes one pix2pix completion (presets store these)."""
+
+    WHAT = "pix2pix settings"
 
     candidates: int = 1  # > 1: the others get sampled palettes (or sampled dropout, see ``variety``)
     variety: str = "palette"  # how candidates after the first differ: "palette" (hint colours) or "dropout"
@@ -70,17 +71,6 @@ class Pix2PixSettings:
             raise SettingsError(f"candidates must be 1..16, got {self.candidates}")
         if self.variety not in VARIETIES:
             raise SettingsError(f"variety must be one of {', '.join(VARIETIES)}, got {self.variety[:40]!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Pix2PixSettings:
-        return from_record(cls, data, "pix2pix settings")
-
-    def updated(self, **changes: Any) -> Pix2PixSettings:
-        known = {f.name for f in fields(self)}
-        return replace(self, **{k: v for k, v in changes.items() if v is not None and k in known})
 
 
 def fold_batch_norm(generator: nn.Module) -> nn.Module:

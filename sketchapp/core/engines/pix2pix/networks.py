@@ -27,7 +27,7 @@ is enlarged (the enhancer's last layer starts at zero).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -35,7 +35,7 @@ from torch import nn
 
 from sketchapp.core.colour import annealed_mean, bin_count, with_lightness
 from sketchapp.core.errors import SettingsError
-from sketchapp.core.records import from_record
+from sketchapp.core.records import Record
 from sketchapp.core.engines.contextual.networks import init_dcgan  # the paper's initialisation: N(0, 0.02), batch-norm scales N(1, 0.02)
 
 MAX_WIDTH_MULT = 8
@@ -49,8 +49,10 @@ SIZES = (32, 64, 128, 256, 512)
 
 
 @dataclass(frozen=True)
-class Pix2PixConfig:
+class Pix2PixConfig(Record):
     """Sizes of a pix2pix model; stored in every checkpoint's ``architecture`` record."""
+
+    WHAT = "pix2pix architecture"
 
     size: int = 128
     gf: int = 32  # generator width (the paper's 64)
@@ -131,13 +133,6 @@ class Pix2PixConfig:
             total += previous * w * 16
             previous = w
         return total
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Pix2PixConfig:
-        return from_record(cls, data, "pix2pix architecture")
 
 
 class _Down(nn.Module):

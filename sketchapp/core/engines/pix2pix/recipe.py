@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel, generato
 from sketchapp.core.engines.pix2pix.networks import EnhancedGenerator, Pix2PixConfig
 from sketchapp.core.engines.base import Training, sized
 from sketchapp.core.errors import SettingsError
-from sketchapp.core.records import check_field_types, from_record
+from sketchapp.core.records import Record, check_field_types
 from sketchapp.core.images import contact_grid
 from sketchapp.core.losses import ssim
 from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, inherited_settings, train_recipe
@@ -52,8 +52,10 @@ SAMPLE_COUNT = 8
 
 
 @dataclass(frozen=True)
-class Pix2PixTrainSettings:
+class Pix2PixTrainSettings(Record):
     """Defaults follow the paper (lambda 100, Adam 2e-4, beta1 0.5) at the width a CPU can train."""
+
+    WHAT = "pix2pix training settings"
 
     size: int = 128
     gf: int = 32
@@ -122,13 +124,6 @@ class Pix2PixTrainSettings:
     @property
     def config(self) -> Pix2PixConfig:
         return Pix2PixConfig(self.size, self.gf, self.df, self.hints, self.dropout, self.colour_grid, self.global_size, self.enhancer)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Pix2PixTrainSettings:
-        return from_record(cls, data, "pix2pix training settings")
 
 
 # -- augmentation ----------------------------------------------------------------------
