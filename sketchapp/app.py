@@ -207,8 +207,8 @@ class App:
         self.training: Any = None
         self.wizard: Any = None
         current = str(window.settings.value("preset", DEFAULT_PRESET))
-        if not any(p.id == current for p in self.presets) and self.presets:
-            current = self.presets[0].id
+        if not any(p.id == current for p in self.presets) and self.presets:  # a preset removed since (3d-render, 2026-12)
+            current = DEFAULT_PRESET if any(p.id == DEFAULT_PRESET for p in self.presets) else self.presets[0].id
         self.show_presets(current)
         if self.presets:
             self.choose(current)

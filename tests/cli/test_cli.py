@@ -240,7 +240,7 @@ def test_out_of_range_seed_and_threads_are_usage_errors(tmp_path, sketch_png):
         assert info.value.code == 2
 
 
-@pytest.mark.parametrize("preset", ["emoji-pix2pix", "3d-pix2pix", "3d-cyclegan", "emoji-colour", "3d-render"])
+@pytest.mark.parametrize("preset", ["emoji-pix2pix", "3d-pix2pix", "3d-cyclegan", "emoji-colour"])
 def test_shipped_presets_complete_a_sketch(tmp_path, sketch_png, preset, capsys):
     out = tmp_path / "shipped.png"
     assert complete(sketch_png, "-o", out, "--preset", preset, "--iterations", "5", "--candidates", "2", "--seed", "0", "-q") == 0

@@ -153,7 +153,7 @@ def test_checkpoints_round_trip_through_the_registry_and_unknown_engines_are_ref
 def test_shipped_contextual_models_still_load_through_the_registry():
     from sketchapp import paths
 
-    for name in ("emoji-colour-128.safetensors", "fluent-3d-128.safetensors"):
+    for name in ("emoji-colour-128.safetensors",):
         model = load_engine_model(paths.bundled_models_dir() / name)
         assert model.kind == "contextual" and model.size == 128
 

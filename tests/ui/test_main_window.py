@@ -191,6 +191,14 @@ def test_the_app_completes_a_drawing_live_and_closes_with_its_threads_ended(qtbo
     assert app.stop()  # every thread ended within its own time limit, a run under way included
 
 
+def test_a_remembered_preset_that_is_gone_gives_way_to_the_default(qtbot, window):
+    window.settings.setValue("preset", "3d-render")  # shipped until 2026-12-08
+    app = App(window)
+    qtbot.waitUntil(lambda: window.preset_label.text() == "Preset: Emoji colour, pix2pix", timeout=20000)
+    window.close()
+    assert app.stop()
+
+
 @pytest.fixture()
 def pix2pix_preset(tmp_path, monkeypatch, tiny_pix2pix_checkpoint):
     data = tmp_path / "data"
