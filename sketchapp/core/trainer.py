@@ -22,7 +22,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -374,6 +374,20 @@ class OnePhaseRecipe:
         """Nothing is frozen along the way."""
 
 
+def base_model(path: str | os.PathLike[str], kind: str, build: Callable[[str, dict[str, Any], dict[str, torch.Tensor]], Any]) -> Any:
+    """The model a fine-tune of engine ``kind`` starts from: ``path`` read and built by that engine's ``build``
+    (on the CPU, in eval mode); a file made for another engine is a TrainingError."""
+    from sketchapp.core.checkpoint import read_checkpoint
+
+    name = Path(path).name
+    metadata, tensors = read_checkpoint(path)
+    made_for = metadata.get("engine")
+    if made_for != kind:
+        shown = f"the {str(made_for)[:40]!r} engine" if made_for else "an engine of an older version"
+        raise TrainingError(f"{name}: made for {shown}; fine-tuning {kind} needs a {kind} model")
+    return build(name, metadata, tensors).eval()
+
+
 def inherited_settings(base: str | os.PathLike[str], kind: str, recipe_fields: tuple[str, ...]) -> dict[str, Any]:
     """What a fine-tune of the ``kind`` model ``base`` keeps: its architecture and the ``recipe_fields`` of
     the training that made it; a model of another engine is a TrainingError."""
@@ -468,7 +482,7 @@ def train_recipe(
         if not run.path(STATE_FILE).exists():
             raise TrainingError(f"{folder}: nothing to resume (no {STATE_FILE})")
         state_meta, state_tensors = read_state(run.path(STATE_FILE))
-        from sketchapp.core.engines import recorded_kind
+        from sketchapp.core.engines.kinds import recorded_kind
 
         if recorded_kind(state_meta) != recipe.kind:
             raise TrainingError(f"{folder}: this run trains the {str(recorded_kind(state_meta))[:40]!r} engine, not {recipe.kind!r}")

@@ -133,3 +133,10 @@ def test_the_engine_completes_a_sketch_and_the_command_line_writes_it(trained, t
     assert main(["complete", str(sketch), "--model", str(path), "-o", str(out), "-q"]) == 0
     written = cv2.imread(str(out))
     assert written is not None and written.shape == (SIZE, SIZE, 3)
+
+
+def test_a_record_that_names_no_engine_is_the_legacy_engines_and_that_engine_is_registered():
+    from sketchapp.core.engines.kinds import LEGACY_KIND, recorded_kind
+
+    assert LEGACY_KIND in REGISTRY
+    assert recorded_kind({}) == LEGACY_KIND and recorded_kind({"engine": "pix2pix"}) == "pix2pix" and recorded_kind(None) == LEGACY_KIND

@@ -22,6 +22,7 @@ import torch
 
 from sketchapp.core.checkpoint import read_checkpoint
 from sketchapp.core.engines.base import Training
+from sketchapp.core.engines.kinds import LEGACY_KIND, recorded_kind
 from sketchapp.core.engines.contextual.engine import CompletionSettings, ContextualEngine
 from sketchapp.core.engines.contextual.model import CONTEXTUAL, build_joint_model
 from sketchapp.core.engines.cyclegan.engine import CycleGANEngine, CycleGANSettings
@@ -123,15 +124,6 @@ REGISTRY: dict[str, EngineSpec] = {
         sample_columns="a picture · drawn the other way · and back again: sketches first, then pictures",
     ),
 }
-
-
-#: Records written before there were other engines (checkpoints, presets, runs) name none: they are this one's.
-LEGACY_KIND = CONTEXTUAL
-
-
-def recorded_kind(record: Any) -> Any:
-    """The engine a record (a checkpoint's header, a preset, a run's settings) names, ``LEGACY_KIND`` where it names none."""
-    return record.get("engine", LEGACY_KIND) if isinstance(record, dict) else LEGACY_KIND
 
 
 def default_kind(unpaired: bool) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sketchapp.core.layers import init_dcgan
+
 KERNEL = 5
 BASE_HEIGHT = 4  # the generator starts from a 4 x 8 feature map
 MAX_WIDTH_MULT = 8
@@ -99,23 +101,6 @@ class JointGANConfig:
 
 def _width(base: int, mult: int) -> int:
     return base * min(mult, MAX_WIDTH_MULT)
-
-
-def init_dcgan(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales.
-
-    Networks built on the meta device (to be filled from a file) are left alone: there is
-    nothing to draw, and torch's meta ``normal_`` loads its compiler (2 s) to do nothing.
-    """
-    if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.is_meta:
-        return
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
 
 
 class JointGenerator(nn.Module):

@@ -15,7 +15,7 @@ from torch import nn
 
 from sketchapp.core.checkpoint import ModelParts, load_modules
 from sketchapp.core.engines.cyclegan.networks import CycleGANConfig, ResnetGenerator, discriminator
-from sketchapp.core.engines.pix2pix.networks import PatchDiscriminator
+from sketchapp.core.layers import PatchDiscriminator
 from sketchapp.core.errors import CheckpointError, SettingsError
 
 CYCLEGAN = "cyclegan"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from sketchapp.core.engines.pix2pix.networks import PICTURE_CHANNELS, PatchDiscriminator
+from sketchapp.core.layers import PICTURE_CHANNELS, PatchDiscriminator
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import Record
 

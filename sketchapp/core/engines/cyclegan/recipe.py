@@ -27,14 +27,14 @@ from torch import nn
 
 from sketchapp.core.data.datasets import PairSet, UnpairedSet, as_unpaired
 from sketchapp.core.engine import sketch_thumbnails, to_uint8
-from sketchapp.core.engines.cyclegan.model import CYCLEGAN, CycleGANModel
+from sketchapp.core.engines.cyclegan.model import CYCLEGAN, CycleGANModel, build_cyclegan_model
 from sketchapp.core.engines.cyclegan.networks import CycleGANConfig
-from sketchapp.core.engines.pix2pix.recipe import freehand_lines, warp_pairs
+from sketchapp.core.augment import freehand_lines, warp_pairs
 from sketchapp.core.engines.base import Training, sized
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.images import contact_grid
 from sketchapp.core.records import Record, check_field_types
-from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, inherited_settings, train_recipe
+from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, base_model, inherited_settings, train_recipe
 
 SAMPLE_COUNT = 4  # rows of A -> B -> A and as many of B -> A -> B
 
@@ -185,11 +185,7 @@ class CycleGANRecipe(OnePhaseRecipe):
             net.requires_grad_(True)
 
     def fine_tune(self, init_from: str | os.PathLike[str]) -> None:
-        from sketchapp.core.engines import load_engine_model
-
-        base = load_engine_model(init_from, "cpu")
-        if not isinstance(base, CycleGANModel):
-            raise TrainingError(f"{Path(init_from).name}: a {base.kind} model; fine-tuning CycleGAN needs a CycleGAN model")
+        base = base_model(init_from, CYCLEGAN, build_cyclegan_model)
         if base.config != self.settings.config:
             raise TrainingError(
                 f"{Path(init_from).name}: its networks ({base.config.to_dict()}) differ from the settings "

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchapp.core.checkpoint import ModelParts, load_modules
-from sketchapp.core.engines.pix2pix.networks import EnhancedGenerator, PatchDiscriminator, Pix2PixConfig, UNetGenerator, build_generator
+from sketchapp.core.engines.pix2pix.networks import EnhancedGenerator, Pix2PixConfig, UNetGenerator, build_generator
+from sketchapp.core.layers import PatchDiscriminator
 from sketchapp.core.errors import CheckpointError, SettingsError
 
 PIX2PIX = "pix2pix"

@@ -1,4 +1,4 @@
-"""pix2pix networks (Isola et al. 2017): a U-Net generator and a 70x70 PatchGAN discriminator.
+"""pix2pix networks (Isola et al. 2017): a U-Net generator (the 70x70 PatchGAN discriminator is in ``core.layers``).
 
 The generator takes the sketch (one grey channel) and colour hints (three colour
 channels and a mask, after Zhang et al. 2017, "Real-Time User-Guided Image Colorization
@@ -36,12 +36,9 @@ from torch import nn
 from sketchapp.core.colour import annealed_mean, bin_count, with_lightness
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import Record
-from sketchapp.core.engines.contextual.networks import init_dcgan  # the paper's initialisation: N(0, 0.02), batch-norm scales N(1, 0.02)
+from sketchapp.core.layers import MAX_WIDTH_MULT, PICTURE_CHANNELS, SKETCH_CHANNELS, init_dcgan
 
-MAX_WIDTH_MULT = 8
-SKETCH_CHANNELS = 1
 HINT_CHANNELS = 4  # hint colour (RGB) and hint mask
-PICTURE_CHANNELS = 3
 #: The largest networks a file may ask for: a checkpoint's record is checked against
 #: this before anything is built, so a tiny hostile file cannot ask for terabytes.
 MAX_PARAMETERS = 200_000_000
@@ -312,34 +309,3 @@ class EnhancedGenerator(_Generator):
 def build_generator(config: Pix2PixConfig) -> UNetGenerator | EnhancedGenerator:
     """The generator ``config`` describes: a U-Net, or a U-Net with an enhancer where it has a global size."""
     return EnhancedGenerator(config) if config.global_size else UNetGenerator(config)
-
-
-class PatchDiscriminator(nn.Module):
-    """D: (sketch, picture) (N, 1 + 3, S, S) -> a realism logit per 70x70 patch (N, 1, S/8 - 2, S/8 - 2).
-
-    C64-C128-C256-C512 (4x4, stride 2, 2, 2, 1) and a 1-channel 4x4 convolution: each
-    output sees a 70x70 patch of the input, so D judges texture and local structure and
-    leaves the layout to the L1 term, as in the paper. CycleGAN uses the same network on
-    pictures alone (``in_channels`` 3) with instance norm (``norm="instance"``).
-    """
-
-    def __init__(self, df: int, in_channels: int = SKETCH_CHANNELS + PICTURE_CHANNELS, norm: str = "batch") -> None:
-        super().__init__()
-        if norm not in ("batch", "instance"):
-            raise ValueError(f"norm must be 'batch' or 'instance', not {norm!r}")
-        widths = [df * min(2**i, MAX_WIDTH_MULT) for i in range(4)]
-        layers: list[nn.Module] = []
-        previous = in_channels
-        for i, w in enumerate(widths):
-            stride = 2 if i < 3 else 1
-            layers.append(nn.Conv2d(previous, w, 4, stride=stride, padding=1, bias=i == 0))
-            if i > 0:
-                layers.append(nn.BatchNorm2d(w) if norm == "batch" else nn.InstanceNorm2d(w))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
-            previous = w
-        layers.append(nn.Conv2d(previous, 1, 4, stride=1, padding=1))
-        self.layers = nn.Sequential(*layers)
-        self.apply(init_dcgan)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)

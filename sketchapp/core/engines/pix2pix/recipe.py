@@ -37,16 +37,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchapp.core.colour import colour_loss, rebalancing_weights, rgb_to_lab
+from sketchapp.core.augment import freehand_lines, warp_pairs
 from sketchapp.core.data.datasets import PairSet
 from sketchapp.core.engine import sketch_thumbnails, to_uint8
-from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel, generator_input
+from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel, build_pix2pix_model, generator_input
 from sketchapp.core.engines.pix2pix.networks import EnhancedGenerator, Pix2PixConfig
 from sketchapp.core.engines.base import Training, sized
 from sketchapp.core.errors import SettingsError
 from sketchapp.core.records import Record, check_field_types
 from sketchapp.core.images import contact_grid
 from sketchapp.core.losses import ssim
-from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, inherited_settings, train_recipe
+from sketchapp.core.trainer import OnePhaseRecipe, TrainEvent, TrainingError, base_model, inherited_settings, train_recipe
 
 SAMPLE_COUNT = 8
 
@@ -127,73 +128,6 @@ class Pix2PixTrainSettings(Record):
 
 
 # -- augmentation ----------------------------------------------------------------------
-
-
-def _uniform(rng: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.rand(shape, generator=rng) * 2 - 1
-
-
-def warp_pairs(pairs: torch.Tensor, settings: Pix2PixTrainSettings, rng: torch.Generator) -> torch.Tensor:
-    """(N, C, S, S) in [-1, 1], sketch and picture stacked: one flip and affine warp (rotation, shear, zoom, shift) for both.
-
-    What the warp uncovers is white paper, like the data's background.
-    """
-    n = len(pairs)
-    if settings.flip:
-        flip = torch.rand(n, generator=rng) < 0.5
-        pairs = torch.where(flip[:, None, None, None].to(pairs.device), pairs.flip(3), pairs)
-    angle = _uniform(rng, n) * math.radians(settings.rotate_degrees)
-    shear = _uniform(rng, n) * settings.shear
-    scale = 1 + _uniform(rng, n) * settings.scale
-    shift = _uniform(rng, n, 2) * settings.shift * 2
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([
-        torch.stack([cos, -sin + shear * cos, shift[:, 0]], 1),
-        torch.stack([sin, cos + shear * sin, shift[:, 1]], 1),
-    ], 1).to(pairs.device, pairs.dtype)
-    grid = F.affine_grid(theta, list(pairs.shape), align_corners=False)
-    return F.grid_sample(pairs - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1
-
-
-def freehand_lines(sketch: torch.Tensor, settings: Pix2PixTrainSettings, rng: torch.Generator) -> torch.Tensor:
-    """Sketches (N, 1, S, S) in [-1, 1] changed as a hand drawing differs from clean line art.
-
-    Per sketch: lines thinner or thicker (erosion or dilation blended by a random
-    amount) and lighter or darker; a smooth random displacement of up to ``wobble``
-    pixels (the pen does not land exactly on the edge); and for a share of sketches a
-    few small gaps cut into the lines.
-    """
-    n, _, s, _ = sketch.shape
-    device, dtype = sketch.device, sketch.dtype
-    ink = (1 - sketch) / 2  # 0 on paper, 1 on black
-    if settings.line_jitter > 0:
-        amount = (_uniform(rng, n, 1, 1, 1) * settings.line_jitter).to(device, dtype)
-        wider = F.max_pool2d(ink, 3, stride=1, padding=1)
-        thinner = -F.max_pool2d(-ink, 3, stride=1, padding=1)
-        ink = torch.where(amount > 0, ink + amount * (wider - ink), ink + amount.abs() * (thinner - ink))
-        dark = (1 + _uniform(rng, n, 1, 1, 1) * settings.line_jitter * 0.5).to(device, dtype)
-        ink = (ink * dark).clamp(0, 1)
-    if settings.wobble > 0:
-        coarse = _uniform(rng, n, 2, 4, 4).to(device, dtype) * (settings.wobble * 2 / s)
-        flow = F.interpolate(coarse, size=(s, s), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
-        base = F.affine_grid(torch.eye(2, 3, device=device, dtype=dtype).expand(n, 2, 3), [n, 1, s, s], align_corners=False)
-        ink = F.grid_sample(ink, base + flow, mode="bilinear", padding_mode="zeros", align_corners=False)
-    if settings.gaps > 0:
-        gapped = (torch.rand(n, generator=rng) < settings.gaps).to(device)
-        cuts = torch.zeros(n, 1, s, s, device=device, dtype=dtype)
-        count = 6
-        centres = (torch.rand(n, count, 2, generator=rng) * s).to(device)
-        radius = max(1.0, s / 64)
-        rows = torch.arange(s, device=device, dtype=dtype)
-        for i in range(count):
-            dy = (rows[None, :, None] - centres[:, i, 0, None, None]) ** 2
-            dx = (rows[None, None, :] - centres[:, i, 1, None, None]) ** 2
-            cuts = torch.maximum(cuts, ((dy + dx) < radius**2).to(dtype)[:, None])
-        ink = torch.where(gapped[:, None, None, None], ink * (1 - cuts), ink)
-    sketch = 1 - 2 * ink
-    if settings.noise > 0:
-        sketch = (sketch + settings.noise * torch.randn(sketch.shape, generator=rng).to(device, dtype)).clamp(-1, 1)
-    return sketch
 
 
 #: RGB <-> YIQ (NTSC): hue is the angle in the IQ plane, and grey (white paper) has I = Q = 0.
@@ -289,11 +223,7 @@ class Pix2PixRecipe(OnePhaseRecipe):
         return ("G",)
 
     def fine_tune(self, init_from: str | os.PathLike[str]) -> None:
-        from sketchapp.core.engines import load_engine_model
-
-        base = load_engine_model(init_from, "cpu")
-        if not isinstance(base, Pix2PixModel):
-            raise TrainingError(f"{Path(init_from).name}: a {base.kind} model; fine-tuning pix2pix needs a pix2pix model")
+        base = base_model(init_from, PIX2PIX, build_pix2pix_model)
         config = self.settings.config
         adds_colour = base.config.colour_grid == 0 and replace(base.config, colour_grid=config.colour_grid) == config
         grows = config.global_size and base.config == config.core
