@@ -243,7 +243,7 @@ def measure(drawing: np.ndarray, result: np.ndarray) -> dict[str, float]:
 
 
 def settings_line(settings: Any, engine: Any) -> str:
-    if engine.capabilities.get("latents"):
+    if engine.capabilities.latents:
         return (f"{settings.iterations} iterations, {settings.candidates} candidates, seed {settings.seed}, "
                 f"ink lines {'on' if settings.ink_lines else 'off'}")
     return f"one pass ({engine.kind}), seed {settings.seed}, ink lines {'on' if settings.ink_lines else 'off'}"

@@ -266,7 +266,7 @@ def _complete(args: argparse.Namespace) -> int:
         ink_lines=args.ink_lines,
         match_line_width=args.match_line_width,
     )
-    if engine.capabilities.get("latents") and not batch:
+    if engine.capabilities.latents and not batch:
         engine.warm_up(settings)  # a search runs hundreds of passes; one picture is not worth building kernels twice
     side = args.size or engine.model.size
     upscaler = None
@@ -394,7 +394,7 @@ class _Completion:
             return
         if last.candidates > 1 and "spread" in last.info:
             progress.note(f"candidates differ by {last.info['spread']:.1f} grey levels on average")
-        what = f"{last.iteration} iterations" if engine.capabilities.get("latents") else "one pass"
+        what = f"{last.iteration} iterations" if engine.capabilities.latents else "one pass"
         progress.note(
             f"best candidate {last.best + 1} of {last.candidates}, loss {last.losses['total'][last.best]:.4f}, "
             f"{what}; wrote {output}"

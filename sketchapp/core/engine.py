@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from sketchapp.contracts import Capabilities
 from sketchapp.core.prepare import ink_over
 
 
@@ -108,9 +109,7 @@ class Engine(Protocol):
 
     kind: str
     half_size: int  # the model's resolution
-    #: what the window offers: "ghost" (the model's own sketch), "refine" (from a latent code),
-    #: "live" (one pass, fast enough to run while the pen moves), "latents"
-    capabilities: dict[str, bool]
+    capabilities: Capabilities  # what the window offers with it
     model: Any
 
     def warm_up(self, settings: Any = None) -> None: ...

@@ -262,7 +262,7 @@ def evaluate(
         raise ValueError("iteration checkpoints must be positive")
     cancel = cancel or CancelToken()
     engine = engine_spec(model.kind).engine(model, device)
-    iterative = bool(engine.capabilities.get("latents"))
+    iterative = engine.capabilities.latents
     if not iterative:
         starts, marks = ["one-pass"], (0,)
     elif getattr(model, "encoder", None) is None:

@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sketchapp.contracts import Capabilities, LoadedModel
 from sketchapp.paths import user_state_dir
 from sketchapp.ui import session
 from sketchapp.ui.canvas import MAX_BRUSH, MIN_BRUSH, Canvas
@@ -366,7 +367,7 @@ class MainWindow(QMainWindow):
         self.live = True
         # What the loaded engine offers (the worker reports it): "live" engines complete in one
         # pass, so the window asks while the pen moves and shows the newest result that arrives.
-        self.capabilities: dict[str, bool] = {}
+        self.capabilities = Capabilities()
         self.preset_candidates = 1
         self.accept_from = 0  # frames of an older generation than this are never shown (a stop, a new model)
         self.document_path: str | None = None  # the .sketchapp file the drawing was last saved to or opened from
@@ -800,7 +801,7 @@ class MainWindow(QMainWindow):
 
     @property
     def engine_live(self) -> bool:
-        return bool(self.capabilities.get("live"))
+        return self.capabilities.live
 
     # -- presets and model ----------------------------------------------------------------
     def set_presets(self, entries: Sequence[PresetEntry], current: str | None = None) -> None:
@@ -817,31 +818,30 @@ class MainWindow(QMainWindow):
             if entry.id == current:
                 self.presets.setCurrentItem(item)
 
-    def model_ready(self, info: dict[str, Any]) -> None:
-        self.model_side = int(info.get("size", 64))
-        self.capabilities = dict(info.get("capabilities") or {})
+    def model_ready(self, info: LoadedModel) -> None:
+        self.model_side = info.size
+        self.capabilities = info.capabilities
         self.accept_from = self.generation + 1  # nothing the previous model drew
-        ghost = bool(self.capabilities.get("ghost", True))
-        self.ghost_action.setVisible(ghost)
-        if not ghost:
+        self.ghost_action.setVisible(self.capabilities.ghost)
+        if not self.capabilities.ghost:
             self.canvas.set_ghost(None)
-        self.refine_action.setVisible(bool(self.capabilities.get("refine", True)))
-        self.sketch_of_action.setVisible(bool(self.capabilities.get("sketch_of", False)))
-        self.variations_action.setVisible(bool(self.capabilities.get("variations", False)))
-        self.preset_candidates = int(info.get("candidates", 2))
+        self.refine_action.setVisible(self.capabilities.refine)
+        self.sketch_of_action.setVisible(self.capabilities.sketch_of)
+        self.variations_action.setVisible(self.capabilities.variations)
+        self.preset_candidates = info.candidates
         self._show_gallery()
         current = self.presets.currentItem()
-        preset = current.data(Qt.ItemDataRole.UserRole) if current is not None else str(info.get("name", ""))
+        preset = current.data(Qt.ItemDataRole.UserRole) if current is not None else info.name
         if preset != self.ink_preset:  # a new preset brings its ink default; reloading one keeps the user's choice
             self.ink_preset = preset
-            self.ink_action.setChecked(bool(info.get("ink_lines", False)))
+            self.ink_action.setChecked(info.ink_lines)
             self._set_ink(self.ink_action.isChecked())  # the frame on show follows the toggle at once
         if self._pending_ink is not None:  # an opened drawing's own choice, over the preset's default
             self.ink_action.setChecked(self._pending_ink)
             self._pending_ink = None
-        self.preset_name = str(info.get("name", ""))
+        self.preset_name = info.name
         self.preset_label.setText(f"Preset: {self.preset_name}")
-        self.device_label.setText(f"Device: {info.get('device', '?')}")
+        self.device_label.setText(f"Device: {info.device}")
         self.request_completion()  # an empty sheet clears what the previous preset drew
 
     def model_failed(self, message: str) -> None:
@@ -1217,7 +1217,7 @@ class MainWindow(QMainWindow):
         path = self._open_path("Import sketch")
         if not path:
             return
-        use = self.ask_import_use(Path(path).name) if self.capabilities.get("sketch_of") else "drawing"
+        use = self.ask_import_use(Path(path).name) if self.capabilities.sketch_of else "drawing"
         if use is not None:
             self.import_sketch(path, use == "picture")
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from sketchapp.contracts import LoadedModel
 from sketchapp.core.device import available_cpus, configure_cpu_threads, select_device
 from sketchapp.core.engine import CancelToken, Engine, Snapshot
 from sketchapp.core.engines import LEGACY_KIND, REGISTRY, engine_settings, open_engine
@@ -67,7 +68,7 @@ def frame_of(
 
 
 class CompletionWorker(QObject):
-    model_loaded = Signal(dict)  # {"name", "engine", "device", "size", "style", "encoder", "ink_lines", "capabilities"}
+    model_loaded = Signal(object)  # sketchapp.contracts.LoadedModel
     load_failed = Signal(str)
     frame = Signal(object)  # Frame
     finished = Signal(int)  # generation that ended with a final frame
@@ -170,7 +171,7 @@ class CompletionWorker(QObject):
         try:
             device = select_device(self.device_preference)
             engine = open_engine(path, device)
-            live = bool(engine.capabilities.get("live"))
+            live = engine.capabilities.live
             if self.threads is None and live and device.type == "cpu":
                 # A live engine runs while the pen moves: on all cores it would fight the GUI
                 # thread for them, so it leaves one to the pen (see docs/benchmarks.md).
@@ -189,16 +190,14 @@ class CompletionWorker(QObject):
         with self._lock:
             self.engine, self.settings, self.model_name = engine, settings, name
             self._live = live
-        self.model_loaded.emit(
-            {"name": name, "engine": engine.kind, "device": device.type, "size": engine.half_size,
-             "style": model.sketch_style, "encoder": getattr(model, "encoder", None) is not None,
-             "ink_lines": settings.ink_lines, "capabilities": dict(engine.capabilities),
-             "candidates": int(getattr(settings, "candidates", 1))}
-        )
+        self.model_loaded.emit(LoadedModel(
+            name, engine.kind, device.type, engine.half_size, model.sketch_style, getattr(model, "encoder", None) is not None,
+            settings.ink_lines, int(getattr(settings, "candidates", 1)), engine.capabilities,
+        ))
 
     def _sketch(self, ticket: int, picture: np.ndarray) -> None:
         engine = self.engine
-        if engine is None or not engine.capabilities.get("sketch_of"):
+        if engine is None or not engine.capabilities.sketch_of:
             self.sketch_failed.emit(ticket, "this preset's engine cannot draw a sketch from a picture (CycleGAN presets can)")
             return
         try:

@@ -106,7 +106,7 @@ def test_the_model_file_round_trips_and_draws_both_ways(tmp_path):
     loaded = load_engine_model(path)
     assert isinstance(loaded, CycleGANModel) and loaded.config == model.config
     engine = open_engine(path)
-    assert engine.capabilities["sketch_of"] and not engine.capabilities["hints"]
+    assert engine.capabilities.sketch_of and not engine.capabilities.hints
     sketch = np.full((100, 80), 255, np.uint8)
     cv2.circle(sketch, (40, 50), 25, 0, 2)
     snap = list(engine.start(sketch, None, CycleGANSettings(seed=1)))

@@ -338,7 +338,7 @@ def test_palettes_colour_each_closed_area_and_leave_the_paper_and_the_users_hint
 def test_palette_candidates_differ_far_more_than_dropout_and_fall_back_to_it_without_areas():
     model = Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8, dropout=0.5)).eval()
     engine = REGISTRY["pix2pix"].engine(model, torch.device("cpu"))
-    assert engine.capabilities["variations"]
+    assert engine.capabilities.variations and engine.capabilities.hints
     sketch = discs(1).sketches[0]
     run = lambda picture, **kw: next(iter(engine.start(picture, None, Pix2PixSettings(seed=2, candidates=4, **kw))))
     palettes, dropout = run(sketch), run(sketch, variety="dropout")
@@ -350,7 +350,7 @@ def test_palette_candidates_differ_far_more_than_dropout_and_fall_back_to_it_wit
     with pytest.raises(SettingsError):
         Pix2PixSettings(variety="rainbow")
     plain = REGISTRY["pix2pix"].engine(Pix2PixModel.create(Pix2PixConfig(size=S, gf=8, df=8, hints=False)).eval(), torch.device("cpu"))
-    assert not plain.capabilities["variations"]
+    assert not plain.capabilities.variations and not plain.capabilities.hints
 
 
 def test_hue_rotation_keeps_white_and_turns_colours():

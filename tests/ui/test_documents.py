@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QGuiApplication, QImage
 from PySide6.QtWidgets import QMessageBox
 
 from sketchapp.app import CoreServices
+from sketchapp.contracts import Capabilities, LoadedModel
 from sketchapp.ui.main_window import MainWindow, PresetEntry
 from tests.ui.test_main_window import draw
 
@@ -31,7 +32,7 @@ def make_window(qtbot, tmp_path, monkeypatch):
         win.warnings = warnings
         qtbot.addWidget(win)
         win.set_presets(PRESETS, "emoji-pix2pix")
-        win.model_ready({"name": "Emoji line art", "device": "cpu", "size": 16, "capabilities": {"live": True}})
+        win.model_ready(LoadedModel("Emoji line art", "pix2pix", "cpu", 16, capabilities=Capabilities(live=True)))
         win.show()
         return win
 
@@ -125,7 +126,7 @@ def test_opening_a_result_png_brings_back_its_drawing_preset_seed_and_settings(q
     assert len(second.document.strokes) == 1 and second.current_preset_id() == "3d-pix2pix"
     assert second.seed == 4242 and second.overrides == {"candidates": 2, "dropout": 0.5}
     assert second.document_path is None  # a result is not the document: Save asks where
-    second.model_ready({"name": "3D render", "device": "cpu", "size": 16, "capabilities": {"live": True}})
+    second.model_ready(LoadedModel("3D render", "pix2pix", "cpu", 16, capabilities=Capabilities(live=True)))
     assert asked and asked[-1]["seed"] == 4242  # the first run gives the very result back
 
 
@@ -276,7 +277,7 @@ def test_the_saved_seed_survives_a_model_still_loading(qtbot, make_window, tmp_p
     second.completion_requested.connect(lambda *args: seeds.append(args[4].get("seed")))
     with qtbot.waitSignal(second.document_opened, timeout=5000):
         second.open_path(str(tmp_path / "s.sketchapp"))
-    second.model_ready({"name": "Emoji line art", "device": "cpu", "size": 16, "capabilities": {"live": True}})
+    second.model_ready(LoadedModel("Emoji line art", "pix2pix", "cpu", 16, capabilities=Capabilities(live=True)))
     assert seeds == [4242, 4242]  # the first run's frames were dropped with the old model: the seed is not spent
     second.show_frame(result_frame(second.generation, 4242))
     second.request_completion()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,8 +17,12 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from sketchapp.app import App, CoreServices
+from sketchapp.contracts import Capabilities, LoadedModel
 from sketchapp.ui.main_window import MainWindow
 from tests.conftest import beside
+
+#: what the completion worker reports for a Contextual GAN preset that inks its lines
+EMOJI_COLOUR = LoadedModel("Emoji colour", "contextual", "cpu", 16, ink_lines=True, capabilities=Capabilities(ghost=True, refine=True))
 
 
 @pytest.fixture()
@@ -72,7 +77,7 @@ def test_the_ink_toggle_draws_the_sketch_over_the_shown_and_exported_result(qtbo
     draw(window)  # a drawing on the sheet: a preset loaded over an empty one shows nothing
     window.idle.stop()
     window.pen_timer.stop()
-    window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 16, "ink_lines": True})
+    window.model_ready(EMOJI_COLOUR)
     assert window.ink_action.isChecked()
     window.generation = 1
     inked = frame(1, final=True)
@@ -92,14 +97,14 @@ def test_the_ink_toggle_draws_the_sketch_over_the_shown_and_exported_result(qtbo
     assert pixels[31, 2].max() == 0  # x4: the line layer's own resolution, the stroke at full ink
     assert np.asarray(Image.open(tmp_path / "x1.png").convert("L"))[7:9, 2].max() <= 110  # x1: thinner, still drawn
     assert json.loads(Image.open(tmp_path / "x4.png").text["settings"])["ink_lines"] is True
-    window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 16, "ink_lines": True})
+    window.model_ready(EMOJI_COLOUR)
     assert window.ink_action.isChecked()
     window.ink_action.trigger()
-    window.model_ready({"name": "Emoji colour", "device": "cpu", "size": 16, "ink_lines": True})  # a reload
+    window.model_ready(EMOJI_COLOUR)  # a reload
     assert not window.ink_action.isChecked()  # keeps the user's choice
     window.ink_action.trigger()
     assert window.result.image.width() == 64
-    window.model_ready({"name": "3D render", "device": "cpu", "size": 16, "ink_lines": False})
+    window.model_ready(replace(EMOJI_COLOUR, name="3D render", ink_lines=False))
     assert not window.ink_action.isChecked()
     assert window.result.image.width() == 16  # the frame on show follows the new preset's default at once
 

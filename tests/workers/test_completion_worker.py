@@ -74,7 +74,7 @@ def load(qtbot, holder, collector, checkpoint):
 def test_frames_stream_and_the_run_finishes(qtbot, worker, tiny_checkpoint):
     holder, got = worker
     info = load(qtbot, holder, got, tiny_checkpoint)
-    assert info["device"] == "cpu" and info["size"] == 16
+    assert info.device == "cpu" and info.size == 16
     holder.worker.request(Request(1, SKETCH, settings={"iterations": 20, "candidates": 3, "seed": 0}))
     qtbot.waitUntil(lambda: got.finished == [1], timeout=20000)
     qtbot.waitUntil(lambda: got.frames[-1].final, timeout=5000)
@@ -203,8 +203,8 @@ def test_stop_can_be_called_twice(qtbot):
 def test_a_one_pass_engine_reports_what_it_offers_and_finishes_runs_while_newer_ones_wait(qtbot, worker, tiny_pix2pix_checkpoint):
     holder, got = worker
     info = load(qtbot, holder, got, tiny_pix2pix_checkpoint)
-    assert info["engine"] == "pix2pix" and info["size"] == 32
-    assert info["capabilities"]["live"] and not info["capabilities"]["ghost"] and not info["capabilities"]["refine"]
+    assert info.engine == "pix2pix" and info.size == 32
+    assert info.capabilities.live and not info.capabilities.ghost and not info.capabilities.refine
     holder.worker.request(Request(1, SKETCH, settings={"seed": 0}))
     qtbot.waitUntil(lambda: holder.worker.busy.is_set() or 1 in got.finished, timeout=5000)
     for generation in range(2, 21):  # pen events far faster than the engine: requests coalesce

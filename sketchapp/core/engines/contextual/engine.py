@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sketchapp.contracts import Capabilities
 from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.engines.contextual.model import CONTEXTUAL, JointModel
 from sketchapp.core.engines.contextual.networks import sample_z
@@ -104,7 +105,7 @@ class ContextualEngine:
 
     kind = CONTEXTUAL
     #: what the window offers with this engine (the worker reports it)
-    capabilities = {"ghost": True, "refine": True, "live": False, "latents": True}
+    capabilities = Capabilities(ghost=True, refine=True, latents=True, hints=True)
 
     def __init__(self, model: JointModel, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from sketchapp.contracts import Capabilities
 from sketchapp.core.engine import CancelToken, Snapshot, to_uint8
 from sketchapp.core.engines.cyclegan.model import CYCLEGAN, CycleGANModel
 from sketchapp.core.errors import SettingsError
@@ -48,7 +49,7 @@ class CycleGANEngine:
     """One-pass completion (A -> B) and sketches of pictures (B -> A) for a loaded CycleGAN model."""
 
     kind = CYCLEGAN
-    capabilities = {"ghost": False, "refine": False, "live": True, "latents": False, "hints": False, "sketch_of": True}
+    capabilities = Capabilities(live=True, sketch_of=True)
 
     def __init__(self, model: CycleGANModel, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)

@@ -22,7 +22,7 @@ import colorsys
 import copy
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import cv2
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sketchapp.contracts import Capabilities
 from sketchapp.core.colour import ab_grid, lab_to_rgb, rgb_to_lab
 from sketchapp.core.engine import CancelToken, Snapshot
 from sketchapp.core.engines.pix2pix.model import PIX2PIX, Pix2PixModel, generator_input
@@ -98,11 +99,11 @@ class Pix2PixEngine:
 
     kind = PIX2PIX
     #: what the window offers with this engine (the worker reports it)
-    capabilities = {"ghost": False, "refine": False, "live": True, "latents": False, "variations": False}
+    capabilities = Capabilities(live=True)
 
     def __init__(self, model: Pix2PixModel, device: torch.device | str = "cpu") -> None:
         # sampled palettes go in through the hint channels: real variety only where the model has them
-        self.capabilities = {**Pix2PixEngine.capabilities, "variations": model.config.hints}
+        self.capabilities = replace(Pix2PixEngine.capabilities, variations=model.config.hints, hints=model.config.hints)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.model.generator.requires_grad_(False)
