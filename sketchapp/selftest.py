@@ -33,6 +33,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 import sketchapp
 from sketchapp import paths
 from sketchapp.app import App, CoreServices, FirstPaint, start_after_first_paint
+from sketchapp.contracts import LoadedModel
 from sketchapp.display import display_problem
 from sketchapp.identity import apply_identity
 from sketchapp.ui.main_window import MainWindow
@@ -174,9 +175,9 @@ class SelfTest:
         self.fail(f"the window said: {title}: {' '.join(str(text).split())}")
         return QMessageBox.StandardButton.Ok
 
-    def _loaded(self, info: dict[str, Any]) -> None:
+    def _loaded(self, info: LoadedModel) -> None:
         self.times.setdefault("model loaded", self.elapsed())
-        _say(f"model {info.get('name', '?')} ({info.get('engine', '?')}, {info.get('size', '?')} px) on {info.get('device', '?')}")
+        _say(f"model {info.name} ({info.engine}, {info.size} px) on {info.device}")
 
     def _poll(self) -> None:
         window = self.window
