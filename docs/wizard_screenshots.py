@@ -2,7 +2,7 @@
 python3 docs/wizard_screenshots.py FOLDER [--preset ID] [--pages N]
 
 FOLDER is a folder of pictures (the docs used 700 renders from the npm package
-@lobehub/fluent-emoji-3d). The wizard fine-tunes the preset (default emoji-colour) on it
+@lobehub/fluent-emoji-3d). The wizard fine-tunes the preset (default 3d-pix2pix) on it
 for two epochs on the CPU, in a throw-away data folder, and each page is saved to
 docs/wizard-N-NAME.png as a user would see it; ``--pages 3`` stops after the model page.
 """
@@ -30,7 +30,7 @@ DOCS = Path(__file__).resolve().parent
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--preset", default="emoji-colour")
+    parser.add_argument("--preset", default="3d-pix2pix")
     parser.add_argument("--pages", type=int, default=5, help="stop after this page (default 5: all)")
     args = parser.parse_args(argv[1:])
     if not args.folder.is_dir():
