@@ -348,7 +348,9 @@ class TrainingWorker(QObject):
             style = pairs.info.get("sketch_style", spec.get("style", "unknown"))
             record = {**pairs.info, "spec": spec, "base_preset": base_preset}
             events = engine.train(run, pairs, settings, device, cancel, resume, base_model, record)
-            last = self._drive(events, cancel, device.type, run, history, number, engine)
+            unused = getattr(settings, "unused_losses", frozenset())
+            labels = {name: label for name, label in engine.loss_labels.items() if name not in unused}
+            last = self._drive(events, cancel, device.type, run, history, number, engine, labels)
             if last is None or last.kind == "cancelled":
                 step = last.step if last is not None else 0
                 steps = last.steps if last is not None else 0
@@ -385,10 +387,10 @@ class TrainingWorker(QObject):
 
     def _drive(
         self, events: Any, cancel: CancelToken, device_type: str, run: str, history: list[dict[str, float]], number: int,
-        engine: Any,
+        engine: Any, labels: dict[str, str],
     ) -> Any:
         """Pull training steps of ``engine`` (its registry entry), reporting at most every PROGRESS_INTERVAL;
-        hold while paused or drawing.
+        hold while paused or drawing. ``labels``: the losses to plot, with their labels.
 
         Returns the last TrainEvent ("done" or "cancelled"), None if there was none.
         """
@@ -409,7 +411,7 @@ class TrainingWorker(QObject):
                 first_step = event.step
                 working = 0.0  # reading and building were not steps
                 self.started.emit({"job": number, "run": run, "message": event.message, "history": history,
-                                   "losses": list(engine.loss_names), "loss_labels": dict(engine.loss_labels),
+                                   "losses": list(engine.loss_names), "loss_labels": labels,
                                    "sample_columns": engine.sample_columns,
                                    "step": event.step, "steps": event.steps})
                 continue

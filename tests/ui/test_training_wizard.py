@@ -178,7 +178,7 @@ def test_the_wizard_fine_tunes_a_pix2pix_preset_that_then_completes_while_drawin
     train = wizard.train_page
     qtbot.waitUntil(lambda: train.result is not None, timeout=60000)
     assert train.result["status"] == "done" and train.result["engine"] == "pix2pix"
-    assert set(train.curves) == {"d_loss", "g_gan", "g_l1", "g_ssim", "g_colour"}  # the recipe's own losses, its scores left out
+    assert set(train.curves) == {"d_loss", "g_gan", "g_l1", "g_ssim"}  # its own losses: not D's scores, nor colour cells without a head
     assert "1 - SSIM" in train.legend.getLabel(train.curves["g_ssim"]).text
     assert "sketch · hints · the model's picture · the true picture" in train.sample_columns.text()
     assert len(train.series["g_l1"][0]) == train.result["steps"] > 0

@@ -241,6 +241,20 @@ def test_an_estimate_for_invalid_settings_or_device_fails_with_its_request_numbe
 # -- training -------------------------------------------------------------------------------------
 
 
+def test_a_plot_leaves_out_the_losses_a_run_does_not_compute(qtbot, worker, tmp_path):
+    from sketchapp.core.engines.pix2pix.recipe import Pix2PixTrainSettings
+
+    assert Pix2PixTrainSettings(colour_grid=16).unused_losses == frozenset()
+    holder, got = worker
+    folder = make_pictures(tmp_path / "pics")
+    job = {**train_job(tmp_path, folder), "engine": "pix2pix", "network": {"size": 32, "width": 8},
+           "settings": {"epochs": 1, "batch_size": 4}}
+    holder.worker.start(job)
+    assert finish(qtbot, got)["status"] == "done"
+    labels = got.started[0]["loss_labels"]
+    assert "g_l1" in labels and "g_colour" not in labels  # no colour head: its cross-entropy is 0 every step
+
+
 def test_training_reports_progress_samples_and_the_finished_model(qtbot, worker, tmp_path):
     holder, got = worker
     folder = make_pictures(tmp_path / "pics")

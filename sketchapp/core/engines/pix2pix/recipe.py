@@ -123,6 +123,11 @@ class Pix2PixTrainSettings(Record):
                 raise SettingsError(f"pix2pix training {message}")
 
     @property
+    def unused_losses(self) -> frozenset[str]:
+        """Losses its training reports as 0 every step, which a plot leaves out: the colour cells without a colour head."""
+        return frozenset() if self.colour_grid else frozenset({"g_colour"})
+
+    @property
     def config(self) -> Pix2PixConfig:
         return Pix2PixConfig(self.size, self.gf, self.df, self.hints, self.dropout, self.colour_grid, self.global_size, self.enhancer)
 
