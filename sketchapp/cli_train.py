@@ -289,9 +289,8 @@ def run_train(args: argparse.Namespace) -> int:
         kind = args.engine or (model_kind(init_from) if init_from is not None else default_kind(bool(args.unpaired)))
         spec_of_engine = engine_spec(kind)
         if args.unpaired and not spec_of_engine.unpaired:
-            takers = [other for other in REGISTRY.values() if other.unpaired]
-            args.usage_error(f"unpaired folders train the {' or '.join(o.title for o in takers)} engine, not {kind} "
-                             f"(use --engine {takers[0].kind})")
+            takers = " or ".join(other.title for other in REGISTRY.values() if other.unpaired)
+            args.usage_error(f"unpaired folders train the {takers} engine, not {kind} (use --engine {default_kind(True)})")
         spec = _data_spec(args)
         # fine-tuning keeps the base model's networks unless told otherwise
         settings = training_settings(kind, _train_overrides(args, kind), init_from)

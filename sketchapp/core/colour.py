@@ -32,10 +32,15 @@ _WHITE = torch.tensor([0.95047, 1.0, 1.08883])
 _EPS, _KAPPA = 216 / 24389, 24389 / 27
 
 
+def _linear(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] (clamped) -> linear light."""
+    rgb = rgb.clamp(0, 1)
+    return torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB (N, 3, H, W) in [0, 1] -> CIELab (L 0-100, a and b about -110..100), D65 white."""
-    rgb = rgb.clamp(0, 1)
-    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    linear = _linear(rgb)
     xyz = torch.einsum("ij,njhw->nihw", _RGB_TO_XYZ.to(rgb), linear) / _WHITE.to(rgb)[:, None, None]
     f = torch.where(xyz > _EPS, xyz.clamp_min(1e-12) ** (1 / 3), (_KAPPA * xyz + 16) / 116)
     return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
@@ -43,9 +48,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
 
 def lightness(rgb: torch.Tensor) -> torch.Tensor:
     """CIELab L (N, 1, H, W) of sRGB (N, 3, H, W) in [0, 1]: ``rgb_to_lab``'s first channel, from Y alone."""
-    rgb = rgb.clamp(0, 1)
-    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    y = torch.einsum("j,njhw->nhw", _RGB_TO_XYZ[1].to(rgb), linear)[:, None]
+    y = torch.einsum("j,njhw->nhw", _RGB_TO_XYZ[1].to(rgb), _linear(rgb))[:, None]
     f = torch.where(y > _EPS, y.clamp_min(1e-12) ** (1 / 3), (_KAPPA * y + 16) / 116)
     return 116 * f - 16
 
